@@ -1,0 +1,17 @@
+//! `skiff._native`: thin bindings over `skiff-core`.
+//!
+//! Every function here converts arguments, calls the core through [`gil::detached`]
+//! (which releases the GIL and maps errors), and converts the result. Nothing else.
+
+mod digest;
+mod errors;
+mod gil;
+
+use pyo3::prelude::*;
+
+#[pymodule]
+fn _native(m: &Bound<'_, PyModule>) -> PyResult<()> {
+    m.add("__version__", env!("CARGO_PKG_VERSION"))?;
+    digest::register(m)?;
+    Ok(())
+}
