@@ -11,6 +11,9 @@ from __future__ import annotations
 class SkiffError(Exception):
     """Root of every error Skiff raises on purpose."""
 
+    #: Set by the API client on errors the daemon answered with.
+    from_daemon: bool = False
+
     @property
     def message(self) -> str:
         return str(self.args[0]) if self.args else self.__class__.__name__

@@ -144,9 +144,15 @@ pub fn oci_digest(sum: &[u8; 32]) -> String {
 /// [`Error::InvalidArgument`] naming what was wrong.
 pub fn parse_sha256_digest(digest: &str) -> Result<[u8; 32]> {
     let hexpart = digest.strip_prefix(SHA256_PREFIX).ok_or_else(|| {
-        Error::InvalidArgument(format!("invalid digest {digest:?}: expected sha256:<64 hex digits>"))
+        Error::InvalidArgument(format!(
+            "invalid digest {digest:?}: expected sha256:<64 hex digits>"
+        ))
     })?;
-    if hexpart.len() != 64 || !hexpart.bytes().all(|b| matches!(b, b'0'..=b'9' | b'a'..=b'f')) {
+    if hexpart.len() != 64
+        || !hexpart
+            .bytes()
+            .all(|b| matches!(b, b'0'..=b'9' | b'a'..=b'f'))
+    {
         return Err(Error::InvalidArgument(format!(
             "invalid digest {digest:?}: expected 64 lowercase hex digits"
         )));
@@ -207,7 +213,10 @@ mod tests {
         std::fs::create_dir_all(&dir).unwrap();
         let path = dir.join("blob");
         let data: Vec<u8> = (0..(CHUNK * 2 + 13)).map(|i| (i % 253) as u8).collect();
-        std::fs::File::create(&path).unwrap().write_all(&data).unwrap();
+        std::fs::File::create(&path)
+            .unwrap()
+            .write_all(&data)
+            .unwrap();
 
         let (sum, n) = sha256_file(&path).unwrap();
         let mut d = Sha256Digester::new();
@@ -219,7 +228,10 @@ mod tests {
         let digest = oci_digest(&sum);
         assert_eq!(verify_file(&path, &digest).unwrap(), data.len() as u64);
         let wrong = format!("sha256:{EMPTY_SHA256}");
-        assert!(matches!(verify_file(&path, &wrong), Err(Error::DigestMismatch { .. })));
+        assert!(matches!(
+            verify_file(&path, &wrong),
+            Err(Error::DigestMismatch { .. })
+        ));
         std::fs::remove_dir_all(&dir).unwrap();
     }
 
@@ -234,8 +246,17 @@ mod tests {
     fn digest_strings_are_validated() {
         let ok = format!("sha256:{ABC_SHA256}");
         assert_eq!(hex::encode(parse_sha256_digest(&ok).unwrap()), ABC_SHA256);
-        for bad in ["", "sha256:", "md5:abc", "sha256:XYZ", &format!("sha256:{}", &ABC_SHA256[1..])] {
-            assert_eq!(parse_sha256_digest(bad).unwrap_err().kind(), crate::ErrorKind::InvalidArgument);
+        for bad in [
+            "",
+            "sha256:",
+            "md5:abc",
+            "sha256:XYZ",
+            &format!("sha256:{}", &ABC_SHA256[1..]),
+        ] {
+            assert_eq!(
+                parse_sha256_digest(bad).unwrap_err().kind(),
+                crate::ErrorKind::InvalidArgument
+            );
         }
         let upper = format!("sha256:{}", ABC_SHA256.to_uppercase());
         assert!(parse_sha256_digest(&upper).is_err());

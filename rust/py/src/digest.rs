@@ -63,19 +63,28 @@ impl PySha256 {
 
     /// Adds bytes (any buffer) to the digest.
     fn update(&mut self, py: Python<'_>, data: &Bound<'_, PyAny>) -> PyResult<()> {
-        let digester = self.inner.as_mut().ok_or_else(|| to_pyerr(py, finished()))?;
+        let digester = self
+            .inner
+            .as_mut()
+            .ok_or_else(|| to_pyerr(py, finished()))?;
         with_bytes(py, data, |bytes| digester.update(bytes))
     }
 
     /// The 32-byte digest of what went in so far.
     fn digest<'py>(&self, py: Python<'py>) -> PyResult<Bound<'py, PyBytes>> {
-        let d = self.inner.as_ref().ok_or_else(|| to_pyerr(py, finished()))?;
+        let d = self
+            .inner
+            .as_ref()
+            .ok_or_else(|| to_pyerr(py, finished()))?;
         Ok(PyBytes::new(py, &d.peek()))
     }
 
     /// The hex digest of what went in so far.
     fn hexdigest(&self, py: Python<'_>) -> PyResult<String> {
-        let d = self.inner.as_ref().ok_or_else(|| to_pyerr(py, finished()))?;
+        let d = self
+            .inner
+            .as_ref()
+            .ok_or_else(|| to_pyerr(py, finished()))?;
         Ok(hex_of(&d.peek()))
     }
 
@@ -88,12 +97,18 @@ impl PySha256 {
     /// Bytes hashed so far.
     #[getter]
     fn size(&self, py: Python<'_>) -> PyResult<u64> {
-        let d = self.inner.as_ref().ok_or_else(|| to_pyerr(py, finished()))?;
+        let d = self
+            .inner
+            .as_ref()
+            .ok_or_else(|| to_pyerr(py, finished()))?;
         Ok(d.len())
     }
 
     fn copy(&self, py: Python<'_>) -> PyResult<Self> {
-        let d = self.inner.as_ref().ok_or_else(|| to_pyerr(py, finished()))?;
+        let d = self
+            .inner
+            .as_ref()
+            .ok_or_else(|| to_pyerr(py, finished()))?;
         Ok(Self {
             inner: Some(d.clone()),
         })

@@ -1,0 +1,61 @@
+"""``skiff version``: the client's version and, when a daemon answers, the daemon's."""
+
+from __future__ import annotations
+
+import platform
+import sys
+from typing import Any
+
+import click
+
+from skiff.cli.app import App
+from skiff.errors import SkiffError
+from skiff.version import API_VERSION, __version__
+
+
+def _client_lines(app: App) -> list[str]:
+    from skiff.daemon.routes.system import goarch
+
+    return [
+        "Client:",
+        f" Version:           {__version__}",
+        f" API version:       {API_VERSION}",
+        f" Python version:    {platform.python_version()}",
+        f" OS/Arch:           linux/{goarch()}",
+        f" Host:              {app.host}",
+    ]
+
+
+def _server_lines(info: dict[str, Any]) -> list[str]:
+    platform_name = (info.get("Platform") or {}).get("Name") or "Engine"
+    lines = [f"Server: {platform_name}"]
+    for comp in info.get("Components") or []:
+        details = comp.get("Details") or {}
+        lines.append(f" {comp.get('Name', '?')}:")
+        lines.append(f"  Version:          {comp.get('Version', '')}")
+        if "ApiVersion" in details:
+            lines.append(
+                f"  API version:      {details['ApiVersion']} (minimum version {details.get('MinAPIVersion', '')})"
+            )
+        if "Os" in details:
+            lines.append(f"  OS/Arch:          {details['Os']}/{details.get('Arch', '')}")
+        if "KernelVersion" in details:
+            lines.append(f"  Kernel version:   {details['KernelVersion']}")
+        if details.get("GitCommit"):
+            lines.append(f"  Git commit:       {details['GitCommit']}")
+    return lines
+
+
+@click.command("version")
+@click.pass_obj
+def command(app: App) -> None:
+    """Show the Skiff version information."""
+    click.echo("\n".join(_client_lines(app)))
+    try:
+        info = app.client.version()
+    except SkiffError as err:
+        click.echo("")
+        click.echo(err.message, err=True)
+        sys.exit(1)
+    click.echo("")
+    click.echo("\n".join(_server_lines(info)))

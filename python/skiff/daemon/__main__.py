@@ -1,0 +1,5 @@
+import sys
+
+from skiff.daemon.main import main
+
+sys.exit(main())

@@ -1,0 +1,2 @@
+"""One module per Engine API resource; each has ``routes(daemon)`` returning its
+``(method, pattern, handler)`` triples."""

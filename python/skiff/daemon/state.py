@@ -1,0 +1,113 @@
+"""The running daemon: its configuration, directories, pid file and listeners.
+
+Directories it owns (see ../../DESIGN.md, "On disk"): ``data_root`` (default
+/var/lib/skiff, mode 0711) for persistent state, ``exec_root`` (default /run/skiff,
+mode 0700) for runtime state; the API socket defaults to /run/skiff/skiff.sock, mode
+0660, group ``skiff`` when that group exists.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import grp
+import logging
+import os
+import socket
+from pathlib import Path
+
+from skiff.daemon.config import DaemonConfig
+from skiff.daemon.http import HTTPServer
+from skiff.errors import Conflict, NotFound
+from skiff.runtime.binary import find_runtime, runtime_version
+
+log = logging.getLogger("skiff.daemon")
+
+
+class Daemon:
+    def __init__(self, config: DaemonConfig) -> None:
+        self.config = config
+        self.data_root = Path(config.data_root)
+        self.exec_root = Path(config.exec_root)
+        self.git_commit = ""
+        self.build_time = ""
+        self.runtime_version = ""
+        self._server: HTTPServer | None = None
+        self._sockets: list[Path] = []
+        self._pidfile: Path | None = None
+
+    async def start(self) -> None:
+        from skiff.daemon.app import build_router, common_headers
+
+        self.data_root.mkdir(parents=True, exist_ok=True, mode=0o711)
+        self.exec_root.mkdir(parents=True, exist_ok=True, mode=0o700)
+        self._pidfile = write_pidfile(Path(self.config.pidfile))
+        try:
+            self.runtime_version = runtime_version(find_runtime())
+        except NotFound as err:
+            log.warning("%s", err)
+
+        self._server = HTTPServer(build_router(self).dispatch, common_headers())
+        for host in self.config.listen:
+            path = Path(host.path)
+            prepare_socket_path(path)
+            await self._server.listen_unix(str(path))
+            self._sockets.append(path)
+            secure_socket(path, self.config.group)
+            log.info("API listen on %s", path)
+
+    async def stop(self) -> None:
+        if self._server is not None:
+            await self._server.close()
+        for path in self._sockets:
+            with contextlib.suppress(FileNotFoundError):
+                path.unlink()
+        if self._pidfile is not None:
+            with contextlib.suppress(FileNotFoundError):
+                self._pidfile.unlink()
+        log.info("daemon shut down")
+
+    async def serve_until(self, stop: asyncio.Event) -> None:
+        await self.start()
+        try:
+            await stop.wait()
+        finally:
+            await self.stop()
+
+
+def write_pidfile(path: Path) -> Path:
+    """Writes our pid, refusing to start when another live process holds the file."""
+    try:
+        other = int(path.read_text().strip() or "0")
+    except (FileNotFoundError, ValueError):
+        other = 0
+    if other and other != os.getpid() and Path(f"/proc/{other}").exists():
+        raise Conflict(f"pid file found, ensure skiffd is not running or delete {path}")
+    path.parent.mkdir(parents=True, exist_ok=True)
+    path.write_text(f"{os.getpid()}")
+    return path
+
+
+def prepare_socket_path(path: Path) -> None:
+    """Makes room for a socket: a stale one is removed, a live one is an error."""
+    path.parent.mkdir(parents=True, exist_ok=True)
+    if not path.exists() and not path.is_symlink():
+        return
+    probe = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
+    try:
+        probe.connect(str(path))
+    except OSError:
+        path.unlink()
+        return
+    finally:
+        probe.close()
+    raise Conflict(f"another daemon is already listening on {path}")
+
+
+def secure_socket(path: Path, group: str) -> None:
+    gid = -1
+    with contextlib.suppress(KeyError):
+        gid = grp.getgrnam(group).gr_gid
+    if gid >= 0:
+        os.chown(path, -1, gid)
+    os.chmod(path, 0o660)
