@@ -5,8 +5,18 @@ Long calls release the GIL. Errors: ``OSError`` subclasses for I/O, and the clas
 """
 
 import os
-from collections.abc import Buffer
+from typing_extensions import Buffer
 from typing import final
+
+__all__ = [
+    "__version__",
+    "Sha256",
+    "Xxh3",
+    "sha256_file",
+    "verify_file",
+    "xxh3_128",
+    "xxh3_128_file",
+]
 
 __version__: str
 

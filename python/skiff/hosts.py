@@ -43,10 +43,14 @@ def parse_host(text: str) -> Host:
         return Host("unix", path=value)
     scheme, sep, rest = value.partition("://")
     if not sep:
-        raise InvalidArgument(f"invalid daemon address {text!r}: expected unix:///path or tcp://host:port")
+        raise InvalidArgument(
+            f"invalid daemon address {text!r}: expected unix:///path or tcp://host:port"
+        )
     if scheme == "unix":
         if not rest.startswith("/"):
-            raise InvalidArgument(f"invalid daemon address {text!r}: the socket path must be absolute")
+            raise InvalidArgument(
+                f"invalid daemon address {text!r}: the socket path must be absolute"
+            )
         return Host("unix", path=rest)
     if scheme == "tcp":
         hostport = rest.rstrip("/")

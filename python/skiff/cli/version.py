@@ -35,7 +35,8 @@ def _server_lines(info: dict[str, Any]) -> list[str]:
         lines.append(f"  Version:          {comp.get('Version', '')}")
         if "ApiVersion" in details:
             lines.append(
-                f"  API version:      {details['ApiVersion']} (minimum version {details.get('MinAPIVersion', '')})"
+                f"  API version:      {details['ApiVersion']}"
+                f" (minimum version {details.get('MinAPIVersion', '')})"
             )
         if "Os" in details:
             lines.append(f"  OS/Arch:          {details['Os']}/{details.get('Arch', '')}")

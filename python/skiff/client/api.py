@@ -88,7 +88,8 @@ class APIClient:
                 f"permission denied while trying to connect to the daemon socket at {self.host}"
             )
         return Unavailable(
-            f"Cannot connect to the Skiff daemon at {self.host}. Is skiffd running? ({err.strerror or err})"
+            f"Cannot connect to the Skiff daemon at {self.host}. "
+            f"Is skiffd running? ({err.strerror or err})"
         )
 
     def raw_request(

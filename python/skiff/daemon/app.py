@@ -10,6 +10,7 @@ Paths are served both bare and under ``/v1.NN/`` for every version from
 
 from __future__ import annotations
 
+import logging
 import re
 from collections.abc import Iterable
 from dataclasses import dataclass
@@ -21,6 +22,8 @@ from skiff.version import API_VERSION, MIN_API_VERSION, __version__, parse_api_v
 
 if TYPE_CHECKING:
     from skiff.daemon.state import Daemon
+
+log = logging.getLogger("skiff.daemon.api")
 
 _VERSIONED = re.compile(r"^/v([0-9]+\.[0-9]+)(/.*)$")
 _PARAM = re.compile(r"\{(\w+)(?::([^}]+))?\}")
@@ -69,6 +72,7 @@ class Router:
         self._routes = [Route(method, compile_pattern(p), h) for method, p, h in routes]
 
     async def dispatch(self, request: Request) -> Answer:
+        log.debug("Calling %s %s", request.method, request.path)
         m = _VERSIONED.match(request.path)
         if m:
             request.api_version = check_api_version(m.group(1))

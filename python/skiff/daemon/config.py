@@ -57,7 +57,8 @@ def load(config_file: str | None, flags: dict[str, Any]) -> DaemonConfig:
         unknown = sorted(set(raw) - set(KEYS))
         if unknown:
             raise InvalidArgument(
-                f"the following directives don't match any configuration option: {', '.join(unknown)}"
+                "the following directives don't match any configuration option: "
+                + ", ".join(unknown)
             )
         from_file = {KEYS[k]: v for k, v in raw.items()}
     elif config_file:
@@ -81,11 +82,16 @@ def _validate(config: DaemonConfig) -> None:
     for host in config.listen:
         if host.scheme != "unix":
             raise InvalidArgument(
-                f"cannot listen on {host}: TCP needs TLS with client certificates, not supported yet"
+                f"cannot listen on {host}: TCP needs TLS with client certificates,"
+                " not supported yet"
             )
     for name in ("data_root", "exec_root", "pidfile"):
         value = getattr(config, name)
         if not isinstance(value, str) or not value.startswith("/"):
-            raise InvalidArgument(f"{name.replace('_', '-')} must be an absolute path, not {value!r}")
+            raise InvalidArgument(
+                f"{name.replace('_', '-')} must be an absolute path, not {value!r}"
+            )
     if config.log_level not in _LOG_LEVELS:
-        raise InvalidArgument(f"invalid log level {config.log_level!r}: one of {', '.join(_LOG_LEVELS)}")
+        raise InvalidArgument(
+            f"invalid log level {config.log_level!r}: one of {', '.join(_LOG_LEVELS)}"
+        )

@@ -13,6 +13,7 @@ Handlers take a :class:`Request` and return a :class:`Response`, a
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import json
 import logging
 from collections.abc import AsyncIterator, Awaitable, Callable
@@ -206,7 +207,9 @@ class HTTPServer:
         for server in self._servers:
             await server.wait_closed()
 
-    async def _on_connection(self, reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
+    async def _on_connection(
+        self, reader: asyncio.StreamReader, writer: asyncio.StreamWriter
+    ) -> None:
         task = asyncio.current_task()
         assert task is not None
         self._connections.add(task)
@@ -218,10 +221,8 @@ class HTTPServer:
         finally:
             self._connections.discard(task)
             writer.close()
-            try:
+            with contextlib.suppress(ConnectionError, OSError):
                 await writer.wait_closed()
-            except (ConnectionError, OSError):
-                pass
 
     async def _serve_one(self, reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> bool:
         """Serves one request; returns whether the connection stays open."""
@@ -269,7 +270,11 @@ class HTTPServer:
         return ("\r\n".join(lines) + "\r\n\r\n").encode("latin-1")
 
     async def _write(
-        self, writer: asyncio.StreamWriter, answer: Response | StreamResponse, method: str, keep_alive: bool
+        self,
+        writer: asyncio.StreamWriter,
+        answer: Response | StreamResponse,
+        method: str,
+        keep_alive: bool,
     ) -> bool:
         conn = "keep-alive" if keep_alive else "close"
         if isinstance(answer, Response):
@@ -303,10 +308,18 @@ class HTTPServer:
         return keep_alive
 
     async def _hijack(
-        self, request: Request, answer: Hijack, reader: asyncio.StreamReader, writer: asyncio.StreamWriter
+        self,
+        request: Request,
+        answer: Hijack,
+        reader: asyncio.StreamReader,
+        writer: asyncio.StreamWriter,
     ) -> None:
         if request.wants_upgrade:
-            headers = {"Content-Type": answer.content_type, "Connection": "Upgrade", "Upgrade": "tcp"}
+            headers = {
+                "Content-Type": answer.content_type,
+                "Connection": "Upgrade",
+                "Upgrade": "tcp",
+            }
             writer.write(self._head(101, headers))
         else:
             # Old clients: a plain 200 and then the raw stream, as dockerd does.

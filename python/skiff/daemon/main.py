@@ -28,7 +28,9 @@ class _LogfmtFormatter(logging.Formatter):
     def format(self, record: logging.LogRecord) -> str:
         stamp = time.strftime("%Y-%m-%dT%H:%M:%S", time.gmtime(record.created))
         stamp += f".{int((record.created % 1) * 1_000_000):06d}Z"
-        level = {"WARNING": "warning", "CRITICAL": "fatal"}.get(record.levelname, record.levelname.lower())
+        level = {"WARNING": "warning", "CRITICAL": "fatal"}.get(
+            record.levelname, record.levelname.lower()
+        )
         msg = record.getMessage().replace("\\", "\\\\").replace('"', '\\"')
         line = f'time="{stamp}" level={level} msg="{msg}"'
         if record.exc_info:
@@ -39,14 +41,52 @@ class _LogfmtFormatter(logging.Formatter):
 def _parser() -> argparse.ArgumentParser:
     p = argparse.ArgumentParser(prog="skiffd", description="Skiff's daemon: the Docker Engine API.")
     # Defaults are None so that we know which flags the user gave (see config.load).
-    p.add_argument("-H", "--host", dest="hosts", action="append", metavar="ADDR", help="daemon socket(s) to listen on")
-    p.add_argument("--data-root", dest="data_root", metavar="DIR", help="root of persistent state (default /var/lib/skiff)")
-    p.add_argument("--exec-root", dest="exec_root", metavar="DIR", help="root of runtime state (default /run/skiff)")
-    p.add_argument("--config-file", dest="config_file", metavar="FILE", help="daemon configuration file (default /etc/skiff/daemon.json)")
-    p.add_argument("-p", "--pidfile", dest="pidfile", metavar="FILE", help="path of the pid file (default /run/skiff/skiffd.pid)")
-    p.add_argument("-G", "--group", dest="group", metavar="GROUP", help="group of the unix socket (default skiff)")
-    p.add_argument("-D", "--debug", dest="debug", action="store_const", const=True, help="debug logging")
-    p.add_argument("-l", "--log-level", dest="log_level", choices=["debug", "info", "warn", "error", "fatal"])
+    p.add_argument(
+        "-H",
+        "--host",
+        dest="hosts",
+        action="append",
+        metavar="ADDR",
+        help="daemon socket(s) to listen on",
+    )
+    p.add_argument(
+        "--data-root",
+        dest="data_root",
+        metavar="DIR",
+        help="root of persistent state (default /var/lib/skiff)",
+    )
+    p.add_argument(
+        "--exec-root",
+        dest="exec_root",
+        metavar="DIR",
+        help="root of runtime state (default /run/skiff)",
+    )
+    p.add_argument(
+        "--config-file",
+        dest="config_file",
+        metavar="FILE",
+        help="daemon configuration file (default /etc/skiff/daemon.json)",
+    )
+    p.add_argument(
+        "-p",
+        "--pidfile",
+        dest="pidfile",
+        metavar="FILE",
+        help="path of the pid file (default /run/skiff/skiffd.pid)",
+    )
+    p.add_argument(
+        "-G",
+        "--group",
+        dest="group",
+        metavar="GROUP",
+        help="group of the unix socket (default skiff)",
+    )
+    p.add_argument(
+        "-D", "--debug", dest="debug", action="store_const", const=True, help="debug logging"
+    )
+    p.add_argument(
+        "-l", "--log-level", dest="log_level", choices=["debug", "info", "warn", "error", "fatal"]
+    )
     p.add_argument("-v", "--version", action="store_true", help="print the version and exit")
     return p
 

@@ -21,7 +21,14 @@ _PING_HEADERS = {
 }
 
 #: uname's machine names -> Go's GOARCH names, which Docker clients expect.
-_GOARCH = {"x86_64": "amd64", "aarch64": "arm64", "armv7l": "arm", "i686": "386", "ppc64le": "ppc64le", "s390x": "s390x"}
+_GOARCH = {
+    "x86_64": "amd64",
+    "aarch64": "arm64",
+    "armv7l": "arm",
+    "i686": "386",
+    "ppc64le": "ppc64le",
+    "s390x": "s390x",
+}
 
 
 def goarch() -> str:

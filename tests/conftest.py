@@ -1,0 +1,112 @@
+"""Shared test harness.
+
+- ``@pytest.mark.root``: the test needs root (real namespaces, mounts, cgroups); it is
+  skipped for other users.
+- Image fixtures built without network: ``busybox_tar``, ``probe`` (the static probe
+  binary) and ``probe_tar``.
+- ``skiffd`` (one real daemon for the session) and ``daemon_factory`` (fresh daemons a
+  test starts and stops itself).
+- A leak check: the session snapshots mounts, network namespaces, links, cgroups and
+  processes at its start and fails the run if its end shows any new ones.
+"""
+
+from __future__ import annotations
+
+import os
+import shutil
+import tempfile
+from collections.abc import Callable, Iterator
+from pathlib import Path
+
+import pytest
+
+from tests.support import images, leaks
+from tests.support.daemon import RunningDaemon, start_daemon
+
+_BEFORE: leaks.Snapshot | None = None
+
+
+def pytest_sessionstart(session: pytest.Session) -> None:
+    global _BEFORE
+    _BEFORE = leaks.Snapshot.take()
+
+
+def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item]) -> None:
+    if os.geteuid() == 0:
+        return
+    skip = pytest.mark.skip(reason="needs root")
+    for item in items:
+        if "root" in item.keywords:
+            item.add_marker(skip)
+
+
+def pytest_sessionfinish(session: pytest.Session, exitstatus: int) -> None:
+    if _BEFORE is None or os.environ.get("SKIFF_LEAKCHECK") == "0":
+        return
+    found = leaks.leaks(_BEFORE, leaks.Snapshot.take())
+    if found:
+        reporter = session.config.pluginmanager.get_plugin("terminalreporter")
+        text = "LEAK CHECK FAILED: " + leaks.describe(found)
+        if reporter is not None:
+            reporter.write_line(text, red=True, bold=True)
+        else:
+            print(text)
+        session.exitstatus = pytest.ExitCode.TESTS_FAILED
+
+
+def short_tmpdir(prefix: str) -> Path:
+    """A temporary directory with a short path (unix socket paths must fit 108 bytes)."""
+    return Path(tempfile.mkdtemp(prefix=prefix, dir="/tmp"))
+
+
+@pytest.fixture(scope="session")
+def artifacts() -> Iterator[Path]:
+    path = short_tmpdir("skiff-art-")
+    yield path
+    shutil.rmtree(path, ignore_errors=True)
+
+
+@pytest.fixture(scope="session")
+def busybox_tar(artifacts: Path) -> Path:
+    """A busybox root filesystem tar (Debian's busybox-static, applet links, passwd)."""
+    return images.build_busybox_tar(artifacts / "busybox.tar")
+
+
+@pytest.fixture(scope="session")
+def probe() -> Path:
+    """The static probe binary: run in a container, it prints what it sees as JSON."""
+    return images.build_probe()
+
+
+@pytest.fixture(scope="session")
+def probe_tar(artifacts: Path, probe: Path) -> Path:
+    """A root filesystem holding only the probe, at /probe."""
+    return images.build_probe_tar(artifacts / "probe.tar", probe)
+
+
+@pytest.fixture
+def daemon_factory() -> Iterator[Callable[..., RunningDaemon]]:
+    """Starts fresh daemons (``factory(*flags, config="{}")``); stops them all at the end."""
+    started: list[tuple[RunningDaemon, Path]] = []
+
+    def factory(*flags: str, config: str = "{}") -> RunningDaemon:
+        root = short_tmpdir("skiffd-")
+        daemon = start_daemon(root, *flags, config=config)
+        started.append((daemon, root))
+        return daemon
+
+    yield factory
+    for daemon, root in started:
+        daemon.stop()
+        shutil.rmtree(root, ignore_errors=True)
+
+
+@pytest.fixture(scope="session")
+def skiffd() -> Iterator[RunningDaemon]:
+    """One daemon shared by the session's tests that only read from it."""
+    root = short_tmpdir("skiffd-")
+    daemon = start_daemon(root)
+    yield daemon
+    code = daemon.stop()
+    shutil.rmtree(root, ignore_errors=True)
+    assert code == 0, f"skiffd exited with {code}"
