@@ -40,7 +40,6 @@ def _usage(benches: dict[str, str]) -> str:
 
 
 def _on_sigterm(signum: int, frame: FrameType | None) -> None:
-    # Unwind through the benchmarks' finally blocks so temp dirs are removed.
     raise SystemExit(128 + signum)
 
 
@@ -57,6 +56,9 @@ def main(argv: list[str]) -> int:
     if name not in benches:
         print(f"unknown benchmark {name!r}\n{_usage(benches)}", file=sys.stderr)
         return 2
+    # ^C and SIGTERM unwind through the benchmarks' finally blocks (even when started
+    # in the background, where SIGINT would otherwise be ignored).
+    signal.signal(signal.SIGINT, signal.default_int_handler)
     signal.signal(signal.SIGTERM, _on_sigterm)
     module = importlib.import_module(name)
     print(f"== {name}: {benches[name]}", flush=True)

@@ -241,6 +241,19 @@ def need_tool(name: str) -> str:
     return found
 
 
+def count_arg(minimum: int) -> Callable[[str], int]:
+    """An argparse ``type`` for an int of at least ``minimum`` (rounds, sizes, ...)."""
+
+    def parse(text: str) -> int:
+        value = int(text)
+        if value < minimum:
+            raise ValueError(f"must be >= {minimum}")
+        return value
+
+    parse.__name__ = f"integer >= {minimum}"
+    return parse
+
+
 # --------------------------------------------------------------------------- result line
 
 

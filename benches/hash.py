@@ -43,9 +43,15 @@ def sha256sum_digest(tool: str, path: Path) -> str:
 
 def parse_args(args: list[str]) -> argparse.Namespace:
     p = argparse.ArgumentParser(prog="benches/run hash", description=__doc__)
-    p.add_argument("--size-mib", type=int, default=1024, help="input size (default 1024)")
-    p.add_argument("--rounds", type=int, default=5, help="timed rounds per side (default 5)")
-    p.add_argument("--warmup", type=int, default=1, help="untimed warm-up runs (default 1)")
+    p.add_argument(
+        "--size-mib", type=harness.count_arg(1), default=1024, help="input size (default 1024)"
+    )
+    p.add_argument(
+        "--rounds", type=harness.count_arg(1), default=5, help="timed rounds per side (default 5)"
+    )
+    p.add_argument(
+        "--warmup", type=harness.count_arg(0), default=1, help="untimed warm-up runs (default 1)"
+    )
     return p.parse_args(args)
 
 

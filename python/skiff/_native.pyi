@@ -5,13 +5,14 @@ Long calls release the GIL. Errors: ``OSError`` subclasses for I/O, and the clas
 """
 
 import os
-from typing_extensions import Buffer
 from typing import final
 
+from typing_extensions import Buffer
+
 __all__ = [
-    "__version__",
     "Sha256",
     "Xxh3",
+    "__version__",
     "sha256_file",
     "verify_file",
     "xxh3_128",
