@@ -15,18 +15,19 @@ from tests.support.daemon import RunningDaemon
 DOCKER = shutil.which("docker")
 
 
-@pytest.mark.skipif(DOCKER is None, reason="the docker CLI is not installed")
-def test_docker_cli_version(skiffd: RunningDaemon) -> None:
+def docker_cli(daemon: RunningDaemon, *args: str) -> str:
+    """Runs the real docker CLI against ``daemon``; returns its stdout."""
     assert DOCKER is not None
     out = subprocess.run(
-        [DOCKER, "version", "--format", "{{json .Server}}"],
-        capture_output=True,
-        text=True,
-        env=skiffd.env(),
-        timeout=60,
+        [DOCKER, *args], capture_output=True, text=True, env=daemon.env(), timeout=60
     )
     assert out.returncode == 0, out.stderr
-    server = json.loads(out.stdout)
+    return out.stdout
+
+
+@pytest.mark.skipif(DOCKER is None, reason="the docker CLI is not installed")
+def test_docker_cli_version(skiffd: RunningDaemon) -> None:
+    server = json.loads(docker_cli(skiffd, "version", "--format", "{{json .Server}}"))
     assert server["Version"] == __version__
     assert server["Platform"]["Name"] == "Skiff Engine"
     assert server["MinAPIVersion"] == "1.40"
@@ -34,16 +35,8 @@ def test_docker_cli_version(skiffd: RunningDaemon) -> None:
 
 @pytest.mark.skipif(DOCKER is None, reason="the docker CLI is not installed")
 def test_docker_cli_negotiates_down_to_its_version(skiffd: RunningDaemon) -> None:
-    assert DOCKER is not None
-    out = subprocess.run(
-        [DOCKER, "version", "--format", "{{.Client.APIVersion}} {{.Server.APIVersion}}"],
-        capture_output=True,
-        text=True,
-        env=skiffd.env(),
-        timeout=60,
-    )
-    assert out.returncode == 0, out.stderr
-    client_api, server_api = out.stdout.split()
+    out = docker_cli(skiffd, "version", "--format", "{{.Client.APIVersion}} {{.Server.APIVersion}}")
+    client_api, server_api = out.split()
     assert server_api == API_VERSION
     assert tuple(map(int, client_api.split("."))) <= (1, 51)
 
