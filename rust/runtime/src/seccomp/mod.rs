@@ -1,0 +1,1 @@
+//! seccomp compilation and loading (being written).
