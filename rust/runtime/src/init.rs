@@ -1,0 +1,178 @@
+//! The container's init: what the cloned child does, from its first instruction to
+//! execve. It never returns: it execs the user's process or exits after telling the
+//! parent (over the sync socket) what failed.
+//!
+//! Sync protocol on a SOCK_SEQPACKET pair (one message each):
+//!
+//! ```text
+//! parent -> child  "go:PID"  cgroup joined, id maps written: carry on (PID is
+//!                            init's pid as the caller sees it, for hooks)
+//! child -> parent  "hooks"   namespaces and mounts ready: run prestart/createRuntime
+//! parent -> child  "go"
+//! child -> parent  "ready"   everything set up; init now waits to be started
+//! child -> parent  "E<msg>"  setup failed (the child then exits)
+//! parent -> child  "start"   (run only) start now, without the exec fifo
+//! ```
+
+use std::os::fd::{AsRawFd, OwnedFd};
+use std::path::PathBuf;
+
+use crate::error::{Error, Result};
+use crate::hooks;
+use crate::mounts;
+use crate::namespaces;
+use crate::process::ProcessPlan;
+use crate::spec::{Hook, State};
+use crate::sys;
+use crate::tty;
+
+pub struct Init {
+    pub ns: namespaces::Plan,
+    pub mounts: mounts::Plan,
+    pub hostname: Option<String>,
+    pub domainname: Option<String>,
+    pub sysctl: Vec<(PathBuf, String)>,
+    pub process: ProcessPlan,
+    pub console: Option<OwnedFd>,
+    /// The exec fifo (O_PATH), reopened for writing once set up; None under `run`.
+    pub fifo: Option<OwnedFd>,
+    pub parent_hooks: bool,
+    pub create_container: Vec<Hook>,
+    pub start_container: Vec<Hook>,
+    pub state: State,
+}
+
+/// Runs in the child. Never returns.
+pub fn run(init: Init, sync: OwnedFd) -> ! {
+    let code = match setup_and_wait(&init, &sync) {
+        Ok(exe) => {
+            let err = init.process.exec(&exe);
+            eprintln!("skiff-runtime: {err}");
+            if err_is(&err, libc::ENOENT) { 127 } else { 126 }
+        }
+        Err(err) => {
+            let _ = sys::send_msg(&sync, format!("E{err}").as_bytes());
+            1
+        }
+    };
+    // SAFETY: leave without running destructors or atexit handlers of the parent's
+    // copy of the address space.
+    unsafe { libc::_exit(code) }
+}
+
+fn err_is(err: &Error, errno: i32) -> bool {
+    matches!(err, Error::Sys { source, .. } if source.raw_os_error() == Some(errno))
+}
+
+fn expect(sync: &OwnedFd, what: &[u8]) -> Result<()> {
+    let msg = sys::recv_msg(sync).map_err(|e| Error::sys("read from the runtime", e))?;
+    if msg != what {
+        return Err(Error::Init(format!(
+            "expected {:?} from the runtime, got {:?}",
+            String::from_utf8_lossy(what),
+            String::from_utf8_lossy(&msg)
+        )));
+    }
+    Ok(())
+}
+
+fn setup_and_wait(init: &Init, sync: &OwnedFd) -> Result<std::ffi::CString> {
+    let msg = sys::recv_msg(sync).map_err(|e| Error::sys("read from the runtime", e))?;
+    let pid: i32 = std::str::from_utf8(&msg)
+        .ok()
+        .and_then(|m| m.strip_prefix("go:"))
+        .and_then(|p| p.parse().ok())
+        .ok_or_else(|| Error::Init("bad first message from the runtime".into()))?;
+    let mut state = init.state.clone();
+    state.pid = pid;
+    for (flag, fd, path) in &init.ns.join {
+        if *flag != libc::CLONE_NEWPID {
+            namespaces::setns(fd, *flag, path)?;
+        }
+    }
+    if init.ns.creates(libc::CLONE_NEWUSER) {
+        // SAFETY: plain syscalls.
+        unsafe {
+            if libc::setresgid(0, 0, 0) != 0 || libc::setresuid(0, 0, 0) != 0 {
+                return Err(Error::last("become root in the user namespace"));
+            }
+        }
+    }
+    if let Some(h) = &init.hostname {
+        // SAFETY: h is valid for its length.
+        if unsafe { libc::sethostname(h.as_ptr().cast(), h.len()) } != 0 {
+            return Err(Error::last(format!("sethostname {h:?}")));
+        }
+    }
+    if let Some(d) = &init.domainname {
+        // SAFETY: d is valid for its length.
+        if unsafe { libc::setdomainname(d.as_ptr().cast(), d.len()) } != 0 {
+            return Err(Error::last(format!("setdomainname {d:?}")));
+        }
+    }
+
+    init.mounts.prepare_root()?;
+    if init.parent_hooks {
+        sys::send_msg(sync, b"hooks").map_err(|e| Error::sys("sync with the runtime", e))?;
+        expect(sync, b"go")?;
+    }
+    hooks::run_all(&init.create_container, &state)?;
+    init.mounts.enter_root()?;
+    for (path, value) in &init.sysctl {
+        sys::write_file(path, value)?;
+    }
+    init.mounts.finish()?;
+
+    let p = &init.process;
+    if p.terminal {
+        let console = init
+            .console
+            .as_ref()
+            .ok_or_else(|| Error::Config("process.terminal needs --console-socket".into()))?;
+        let (master, slave) = tty::open_pty(p.console_size)?;
+        tty::send_fd(console, master.as_raw_fd())?;
+        drop(master);
+        tty::take_slave(slave)?;
+    } else {
+        // SAFETY: setsid has no memory effects.
+        unsafe { libc::setsid() };
+    }
+    p.apply_limits()?;
+    p.close_extra_fds();
+    if !p.no_new_privs {
+        p.load_seccomp()?;
+    }
+    p.apply_identity(false)?;
+    p.chdir()?;
+    let exe = p.resolve_exe()?;
+
+    sys::send_msg(sync, b"ready").map_err(|e| Error::sys("sync with the runtime", e))?;
+    match &init.fifo {
+        Some(fifo) => wait_on_fifo(fifo)?,
+        None => expect(sync, b"start")?,
+    }
+    state.status = "running".into();
+    hooks::run_all(&init.start_container, &state)?;
+    if p.no_new_privs {
+        p.load_seccomp()?;
+    }
+    Ok(exe)
+}
+
+/// Blocks until `start` opens the fifo for reading, then writes one byte.
+fn wait_on_fifo(fifo: &OwnedFd) -> Result<()> {
+    let path = format!("/proc/self/fd/{}", fifo.as_raw_fd());
+    let c = sys::cstr(&path)?;
+    // SAFETY: c is a valid C string.
+    let fd = unsafe { libc::open(c.as_ptr(), libc::O_WRONLY | libc::O_CLOEXEC) };
+    if fd < 0 {
+        return Err(Error::last("open the exec fifo"));
+    }
+    // SAFETY: fd is open; the buffer is valid.
+    let n = unsafe { libc::write(fd, b"0".as_ptr().cast(), 1) };
+    unsafe { libc::close(fd) };
+    if n != 1 {
+        return Err(Error::last("write to the exec fifo"));
+    }
+    Ok(())
+}
