@@ -159,6 +159,39 @@ def measure(cmd: Cmd, *, rounds: int = 5, warmup: int = 1) -> Stats:
     return Stats.from_ns([time_once(cmd) for _ in range(rounds)])
 
 
+def alternate_many(
+    cmds: dict[str, Cmd],
+    *,
+    rounds: int = 5,
+    warmup: int = 1,
+    out: TextIO | None = None,
+) -> dict[str, Stats]:
+    """Warm up every side, then time ``rounds`` rounds of A B C ... in turn; print a
+    summary. The first entry is ours; ratios are printed against each other side."""
+    if rounds < 1:
+        raise ValueError("rounds must be >= 1")
+    out = out if out is not None else sys.stdout
+    width = max(len(label) for label in cmds)
+    for label, cmd in cmds.items():
+        print(f"  {label:<{width}}  {describe_cmd(cmd)}", file=out)
+    for _ in range(warmup):
+        for cmd in cmds.values():
+            time_once(cmd)
+    samples: dict[str, list[int]] = {label: [] for label in cmds}
+    for _ in range(rounds):
+        for label, cmd in cmds.items():
+            samples[label].append(time_once(cmd))
+    stats = {label: Stats.from_ns(ns) for label, ns in samples.items()}
+    for label, st in stats.items():
+        print(f"  {label:<{width}}  {st.describe()}", file=out)
+    labels = list(cmds)
+    for other in labels[1:]:
+        r = ratio(stats[labels[0]].median, stats[other].median)
+        shown = "n/a" if r is None else f"{r:.3f}"
+        print(f"  ratio of medians {labels[0]}/{other} = {shown}", file=out, flush=True)
+    return stats
+
+
 def alternate(
     ours: Cmd,
     anchor: Cmd,
@@ -172,27 +205,10 @@ def alternate(
 
     Returns (ours, anchor) Stats in seconds. Any failing run aborts with BenchError.
     """
-    if rounds < 1:
-        raise ValueError("rounds must be >= 1")
-    out = out if out is not None else sys.stdout
-    width = max(len(label) for label in labels)
-    for label, cmd in zip(labels, (ours, anchor), strict=True):
-        print(f"  {label:<{width}}  {describe_cmd(cmd)}", file=out)
-    for _ in range(warmup):
-        time_once(ours)
-        time_once(anchor)
-    a_ns: list[int] = []
-    b_ns: list[int] = []
-    for _ in range(rounds):
-        a_ns.append(time_once(ours))
-        b_ns.append(time_once(anchor))
-    a, b = Stats.from_ns(a_ns), Stats.from_ns(b_ns)
-    for label, st in zip(labels, (a, b), strict=True):
-        print(f"  {label:<{width}}  {st.describe()}", file=out)
-    r = ratio(a.median, b.median)
-    shown = "n/a" if r is None else f"{r:.3f}"
-    print(f"  ratio of medians {labels[0]}/{labels[1]} = {shown}", file=out, flush=True)
-    return a, b
+    stats = alternate_many(
+        {labels[0]: ours, labels[1]: anchor}, rounds=rounds, warmup=warmup, out=out
+    )
+    return stats[labels[0]], stats[labels[1]]
 
 
 # --------------------------------------------------------------------------- inputs

@@ -17,11 +17,16 @@ import shutil
 import tempfile
 from collections.abc import Callable, Iterator
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 import pytest
 
 from tests.support import images, leaks
+from tests.support.bundles import BundleFactory
 from tests.support.daemon import RunningDaemon, start_daemon
+
+if TYPE_CHECKING:
+    from skiff.runtime.driver import Runtime
 
 _BEFORE: leaks.Snapshot | None = None
 
@@ -82,6 +87,30 @@ def probe() -> Path:
 def probe_tar(artifacts: Path, probe: Path) -> Path:
     """A root filesystem holding only the probe, at /probe."""
     return images.build_probe_tar(artifacts / "probe.tar", probe)
+
+
+@pytest.fixture(scope="session")
+def runtime() -> Iterator[Runtime]:
+    """skiff-runtime with a state root of its own for this session."""
+    from skiff.runtime.driver import Runtime
+
+    root = short_tmpdir("skiff-rt-")
+    rt = Runtime(root=str(root))
+    yield rt
+    for c in rt.list():
+        rt.delete(c["id"], force=True)
+    shutil.rmtree(root, ignore_errors=True)
+
+
+@pytest.fixture
+def bundle(runtime: Runtime) -> Iterator[BundleFactory]:
+    """Makes bundles (``bundle(tar, args, edit=fn, **config)``); deletes their
+    containers and directories afterwards."""
+    base = short_tmpdir("skiff-b-")
+    factory = BundleFactory(runtime, base)
+    yield factory
+    factory.cleanup()
+    shutil.rmtree(base, ignore_errors=True)
 
 
 @pytest.fixture

@@ -42,6 +42,17 @@ impl Error {
         }
     }
 
+    /// The category callers map to their own errors (skiffd: exceptions, HTTP
+    /// status): logged as the `kind` of the JSON error line.
+    pub fn kind_name(&self) -> &'static str {
+        match self {
+            Error::NotFound(_) => "not-found",
+            Error::State(_) => "conflict",
+            Error::Config(_) | Error::Usage(_) => "invalid",
+            Error::Sys { .. } | Error::Init(_) | Error::Hook { .. } => "system",
+        }
+    }
+
     /// The error of the last failed system call, with context.
     pub fn last(context: impl Into<String>) -> Self {
         Self::sys(context, io::Error::last_os_error())

@@ -28,6 +28,10 @@ fn escape(s: &str) -> String {
 }
 
 fn write(level: &str, msg: &str) {
+    write_kind(level, msg, None)
+}
+
+fn write_kind(level: &str, msg: &str, kind: Option<&str>) {
     let Some(cfg) = CONFIG.get() else {
         eprintln!("skiff-runtime: {msg}");
         return;
@@ -37,7 +41,8 @@ fn write(level: &str, msg: &str) {
     }
     let time = sys::rfc3339_now();
     let line = if cfg.json {
-        format!("{{\"level\":\"{level}\",\"msg\":{},\"time\":\"{time}\"}}\n", escape(msg))
+        let kind = kind.map(|k| format!(",\"kind\":\"{k}\"")).unwrap_or_default();
+        format!("{{\"level\":\"{level}\",\"msg\":{}{kind},\"time\":\"{time}\"}}\n", escape(msg))
     } else {
         format!("time=\"{time}\" level={level} msg={}\n", escape(msg))
     };
@@ -61,8 +66,8 @@ fn write(level: &str, msg: &str) {
     }
 }
 
-pub fn error(msg: &str) {
-    write("error", msg);
+pub fn error(err: &crate::Error) {
+    write_kind("error", &err.to_string(), Some(err.kind_name()));
 }
 
 pub fn warn(msg: &str) {

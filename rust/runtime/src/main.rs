@@ -57,7 +57,7 @@ fn main() -> ExitCode {
     match dispatch(&global, cmd) {
         Ok(code) => ExitCode::from(code.clamp(0, 255) as u8),
         Err(e) => {
-            log::error(&e.to_string());
+            log::error(&e);
             ExitCode::from(1)
         }
     }

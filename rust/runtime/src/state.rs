@@ -155,6 +155,9 @@ impl Container {
             obj.insert("created".into(), self.saved.created.clone().into());
             obj.insert("owner".into(), self.saved.owner.clone().into());
             obj.entry("annotations").or_insert_with(|| serde_json::json!({}));
+            // Whether the kernel's OOM killer struck in the container's cgroup.
+            let oom = self.cgroup().and_then(|c| c.oom_kills()).unwrap_or(0);
+            obj.insert("oomKilled".into(), (oom > 0).into());
         }
         v
     }

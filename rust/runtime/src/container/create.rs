@@ -18,7 +18,7 @@ use crate::mounts::{self, CgroupV1Mount};
 use crate::namespaces;
 use crate::process::ProcessPlan;
 use crate::seccomp;
-use crate::spec::{Spec, State, OCI_VERSION};
+use crate::spec::{DeviceRule, Resources, Spec, State, OCI_VERSION};
 use crate::state::{self, Container, Saved};
 use crate::sys;
 use crate::tty;
@@ -129,9 +129,7 @@ pub fn create(g: &Global, o: &CreateOpts, run_mode: bool) -> Result<Created> {
     let cgroup = cgroups::manager(linux.cgroups_path.as_deref(), &o.id)?;
     cgroup.create()?;
     undo.cgroup = Some(cgroups::manager(linux.cgroups_path.as_deref(), &o.id)?);
-    if let Some(r) = &linux.resources {
-        cgroup.apply(r)?;
-    }
+    cgroup.apply(&with_default_devices(linux.resources.clone().unwrap_or_default(), &linux.devices))?;
 
     let needs_cgroup_mount = entries.iter().any(|e| e.fstype == "cgroup" || e.fstype == "cgroup2");
     let mode = cgroups::detect()?;
@@ -251,6 +249,30 @@ pub fn create(g: &Global, o: &CreateOpts, run_mode: bool) -> Result<Created> {
     }
     undo.disarm();
     Ok(Created { container, sync: parent_sync, spec })
+}
+
+/// The config's device rules, then (winning, as in runc) the devices every
+/// container may use: mknod of anything, the default devices, ptys, tun, and the
+/// config's own devices.
+fn with_default_devices(mut r: Resources, devices: &[crate::spec::Device]) -> Resources {
+    let rule = |kind: &str, major: Option<i64>, minor: Option<i64>, access: &str| DeviceRule {
+        allow: true,
+        kind: Some(kind.into()),
+        major,
+        minor,
+        access: Some(access.into()),
+    };
+    r.devices.push(rule("c", None, None, "m"));
+    r.devices.push(rule("b", None, None, "m"));
+    for (major, minor) in [(1, 3), (1, 5), (1, 7), (1, 8), (1, 9), (5, 0), (5, 1), (5, 2), (10, 200)] {
+        r.devices.push(rule("c", Some(major), Some(minor), "rwm"));
+    }
+    r.devices.push(rule("c", Some(136), None, "rwm"));
+    for d in devices {
+        let kind = if d.kind == "u" { "c" } else { d.kind.as_str() };
+        r.devices.push(rule(kind, Some(d.major), Some(d.minor), "rwm"));
+    }
+    r
 }
 
 /// The exec fifo, opened O_PATH so init can reopen it for writing after it has

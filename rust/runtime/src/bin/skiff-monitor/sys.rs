@@ -1,0 +1,344 @@
+//! Thin wrappers over the system calls the monitor makes: libc only, every fd
+//! created close-on-exec, EINTR retried.
+
+use std::ffi::CString;
+use std::io;
+use std::os::fd::{AsRawFd, FromRawFd, OwnedFd, RawFd};
+use std::os::unix::ffi::OsStrExt;
+use std::path::Path;
+
+pub fn errno() -> i32 {
+    io::Error::last_os_error().raw_os_error().unwrap_or(0)
+}
+
+fn check(r: libc::c_int) -> io::Result<libc::c_int> {
+    if r < 0 {
+        Err(io::Error::last_os_error())
+    } else {
+        Ok(r)
+    }
+}
+
+/// Runs a syscall returning ssize_t, retrying on EINTR.
+fn retry(mut f: impl FnMut() -> libc::ssize_t) -> io::Result<usize> {
+    loop {
+        let r = f();
+        if r >= 0 {
+            return Ok(r as usize);
+        }
+        let e = io::Error::last_os_error();
+        if e.kind() != io::ErrorKind::Interrupted {
+            return Err(e);
+        }
+    }
+}
+
+fn owned(fd: libc::c_int) -> io::Result<OwnedFd> {
+    // SAFETY: `fd` was just returned by the kernel and is owned by nobody else.
+    check(fd).map(|fd| unsafe { OwnedFd::from_raw_fd(fd) })
+}
+
+pub fn cstring(path: &Path) -> io::Result<CString> {
+    CString::new(path.as_os_str().as_bytes()).map_err(|_| io::ErrorKind::InvalidInput.into())
+}
+
+/// A pipe: (read end, write end), both close-on-exec.
+pub fn pipe() -> io::Result<(OwnedFd, OwnedFd)> {
+    let mut fds = [0; 2];
+    // SAFETY: `fds` has room for the two descriptors.
+    check(unsafe { libc::pipe2(fds.as_mut_ptr(), libc::O_CLOEXEC) })?;
+    // SAFETY: both were just created and are ours.
+    Ok(unsafe { (OwnedFd::from_raw_fd(fds[0]), OwnedFd::from_raw_fd(fds[1])) })
+}
+
+pub fn open(path: &Path, flags: libc::c_int, mode: libc::mode_t) -> io::Result<OwnedFd> {
+    let c = cstring(path)?;
+    // SAFETY: `c` is a valid C string.
+    owned(unsafe { libc::open(c.as_ptr(), flags | libc::O_CLOEXEC, mode) })
+}
+
+pub fn dup_cloexec(fd: RawFd) -> io::Result<OwnedFd> {
+    // SAFETY: plain fcntl on a descriptor.
+    owned(unsafe { libc::fcntl(fd, libc::F_DUPFD_CLOEXEC, 3) })
+}
+
+pub fn set_nonblock(fd: RawFd) -> io::Result<()> {
+    // SAFETY: plain fcntl on a descriptor.
+    unsafe {
+        let fl = check(libc::fcntl(fd, libc::F_GETFL))?;
+        check(libc::fcntl(fd, libc::F_SETFL, fl | libc::O_NONBLOCK))?;
+    }
+    Ok(())
+}
+
+pub fn set_cloexec(fd: RawFd, on: bool) -> io::Result<()> {
+    let v = if on { libc::FD_CLOEXEC } else { 0 };
+    // SAFETY: plain fcntl on a descriptor.
+    check(unsafe { libc::fcntl(fd, libc::F_SETFD, v) }).map(drop)
+}
+
+pub fn read(fd: RawFd, buf: &mut [u8]) -> io::Result<usize> {
+    // SAFETY: `buf` is valid for writes of its length.
+    retry(|| unsafe { libc::read(fd, buf.as_mut_ptr().cast(), buf.len()) })
+}
+
+/// Reads into the spare capacity of `buf`, growing its length by what was read.
+pub fn read_spare(fd: RawFd, buf: &mut Vec<u8>) -> io::Result<usize> {
+    let len = buf.len();
+    let room = buf.capacity() - len;
+    // SAFETY: the spare capacity is valid for writes of `room` bytes, and exactly
+    // the `n` bytes the kernel wrote become part of the vector.
+    unsafe {
+        let n = retry(|| libc::read(fd, buf.as_mut_ptr().add(len).cast(), room))?;
+        buf.set_len(len + n);
+        Ok(n)
+    }
+}
+
+pub fn write(fd: RawFd, buf: &[u8]) -> io::Result<usize> {
+    // SAFETY: `buf` is valid for reads of its length.
+    retry(|| unsafe { libc::write(fd, buf.as_ptr().cast(), buf.len()) })
+}
+
+pub fn write_all(fd: RawFd, mut buf: &[u8]) -> io::Result<()> {
+    while !buf.is_empty() {
+        match write(fd, buf)? {
+            0 => return Err(io::ErrorKind::WriteZero.into()),
+            n => buf = &buf[n..],
+        }
+    }
+    Ok(())
+}
+
+/// Sends the slices as one message, never blocking and never raising SIGPIPE.
+/// Returns how many bytes went out.
+pub fn sendv(fd: RawFd, parts: &[&[u8]]) -> io::Result<usize> {
+    let mut iov = [libc::iovec {
+        iov_base: std::ptr::null_mut(),
+        iov_len: 0,
+    }; 2];
+    let n = parts.len().min(iov.len());
+    for (v, p) in iov.iter_mut().zip(parts) {
+        v.iov_base = p.as_ptr() as *mut libc::c_void;
+        v.iov_len = p.len();
+    }
+    // SAFETY: a zeroed msghdr is valid; it points at `iov`, which outlives the call.
+    let mut msg: libc::msghdr = unsafe { std::mem::zeroed() };
+    msg.msg_iov = iov.as_mut_ptr();
+    msg.msg_iovlen = n as _;
+    // SAFETY: `msg` and what it points to are valid for the call.
+    retry(|| unsafe { libc::sendmsg(fd, &msg, libc::MSG_NOSIGNAL | libc::MSG_DONTWAIT) })
+}
+
+fn sockaddr(path: &Path) -> io::Result<(libc::sockaddr_un, libc::socklen_t)> {
+    // SAFETY: a zeroed sockaddr_un is valid.
+    let mut addr: libc::sockaddr_un = unsafe { std::mem::zeroed() };
+    addr.sun_family = libc::AF_UNIX as libc::sa_family_t;
+    let bytes = path.as_os_str().as_bytes();
+    if bytes.len() >= addr.sun_path.len() || bytes.contains(&0) {
+        return Err(io::Error::new(
+            io::ErrorKind::InvalidInput,
+            "socket path too long",
+        ));
+    }
+    for (d, s) in addr.sun_path.iter_mut().zip(bytes) {
+        *d = *s as libc::c_char;
+    }
+    let len = std::mem::size_of::<libc::sa_family_t>() + bytes.len() + 1;
+    Ok((addr, len as libc::socklen_t))
+}
+
+/// A non-blocking listening unix stream socket at `path` (replacing a stale one),
+/// mode `mode`.
+pub fn listen_unix(path: &Path, mode: libc::mode_t) -> io::Result<OwnedFd> {
+    let (addr, len) = sockaddr(path)?;
+    let flags = libc::SOCK_STREAM | libc::SOCK_CLOEXEC | libc::SOCK_NONBLOCK;
+    // SAFETY: plain socket call.
+    let fd = owned(unsafe { libc::socket(libc::AF_UNIX, flags, 0) })?;
+    let _ = std::fs::remove_file(path);
+    // SAFETY: `addr` is a valid sockaddr_un of length `len`.
+    check(unsafe { libc::bind(fd.as_raw_fd(), (&addr as *const libc::sockaddr_un).cast(), len) })?;
+    let c = cstring(path)?;
+    // SAFETY: `c` is a valid C string; the socket is not listening yet, so nobody
+    // can connect before its mode is right.
+    check(unsafe { libc::chmod(c.as_ptr(), mode) })?;
+    // SAFETY: plain listen call.
+    check(unsafe { libc::listen(fd.as_raw_fd(), 32) })?;
+    Ok(fd)
+}
+
+/// Accepts one connection (non-blocking, close-on-exec); None when none is queued.
+pub fn accept(fd: RawFd) -> io::Result<Option<OwnedFd>> {
+    let flags = libc::SOCK_CLOEXEC | libc::SOCK_NONBLOCK;
+    loop {
+        // SAFETY: null address arguments are allowed.
+        let r = unsafe { libc::accept4(fd, std::ptr::null_mut(), std::ptr::null_mut(), flags) };
+        if r >= 0 {
+            return owned(r).map(Some);
+        }
+        match errno() {
+            libc::EINTR | libc::ECONNABORTED => continue,
+            libc::EAGAIN => return Ok(None),
+            e => return Err(io::Error::from_raw_os_error(e)),
+        }
+    }
+}
+
+/// Receives one message carrying a descriptor (SCM_RIGHTS), as runc's console
+/// socket protocol sends the pty master. Extra descriptors are closed.
+pub fn recv_fd(sock: RawFd) -> io::Result<Option<OwnedFd>> {
+    let mut data = [0u8; 256]; // the pty's name, unused
+    let mut iov = libc::iovec {
+        iov_base: data.as_mut_ptr().cast(),
+        iov_len: data.len(),
+    };
+    let mut cbuf = [0u64; 16]; // aligned room for a few descriptors
+    // SAFETY: a zeroed msghdr is valid; the pointers below outlive the call.
+    let mut msg: libc::msghdr = unsafe { std::mem::zeroed() };
+    msg.msg_iov = &mut iov;
+    msg.msg_iovlen = 1;
+    msg.msg_control = cbuf.as_mut_ptr().cast();
+    msg.msg_controllen = std::mem::size_of_val(&cbuf) as _;
+    let flags = libc::MSG_CMSG_CLOEXEC | libc::MSG_DONTWAIT;
+    // SAFETY: `msg` is valid for the call.
+    retry(|| unsafe { libc::recvmsg(sock, &mut msg, flags) })?;
+    let mut got = None;
+    // SAFETY: the CMSG_* helpers walk the control buffer the kernel filled in.
+    unsafe {
+        let mut c = libc::CMSG_FIRSTHDR(&msg);
+        while !c.is_null() {
+            if (*c).cmsg_level == libc::SOL_SOCKET && (*c).cmsg_type == libc::SCM_RIGHTS {
+                let n = ((*c).cmsg_len as usize - libc::CMSG_LEN(0) as usize) / 4;
+                let p = libc::CMSG_DATA(c) as *const RawFd;
+                for i in 0..n {
+                    let fd = OwnedFd::from_raw_fd(p.add(i).read_unaligned());
+                    if got.is_none() {
+                        got = Some(fd);
+                    }
+                }
+            }
+            c = libc::CMSG_NXTHDR(&msg, c);
+        }
+    }
+    Ok(got)
+}
+
+/// Blocks `signals` and returns a non-blocking signalfd that reports them.
+pub fn signalfd(signals: &[libc::c_int]) -> io::Result<OwnedFd> {
+    // SAFETY: the set is initialised by sigemptyset before use.
+    unsafe {
+        let mut set: libc::sigset_t = std::mem::zeroed();
+        libc::sigemptyset(&mut set);
+        for &s in signals {
+            libc::sigaddset(&mut set, s);
+        }
+        check(libc::sigprocmask(libc::SIG_BLOCK, &set, std::ptr::null_mut()))?;
+        owned(libc::signalfd(-1, &set, libc::SFD_CLOEXEC | libc::SFD_NONBLOCK))
+    }
+}
+
+/// Reads and discards every pending signal of a signalfd.
+pub fn drain_signalfd(fd: RawFd) {
+    let mut buf = [0u8; 4 * std::mem::size_of::<libc::signalfd_siginfo>()];
+    while matches!(read(fd, &mut buf), Ok(n) if n > 0) {}
+}
+
+/// CLOCK_REALTIME as (seconds, nanoseconds).
+pub fn now() -> (i64, u32) {
+    clock(libc::CLOCK_REALTIME)
+}
+
+/// CLOCK_MONOTONIC in milliseconds.
+pub fn monotonic_ms() -> i64 {
+    let (s, ns) = clock(libc::CLOCK_MONOTONIC);
+    s * 1000 + i64::from(ns / 1_000_000)
+}
+
+fn clock(id: libc::clockid_t) -> (i64, u32) {
+    let mut ts = libc::timespec {
+        tv_sec: 0,
+        tv_nsec: 0,
+    };
+    // SAFETY: `ts` is valid for writes.
+    unsafe { libc::clock_gettime(id, &mut ts) };
+    (ts.tv_sec, ts.tv_nsec as u32)
+}
+
+pub fn poll(fds: &mut [libc::pollfd], timeout_ms: i32) -> io::Result<usize> {
+    // SAFETY: `fds` is a valid array of its length.
+    let r = unsafe { libc::poll(fds.as_mut_ptr(), fds.len() as libc::nfds_t, timeout_ms) };
+    if r < 0 {
+        let e = io::Error::last_os_error();
+        return if e.kind() == io::ErrorKind::Interrupted {
+            Ok(0)
+        } else {
+            Err(e)
+        };
+    }
+    Ok(r as usize)
+}
+
+/// waitpid; Ok(None) when `WNOHANG` found nothing to reap.
+pub fn waitpid(pid: libc::pid_t, flags: libc::c_int) -> io::Result<Option<(libc::pid_t, i32)>> {
+    let mut status = 0;
+    loop {
+        // SAFETY: `status` is valid for writes.
+        let r = unsafe { libc::waitpid(pid, &mut status, flags) };
+        if r > 0 {
+            return Ok(Some((r, status)));
+        }
+        if r == 0 {
+            return Ok(None);
+        }
+        if errno() != libc::EINTR {
+            return Err(io::Error::last_os_error());
+        }
+    }
+}
+
+pub fn pidfd_open(pid: libc::pid_t) -> io::Result<OwnedFd> {
+    // SAFETY: plain syscall; the kernel returns a new descriptor or -1.
+    let r = unsafe { libc::syscall(libc::SYS_pidfd_open, pid, 0) };
+    owned(r as libc::c_int)
+}
+
+pub fn set_winsize(fd: RawFd, rows: u16, cols: u16) -> io::Result<()> {
+    let ws = libc::winsize {
+        ws_row: rows,
+        ws_col: cols,
+        ws_xpixel: 0,
+        ws_ypixel: 0,
+    };
+    // SAFETY: TIOCSWINSZ reads a winsize.
+    check(unsafe { libc::ioctl(fd, libc::TIOCSWINSZ, &ws) }).map(drop)
+}
+
+/// Closes every inherited descriptor from 3 up, except `keep`.
+pub fn close_inherited(keep: Option<RawFd>) {
+    let mut ranges = [(3u32, u32::MAX), (0, 0)];
+    if let Some(k) = keep.filter(|&k| k >= 3) {
+        ranges = [(3, k as u32 - 1), (k as u32 + 1, u32::MAX)];
+    }
+    for (lo, hi) in ranges {
+        if lo > hi || (lo, hi) == (0, 0) {
+            continue;
+        }
+        // SAFETY: nothing in this process owns these descriptors yet.
+        let r = unsafe { libc::syscall(libc::SYS_close_range, lo, hi, 0) };
+        if r < 0 {
+            // Kernels before 5.9: close what /proc says is open.
+            let fds: Vec<RawFd> = std::fs::read_dir("/proc/self/fd")
+                .into_iter()
+                .flatten()
+                .flatten()
+                .filter_map(|e| e.file_name().to_str()?.parse().ok())
+                .collect();
+            for fd in fds {
+                if fd as u32 >= lo && fd as u32 <= hi {
+                    // SAFETY: as above.
+                    unsafe { libc::close(fd) };
+                }
+            }
+        }
+    }
+}
