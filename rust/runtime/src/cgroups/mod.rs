@@ -88,6 +88,18 @@ pub struct Stats {
     pub pids_limit: Option<u64>,
 }
 
+/// One hierarchy a cgroup lives in, and the cgroup's directory there.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Hierarchy {
+    /// The hierarchy's controllers as its mount options name them (`cpu`,
+    /// `memory`, ... or `name=systemd`); empty for the unified (v2) hierarchy.
+    pub controllers: Vec<String>,
+    /// Where the hierarchy is mounted.
+    pub mount_point: PathBuf,
+    /// The cgroup's directory in it.
+    pub dir: PathBuf,
+}
+
 /// One container's cgroup, in every hierarchy it lives in.
 ///
 /// `create`, `apply` and `add_task` are separate steps: the runtime creates the
@@ -97,6 +109,10 @@ pub struct Stats {
 pub trait Manager: std::fmt::Debug + Send + Sync {
     /// The (normalized) cgroupsPath: `/a/b` when absolute, `a/b` when relative.
     fn path(&self) -> &str;
+
+    /// The cgroup's directory in each hierarchy it lives in (one entry on v2),
+    /// e.g. to bind-mount them into the container.
+    fn dirs(&self) -> Vec<Hierarchy>;
 
     /// Creates the cgroup (`mkdir -p`) in every hierarchy. v1: a new cpuset cgroup
     /// gets its parent's `cpuset.cpus`/`cpuset.mems`; v2: the parents'

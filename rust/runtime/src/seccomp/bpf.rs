@@ -107,16 +107,22 @@ impl Asm {
         self.push(stmt(BPF_JMP | BPF_JA, off))
     }
 
+    /// Makes the next instruction emitted continue at `target`: nothing to
+    /// do if it is the last one emitted, else a `ja`.
+    pub fn goto(&mut self, target: Label) -> Label {
+        if self.distance(target) == 0 {
+            target
+        } else {
+            self.ja(target)
+        }
+    }
+
     /// `if A <op> k goto jt else goto jf`, for op one of BPF_JEQ, BPF_JGT,
     /// BPF_JGE, BPF_JSET.
     pub fn jump(&mut self, op: u16, k: u32, jt: Label, jf: Label) -> Label {
         if jt == jf {
             // Both ways lead to the same place: no test needed.
-            return if self.distance(jt) == 0 {
-                jt
-            } else {
-                self.ja(jt)
-            };
+            return self.goto(jt);
         }
         // Leave room for a second trampoline, which moves jt one further away.
         let jt = if self.distance(jt) > 254 {

@@ -11,7 +11,8 @@
 //!       [jge X32_SYSCALL_BIT, x32, x86_64]   ; AUDIT_ARCH_X86_64 only
 //!       binary search on nr over intervals of equal outcome; each leaf is a
 //!       `ret` or the call's rules: per rule, its conditions then `ret action`,
-//!       a failed condition going to the next rule, the last to `ret default`.
+//!       a failed condition going to the next rule, the last to the default
+//!       (or the action of the call's first unconditional rule).
 //! ```
 //!
 //! Code is emitted backwards by [`Asm`], which handles far jumps.
@@ -66,8 +67,7 @@ pub(super) fn generate(filter: &Filter) -> Vec<libc::sock_filter> {
     let mut entries = Vec::with_capacity(groups.len());
     for (audit, abis) in groups.iter().rev() {
         let find = |a: Arch| abis.iter().find(|(b, _)| *b == a).map(|(_, m)| m);
-        // The section's code, reached by falling through from its `ld nr`.
-        if *audit == Arch::X86_64.audit() {
+        let entry = if *audit == Arch::X86_64.audit() {
             // x32 calls have X32_SYSCALL_BIT set in nr; an ABI not in the
             // filter is a bad arch.
             let x32 = match find(Arch::X32) {
@@ -78,11 +78,13 @@ pub(super) fn generate(filter: &Filter) -> Vec<libc::sock_filter> {
                 Some(m) => g.tree(Arch::X86_64, m),
                 None => g.ret(SECCOMP_RET_KILL_PROCESS),
             };
-            g.asm.jump(BPF_JGE, X32_SYSCALL_BIT, x32, x86_64);
+            g.asm.jump(BPF_JGE, X32_SYSCALL_BIT, x32, x86_64)
         } else {
             let (arch, map) = abis[0];
-            g.tree(*arch, map);
-        }
+            g.tree(*arch, map)
+        };
+        // The entry may be a shared `ret` elsewhere.
+        g.asm.goto(entry);
         entries.push((*audit, g.asm.load(OFF_NR)));
     }
 

@@ -187,8 +187,8 @@ fn seccomp_syscall_numbers() {
             ("socket", 281),
             ("unshare", 337),
             ("clone3", 435),
-            ("cacheflush", 0x0f0002),
-            ("set_tls", 0x0f0005),
+            ("cacheflush", 0x000f_0002),
+            ("set_tls", 0x000f_0005),
         ],
     );
     check(
@@ -836,7 +836,13 @@ fn seccomp_load_in_child() {
 
 #[test]
 fn seccomp_load_docker_like_in_child() {
-    let p = compile(&profile(DOCKER_LIKE)).unwrap();
+    let mut prof = profile(DOCKER_LIKE);
+    prof.flags = vec![
+        "SECCOMP_FILTER_FLAG_TSYNC".into(),
+        "SECCOMP_FILTER_FLAG_LOG".into(),
+    ];
+    let p = compile(&prof).unwrap();
+    assert_eq!(p.flags, 3);
     let status = in_child(&p, || {
         // SAFETY: plain system calls, with arguments they accept.
         unsafe {
@@ -914,4 +920,184 @@ fn seccomp_asm_far_jumps() {
 #[ignore = "prints the Docker-like program"]
 fn seccomp_dump_docker_like() {
     println!("{:?}", compile_x86_64(DOCKER_LIKE));
+}
+
+/// Sections whose whole decision is one `ret` (shared with other sections).
+#[test]
+fn seccomp_trivial_sections() {
+    for default in ["SCMP_ACT_ALLOW", "SCMP_ACT_KILL_PROCESS"] {
+        let p = compile_x86_64(&format!(
+            r#"{{"defaultAction":"{default}",
+                "architectures":["SCMP_ARCH_X86","SCMP_ARCH_ARM","SCMP_ARCH_AARCH64","SCMP_ARCH_RISCV64"]}}"#
+        ));
+        let expect = if default == "SCMP_ACT_ALLOW" {
+            ALLOW
+        } else {
+            KILL_PROCESS
+        };
+        for audit in [
+            AUDIT_X86_64,
+            AUDIT_I386,
+            AUDIT_ARM,
+            AUDIT_AARCH64,
+            0xc000_00f3,
+        ] {
+            assert_eq!(run(&p.filter, audit, 3, [0; 6]), expect, "{audit:#x}");
+        }
+        assert_eq!(
+            run(&p.filter, AUDIT_X86_64, X32_SYSCALL_BIT, [0; 6]),
+            KILL_PROCESS
+        );
+        assert_eq!(run(&p.filter, 0x8000_0016, 3, [0; 6]), KILL_PROCESS);
+    }
+    // Some sections with rules, some without.
+    let p = compile_x86_64(
+        r#"{"defaultAction":"SCMP_ACT_ERRNO",
+            "architectures":["SCMP_ARCH_X86","SCMP_ARCH_X32","SCMP_ARCH_AARCH64","SCMP_ARCH_ARM"],
+            "syscalls":[{"names":["socketcall","mmap2"],"action":"SCMP_ACT_ALLOW"}]}"#,
+    );
+    assert_eq!(run(&p.filter, AUDIT_I386, 102, [0; 6]), ALLOW);
+    assert_eq!(run(&p.filter, AUDIT_ARM, 192, [0; 6]), ALLOW);
+    for audit in [AUDIT_X86_64, AUDIT_AARCH64] {
+        assert_eq!(run(&p.filter, audit, 102, [0; 6]), EPERM);
+        assert_eq!(run(&p.filter, audit, 192, [0; 6]), EPERM);
+    }
+    assert_eq!(run(&p.filter, AUDIT_X86_64, X32_SYSCALL_BIT, [0; 6]), EPERM);
+}
+
+/// Random profiles against a direct evaluation of the profile's meaning.
+#[test]
+fn seccomp_random_profiles_match_reference() {
+    let mut seed = 0x9e37_79b9_7f4a_7c15_u64;
+    let mut rand = move || {
+        seed ^= seed << 13;
+        seed ^= seed >> 7;
+        seed ^= seed << 17;
+        seed
+    };
+    const NAMES: [&str; 12] = [
+        "read",
+        "write",
+        "open",
+        "mmap",
+        "mmap2",
+        "socketcall",
+        "socket",
+        "clone",
+        "personality",
+        "rt_sigaction",
+        "ioctl",
+        "no_such_call",
+    ];
+    const ACTIONS: [&str; 5] = [
+        "SCMP_ACT_ALLOW",
+        "SCMP_ACT_ERRNO",
+        "SCMP_ACT_LOG",
+        "SCMP_ACT_TRAP",
+        "SCMP_ACT_KILL_PROCESS",
+    ];
+    const OPS: [&str; 7] = ["NE", "LT", "LE", "EQ", "GE", "GT", "MASKED_EQ"];
+    const VALUES: [u64; 8] = [
+        0,
+        1,
+        7,
+        0xffff_ffff,
+        0x1_0000_0000,
+        0x1_0000_0007,
+        u64::MAX,
+        0x80,
+    ];
+    const ARCHES: [Arch; 4] = [Arch::X86, Arch::X32, Arch::Aarch64, Arch::Arm];
+    let pick = |r: u64, n: usize| (r % n as u64) as usize;
+
+    for _ in 0..300 {
+        let mut p = Seccomp {
+            default_action: ACTIONS[pick(rand(), 5)].into(),
+            default_errno_ret: Some(rand() as u32 % 100),
+            ..Default::default()
+        };
+        for a in ARCHES {
+            if rand() % 2 == 0 {
+                p.architectures.push(a.name().into());
+            }
+        }
+        for _ in 0..pick(rand(), 12) {
+            let names = (0..1 + pick(rand(), 3))
+                .map(|_| NAMES[pick(rand(), NAMES.len())].to_string())
+                .collect();
+            let args = (0..pick(rand(), 4))
+                .map(|_| SeccompArg {
+                    index: pick(rand(), 6) as u32,
+                    value: VALUES[pick(rand(), 8)],
+                    value_two: VALUES[pick(rand(), 8)] & 0x1_0000_00ff,
+                    op: format!("SCMP_CMP_{}", OPS[pick(rand(), 7)]),
+                })
+                .collect();
+            p.syscalls.push(crate::spec::SyscallRule {
+                names,
+                action: ACTIONS[pick(rand(), 5)].into(),
+                errno_ret: Some(rand() as u32 % 100),
+                args,
+            });
+        }
+        let prog = compile_for(&p, Arch::X86_64).unwrap();
+        validate(&prog.filter).unwrap();
+
+        let mut present = vec![Arch::X86_64];
+        present.extend(
+            ARCHES
+                .into_iter()
+                .filter(|a| p.architectures.iter().any(|n| n == a.name())),
+        );
+        let act = |name: &str, errno: Option<u32>| action(name, errno, "").unwrap();
+        for _ in 0..200 {
+            let arch =
+                [Arch::X86_64, Arch::X86, Arch::X32, Arch::Aarch64, Arch::Arm][pick(rand(), 5)];
+            let name = NAMES[pick(rand(), NAMES.len())];
+            let Some(nr) = arch.syscall(name).or_else(|| arch.syscall("read")) else {
+                continue;
+            };
+            let mut args = [0u64; 6];
+            for a in &mut args {
+                *a = VALUES[pick(rand(), 8)] ^ (rand() % 3);
+            }
+            let expect = if !present.contains(&arch) {
+                KILL_PROCESS
+            } else {
+                let narrow = |v: u64| {
+                    if arch.args_32bit() {
+                        v & 0xffff_ffff
+                    } else {
+                        v
+                    }
+                };
+                p.syscalls
+                    .iter()
+                    .filter(|r| r.names.iter().any(|n| arch.syscall(n) == Some(nr)))
+                    .find(|r| {
+                        r.args.iter().all(|c| {
+                            let (x, v, v2) = (
+                                narrow(args[c.index as usize]),
+                                narrow(c.value),
+                                narrow(c.value_two),
+                            );
+                            match &c.op[9..] {
+                                "NE" => x != v,
+                                "LT" => x < v,
+                                "LE" => x <= v,
+                                "EQ" => x == v,
+                                "GE" => x >= v,
+                                "GT" => x > v,
+                                _ => x & v == v2,
+                            }
+                        })
+                    })
+                    .map_or(act(&p.default_action, p.default_errno_ret), |r| {
+                        act(&r.action, r.errno_ret)
+                    })
+            };
+            let got = run(&prog.filter, arch.audit(), nr, args);
+            assert_eq!(got, expect, "{arch:?} {name} {args:x?}\n{p:#?}");
+        }
+    }
 }

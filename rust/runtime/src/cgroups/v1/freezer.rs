@@ -33,10 +33,13 @@ fn set(dir: &Path, want: &str) -> Result<()> {
     if want == "FROZEN" {
         let _ = write_file(&file, "THAWED");
     }
-    Err(Error::State(format!(
-        "{}: still {now} after {PATIENCE:?} (wanted {want})",
-        file.display()
-    )))
+    Err(Error::sys(
+        format!(
+            "{}: still {now} after {PATIENCE:?} (wanted {want})",
+            file.display()
+        ),
+        std::io::Error::from_raw_os_error(libc::ETIMEDOUT),
+    ))
 }
 
 pub(super) fn freeze(dir: &Path) -> Result<()> {

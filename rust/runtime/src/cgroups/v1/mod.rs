@@ -12,22 +12,12 @@ mod memory;
 mod pids;
 
 use std::os::fd::OwnedFd;
-use std::path::{Path, PathBuf};
+use std::path::Path;
 
+pub use super::Hierarchy;
 use super::{join_below, own_dir, v1_mount_controllers, Manager, MountEntry, ProcCgroup, Stats};
 use crate::error::{Error, Result};
 use crate::spec::Resources;
-
-/// One hierarchy the cgroup lives in.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub struct Hierarchy {
-    /// The controllers of the hierarchy (`cpu`, `memory`, ... or `name=systemd`).
-    pub controllers: Vec<String>,
-    /// Where the hierarchy is mounted.
-    pub mount_point: PathBuf,
-    /// The cgroup's directory in it.
-    pub dir: PathBuf,
-}
 
 #[derive(Debug)]
 pub struct V1Manager {
@@ -129,6 +119,10 @@ fn same_set(a: &[String], b: &[String]) -> bool {
 impl Manager for V1Manager {
     fn path(&self) -> &str {
         &self.path
+    }
+
+    fn dirs(&self) -> Vec<Hierarchy> {
+        self.hierarchies.clone()
     }
 
     fn create(&self) -> Result<()> {
@@ -246,7 +240,10 @@ impl Manager for V1Manager {
 impl V1Manager {
     fn freezer_dir(&self) -> Result<&Path> {
         self.dir("freezer").ok_or_else(|| {
-            Error::State("the cgroup v1 freezer controller is not mounted".to_string())
+            Error::sys(
+                "the cgroup v1 freezer controller is not mounted",
+                std::io::Error::from_raw_os_error(libc::ENOTSUP),
+            )
         })
     }
 }

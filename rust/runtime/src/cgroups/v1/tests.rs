@@ -154,7 +154,8 @@ fn real_v1_lifecycle() {
     let mounts = parse_mountinfo(&cgroups::read_mountinfo().unwrap());
     let own = parse_proc_cgroup(&fs::read_to_string("/proc/self/cgroup").unwrap());
     let v1 = V1Manager::resolve(&path, &mounts, &own).unwrap();
-    let dirs: Vec<PathBuf> = v1.hierarchies().iter().map(|h| h.dir.clone()).collect();
+    assert_eq!(m.dirs(), v1.hierarchies().to_vec());
+    let dirs: Vec<PathBuf> = m.dirs().iter().map(|h| h.dir.clone()).collect();
     assert!(!dirs.is_empty());
     for d in &dirs {
         assert!(d.is_dir(), "{} was not created", d.display());

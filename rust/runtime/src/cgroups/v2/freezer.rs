@@ -24,10 +24,13 @@ pub(super) fn is_frozen(dir: &Path) -> Result<bool> {
 fn set(dir: &Path, frozen: bool) -> Result<()> {
     let file = dir.join("cgroup.freeze");
     if !file.exists() {
-        return Err(Error::State(format!(
-            "{} does not exist: the kernel's cgroup v2 freezer (5.2+) is needed",
-            file.display()
-        )));
+        return Err(Error::sys(
+            format!(
+                "{} does not exist: the kernel's cgroup v2 freezer (5.2+) is needed",
+                file.display()
+            ),
+            std::io::Error::from_raw_os_error(libc::ENOTSUP),
+        ));
     }
     write_file(&file, if frozen { "1" } else { "0" })?;
     if wait_until(PATIENCE, || Ok(is_frozen(dir)? == frozen))? {
@@ -36,11 +39,14 @@ fn set(dir: &Path, frozen: bool) -> Result<()> {
     if frozen {
         let _ = write_file(&file, "0");
     }
-    Err(Error::State(format!(
-        "{}: the cgroup did not {} within {PATIENCE:?}",
-        dir.display(),
-        if frozen { "freeze" } else { "thaw" }
-    )))
+    Err(Error::sys(
+        format!(
+            "{}: the cgroup did not {} within {PATIENCE:?}",
+            dir.display(),
+            if frozen { "freeze" } else { "thaw" }
+        ),
+        std::io::Error::from_raw_os_error(libc::ETIMEDOUT),
+    ))
 }
 
 pub(super) fn freeze(dir: &Path) -> Result<()> {

@@ -18,7 +18,7 @@ mod pids;
 use std::os::fd::OwnedFd;
 use std::path::{Path, PathBuf};
 
-use super::{join_below, own_dir, Manager, MountEntry, ProcCgroup, Stats};
+use super::{join_below, own_dir, Hierarchy, Manager, MountEntry, ProcCgroup, Stats};
 use crate::error::{Error, Result};
 use crate::spec::Resources;
 
@@ -120,6 +120,14 @@ fn controllers_of(dir: &Path) -> Result<Option<Vec<String>>> {
 impl Manager for V2Manager {
     fn path(&self) -> &str {
         &self.path
+    }
+
+    fn dirs(&self) -> Vec<Hierarchy> {
+        vec![Hierarchy {
+            controllers: Vec::new(),
+            mount_point: self.root.clone(),
+            dir: self.dir.clone(),
+        }]
     }
 
     fn create(&self) -> Result<()> {

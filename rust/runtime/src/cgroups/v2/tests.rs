@@ -346,6 +346,8 @@ fn real_v2_processes_freezer_kill_and_devices() {
     let m = V2Manager::new("/ctr", &top, top.join("ctr"));
     m.create().unwrap();
     assert!(m.dir().is_dir());
+    assert_eq!(m.dirs().len(), 1);
+    assert_eq!(m.dirs()[0].dir, top.join("ctr"));
     let fd = m.v2_dir_fd().expect("a v2 cgroup fd");
     drop(fd);
 
