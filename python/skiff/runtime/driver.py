@@ -9,9 +9,10 @@ from __future__ import annotations
 
 import json
 import subprocess
+import tempfile
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
+from typing import IO, Any
 
 from skiff.errors import Conflict, InvalidArgument, NotFound, SkiffError
 from skiff.runtime.binary import find_runtime
@@ -29,14 +30,13 @@ class RuntimeFailed(SkiffError):
     """The runtime failed for a reason of the system (kind "system")."""
 
 
-def _error(stderr: bytes, argv: list[str], code: int) -> SkiffError:
+def _error(log_text: str, argv: list[str], code: int) -> SkiffError:
+    """The error named by the last error line of the runtime's JSON log."""
     kind, message = "system", ""
-    for line in reversed(stderr.decode(errors="replace").splitlines()):
+    for line in reversed(log_text.splitlines()):
         try:
             entry = json.loads(line)
         except ValueError:
-            if not message and line.strip():
-                message = line.strip()
             continue
         if isinstance(entry, dict) and entry.get("level") == "error":
             kind = str(entry.get("kind", "system"))
@@ -46,6 +46,11 @@ def _error(stderr: bytes, argv: list[str], code: int) -> SkiffError:
     return cls(message or f"{' '.join(argv)} exited with {code}")
 
 
+#: What a container started by ``create`` or ``exec --detach`` gets as stdio when the
+#: caller names none: it must not inherit pipes the caller waits on.
+Stdio = int | IO[bytes] | None
+
+
 @dataclass
 class Runtime:
     """One runtime binary and state root."""
@@ -53,15 +58,29 @@ class Runtime:
     root: str = DEFAULT_ROOT
     binary: Path = field(default_factory=find_runtime)
 
-    def _argv(self, *args: str) -> list[str]:
-        return [str(self.binary), "--root", self.root, "--log-format", "json", *args]
-
-    def call(self, *args: str, input: bytes | None = None, timeout: float = 60) -> bytes:
-        argv = self._argv(*args)
-        proc = subprocess.run(argv, input=input, capture_output=True, timeout=timeout)
-        if proc.returncode != 0:
-            raise _error(proc.stderr, argv, proc.returncode)
-        return proc.stdout
+    def call(
+        self,
+        *args: str,
+        input: bytes | None = None,
+        timeout: float = 60,
+        stdout: Stdio = subprocess.PIPE,
+        stderr: Stdio = subprocess.DEVNULL,
+        stdin: Stdio = None,
+    ) -> subprocess.CompletedProcess[bytes]:
+        """Runs the runtime; errors (read from its JSON log) raise SkiffError."""
+        with tempfile.NamedTemporaryFile(prefix="skiff-runtime-", suffix=".log") as log:
+            argv = [str(self.binary), "--root", self.root, "--log", log.name, "--log-format", "json", *args]
+            proc = subprocess.run(
+                argv,
+                input=input,
+                stdin=subprocess.DEVNULL if input is None and stdin is None else stdin,
+                stdout=stdout,
+                stderr=stderr,
+                timeout=timeout,
+            )
+            if proc.returncode != 0:
+                raise _error(Path(log.name).read_text(errors="replace"), argv, proc.returncode)
+        return proc
 
     def create(
         self,
@@ -71,7 +90,11 @@ class Runtime:
         pid_file: Path | None = None,
         console_socket: Path | None = None,
         no_pivot: bool = False,
+        stdout: Stdio = subprocess.DEVNULL,
+        stderr: Stdio = subprocess.DEVNULL,
     ) -> None:
+        """Creates the container; its init gets ``stdout``/``stderr`` (default
+        /dev/null) and /dev/null as stdin."""
         args = ["create", "--bundle", str(bundle)]
         if pid_file is not None:
             args += ["--pid-file", str(pid_file)]
@@ -79,13 +102,13 @@ class Runtime:
             args += ["--console-socket", str(console_socket)]
         if no_pivot:
             args.append("--no-pivot")
-        self.call(*args, container_id)
+        self.call(*args, container_id, stdout=stdout, stderr=stderr)
 
     def start(self, container_id: str) -> None:
         self.call("start", container_id)
 
     def state(self, container_id: str) -> dict[str, Any]:
-        result: dict[str, Any] = json.loads(self.call("state", container_id))
+        result: dict[str, Any] = json.loads(self.call("state", container_id).stdout)
         return result
 
     def kill(self, container_id: str, signal: str = "TERM", *, all: bool = False) -> None:
@@ -101,11 +124,11 @@ class Runtime:
         self.call("resume", container_id)
 
     def list(self) -> list[dict[str, Any]]:
-        result: list[dict[str, Any]] = json.loads(self.call("list", "--format", "json") or b"[]")
+        result: list[dict[str, Any]] = json.loads(self.call("list", "--format", "json").stdout or b"[]")
         return result
 
     def pids(self, container_id: str) -> list[int]:
-        result: list[int] = json.loads(self.call("ps", "--format", "json", container_id))
+        result: list[int] = json.loads(self.call("ps", "--format", "json", container_id).stdout)
         return result
 
     def update(self, container_id: str, resources: dict[str, Any]) -> None:
@@ -120,10 +143,8 @@ class Runtime:
         pid_file: Path | None = None,
         timeout: float = 60,
     ) -> subprocess.CompletedProcess[bytes]:
-        """Runs a process in the container; returns its output and exit status
-        (the runtime's own failures raise)."""
-        import tempfile
-
+        """Runs a process in the container and returns its output and exit status;
+        the runtime's own failures raise. A detached process gets /dev/null stdio."""
         with tempfile.NamedTemporaryFile("w", suffix=".json") as f:
             json.dump(process, f)
             f.flush()
@@ -132,16 +153,27 @@ class Runtime:
                 args.append("--detach")
             if pid_file is not None:
                 args += ["--pid-file", str(pid_file)]
-            return subprocess.run(
-                self._argv(*args, container_id), capture_output=True, timeout=timeout
-            )
+            out = subprocess.DEVNULL if detach else subprocess.PIPE
+            return self._run_container(*args, container_id, stdout=out, timeout=timeout)
 
     def run(
         self, container_id: str, bundle: Path, *, timeout: float = 60
     ) -> subprocess.CompletedProcess[bytes]:
-        """Create, start, wait and delete; returns the container's output and status."""
-        return subprocess.run(
-            self._argv("run", "--bundle", str(bundle), container_id),
-            capture_output=True,
-            timeout=timeout,
-        )
+        """Create, start, wait and delete; returns the container's output and status.
+        The runtime's own failures raise."""
+        return self._run_container("run", "--bundle", str(bundle), container_id, timeout=timeout)
+
+    def _run_container(
+        self, *args: str, stdout: Stdio = subprocess.PIPE, timeout: float = 60
+    ) -> subprocess.CompletedProcess[bytes]:
+        """run / exec: a non-zero exit is the container's own unless the log says
+        the runtime failed."""
+        with tempfile.NamedTemporaryFile(prefix="skiff-runtime-", suffix=".log") as log:
+            argv = [str(self.binary), "--root", self.root, "--log", log.name, "--log-format", "json", *args]
+            proc = subprocess.run(
+                argv, stdin=subprocess.DEVNULL, stdout=stdout, stderr=subprocess.PIPE, timeout=timeout
+            )
+            text = Path(log.name).read_text(errors="replace")
+            if proc.returncode != 0 and '"level":"error"' in text:
+                raise _error(text, argv, proc.returncode)
+        return proc

@@ -51,13 +51,21 @@ pub fn run(init: Init, sync: OwnedFd) -> ! {
             if err_is(&err, libc::ENOENT) { 127 } else { 126 }
         }
         Err(err) => {
-            let _ = sys::send_msg(&sync, format!("E{err}").as_bytes());
+            let _ = sys::send_msg(&sync, format!("E{}", child_message(&err)).as_bytes());
             1
         }
     };
     // SAFETY: leave without running destructors or atexit handlers of the parent's
     // copy of the address space.
     unsafe { libc::_exit(code) }
+}
+
+/// What the parent wraps in its own `Error::Init`: without a second prefix.
+pub fn child_message(err: &Error) -> String {
+    match err {
+        Error::Init(m) => m.clone(),
+        other => other.to_string(),
+    }
 }
 
 fn err_is(err: &Error, errno: i32) -> bool {

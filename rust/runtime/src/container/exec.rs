@@ -107,7 +107,7 @@ pub fn exec(g: &Global, o: &ExecOpts) -> Result<i32> {
                 127
             }
             Err(e) => {
-                let _ = sys::send_msg(&child, format!("E{e}").as_bytes());
+                let _ = sys::send_msg(&child, format!("E{}", crate::init::child_message(&e)).as_bytes());
                 1
             }
         };

@@ -253,3 +253,123 @@ impl Parser<'_> {
         }
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn esc(data: &[u8]) -> String {
+        let mut out = Vec::new();
+        escape_into(&mut out, data);
+        String::from_utf8(out).unwrap()
+    }
+
+    #[test]
+    fn escapes_like_json_file() {
+        assert_eq!(esc(b"plain text"), "plain text");
+        assert_eq!(esc(b"a\"b\\c"), r#"a\"b\\c"#);
+        assert_eq!(esc(b"l1\nl2\r\n\t"), r"l1\nl2\r\n\t");
+        assert_eq!(
+            esc(b"\x00\x01\x1b[0m\x1f\x7f"),
+            "\\u0000\\u0001\\u001b[0m\\u001f\x7f"
+        );
+        assert_eq!(esc("héllo €𝄞".as_bytes()), "héllo €𝄞");
+        // Every invalid byte is one U+FFFD, valid text around it kept.
+        assert_eq!(esc(b"a\xffb"), r"a\ufffdb");
+        assert_eq!(esc(b"\xe2\x82"), r"\ufffd\ufffd"); // truncated sequence
+        assert_eq!(esc(b"\xc0\xaf!"), r"\ufffd\ufffd!"); // overlong
+        assert_eq!(esc(b"\xed\xa0\x80"), r"\ufffd\ufffd\ufffd"); // surrogate
+        assert_eq!(esc(b"ok\xf0\x9f\x98"), r"ok\ufffd\ufffd\ufffd");
+        // The worst case stays within 6 bytes per input byte.
+        assert_eq!(esc(&[0x01; 100]).len(), 600);
+        assert_eq!(esc(&[0xff; 100]).len(), 600);
+    }
+
+    #[test]
+    fn escaped_output_is_read_back_exactly() {
+        let text = "tab\t \"q\" back\\ nl\n ctl\x02 ü";
+        let mut line = b"{\"log\":\"".to_vec();
+        escape_into(&mut line, text.as_bytes());
+        line.extend_from_slice(b"\"}");
+        assert_eq!(string_field(&line, "log").as_deref(), Some(text));
+    }
+
+    #[test]
+    fn numbers() {
+        let mut b = Vec::new();
+        push_int(&mut b, 0);
+        b.push(b' ');
+        push_int(&mut b, -137);
+        b.push(b' ');
+        push_int(&mut b, i64::MIN);
+        b.push(b' ');
+        push_uint(&mut b, u64::MAX);
+        assert_eq!(
+            String::from_utf8(b).unwrap(),
+            "0 -137 -9223372036854775808 18446744073709551615"
+        );
+    }
+
+    #[test]
+    fn civil_dates() {
+        assert_eq!(civil_from_days(0), (1970, 1, 1));
+        assert_eq!(civil_from_days(-1), (1969, 12, 31));
+        assert_eq!(civil_from_days(59), (1970, 3, 1));
+        assert_eq!(civil_from_days(10_957), (2000, 1, 1));
+        assert_eq!(civil_from_days(11_016), (2000, 2, 29)); // leap century
+        assert_eq!(civil_from_days(47_482), (2100, 1, 1));
+        assert_eq!(civil_from_days(47_541), (2100, 3, 1)); // 2100 is not leap
+        assert_eq!(civil_from_days(2_932_896), (9999, 12, 31));
+        // Every day of 1900..2200 follows the previous one.
+        let mut prev = civil_from_days(-25_567);
+        assert_eq!(prev, (1900, 1, 1));
+        for day in -25_566..84_000 {
+            let cur = civil_from_days(day);
+            let next_in_month = (prev.0, prev.1, prev.2 + 1);
+            let next_month = if prev.1 == 12 {
+                (prev.0 + 1, 1, 1)
+            } else {
+                (prev.0, prev.1 + 1, 1)
+            };
+            assert!(
+                cur == next_in_month || cur == next_month,
+                "{prev:?} -> {cur:?}"
+            );
+            prev = cur;
+        }
+    }
+
+    #[test]
+    fn rfc3339_nanos() {
+        let s = |secs, ns| String::from_utf8(rfc3339(secs, ns).to_vec()).unwrap();
+        assert_eq!(s(0, 0), "1970-01-01T00:00:00.000000000Z");
+        assert_eq!(
+            s(1_795_864_029, 85_123_456),
+            "2026-11-28T11:07:09.085123456Z"
+        );
+        assert_eq!(
+            s(951_782_399, 999_999_999),
+            "2000-02-28T23:59:59.999999999Z"
+        );
+        assert_eq!(s(951_782_400, 1), "2000-02-29T00:00:00.000000001Z");
+        assert_eq!(s(-1, 500_000_000), "1969-12-31T23:59:59.500000000Z");
+        assert_eq!(s(4_102_444_800, 0), "2100-01-01T00:00:00.000000000Z");
+    }
+
+    #[test]
+    fn runtime_log_fields() {
+        let line = br#"{"level":"error","msg":"container_linux.go:380: starting \"x\" \u00e9 \ud83d\ude00","time":"2026-01-01T00:00:00Z"}"#;
+        assert_eq!(string_field(line, "level").as_deref(), Some("error"));
+        assert_eq!(
+            string_field(line, "msg").as_deref(),
+            Some("container_linux.go:380: starting \"x\" é 😀")
+        );
+        let nested = br#" { "a": {"msg": "inner"}, "n": -1.5e3, "l": [1, "]", {}], "t": true, "msg" : "outer" } "#;
+        assert_eq!(string_field(nested, "msg").as_deref(), Some("outer"));
+        assert_eq!(string_field(nested, "t"), None); // not a string
+        assert_eq!(string_field(nested, "missing"), None);
+        assert_eq!(string_field(b"not json", "msg"), None);
+        assert_eq!(string_field(b"{\"msg\":\"unterminated", "msg"), None);
+        assert_eq!(string_field(b"", "msg"), None);
+    }
+}

@@ -174,3 +174,118 @@ impl Lines {
         }
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn temp(name: &str) -> PathBuf {
+        let d = std::env::temp_dir().join(format!("skiff-monitor-{}-{name}", std::process::id()));
+        let _ = std::fs::remove_dir_all(&d);
+        std::fs::create_dir_all(&d).unwrap();
+        d
+    }
+
+    const T: &[u8; json::RFC3339_LEN] = b"2026-11-28T11:07:09.085123456Z";
+
+    #[test]
+    fn splits_lines_and_flushes_long_partials() {
+        let dir = temp("lines");
+        let path = dir.join("data");
+        let mut data = b"a\nbc\n\nno newline yet".to_vec();
+        data.extend(std::iter::repeat_n(b'x', LINE_MAX + 10));
+        data.extend_from_slice(b"\ntail");
+        std::fs::write(&path, &data).unwrap();
+        let fd = sys::open(&path, libc::O_RDONLY, 0).unwrap();
+        let mut lines = Lines::new();
+        let mut got: Vec<Vec<u8>> = Vec::new();
+        loop {
+            let (n, start) = lines.read(fd.as_raw_fd()).unwrap();
+            if n == 0 {
+                lines.finish(|l| got.push(l.to_vec()));
+                break;
+            }
+            lines.split(start, |l| got.push(l.to_vec()));
+        }
+        let mut long = b"no newline yet".to_vec();
+        long.extend(std::iter::repeat_n(b'x', LINE_MAX - long.len()));
+        let rest = std::iter::repeat_n(b'x', 14 + 10)
+            .chain(*b"\n")
+            .collect::<Vec<u8>>();
+        assert_eq!(got.len(), 6);
+        assert_eq!(
+            got[..3],
+            [b"a\n".to_vec(), b"bc\n".to_vec(), b"\n".to_vec()]
+        );
+        assert_eq!(got[3], long);
+        assert_eq!(got[4], rest);
+        assert_eq!(got[5], b"tail");
+        std::fs::remove_dir_all(dir).unwrap();
+    }
+
+    #[test]
+    fn entries_in_json_file_format() {
+        let dir = temp("entries");
+        let path = dir.join("log");
+        std::fs::write(&path, "old\n").unwrap();
+        let mut log = LogFile::open(&path, 0, 1).unwrap();
+        log.entry(b"stdout", b"hi \"there\"\n", T);
+        log.entry(b"stderr", b"\x1b[1m\xff", T);
+        log.flush();
+        assert_eq!(
+            std::fs::read_to_string(&path).unwrap(),
+            "old\n\
+             {\"log\":\"hi \\\"there\\\"\\n\",\"stream\":\"stdout\",\"time\":\"2026-11-28T11:07:09.085123456Z\"}\n\
+             {\"log\":\"\\u001b[1m\\ufffd\",\"stream\":\"stderr\",\"time\":\"2026-11-28T11:07:09.085123456Z\"}\n"
+        );
+        // A maximal, fully escaped entry fits the buffer in one piece.
+        log.entry(b"stdout", &[0u8; LINE_MAX], T);
+        log.flush();
+        let text = std::fs::read_to_string(&path).unwrap();
+        assert_eq!(text.lines().last().unwrap().len(), 6 * LINE_MAX + 68);
+        std::fs::remove_dir_all(dir).unwrap();
+    }
+
+    #[test]
+    fn rotates_like_json_file() {
+        let dir = temp("rotate");
+        let path = dir.join("log");
+        let entry_len = 72; // {"log":"N\n",...}\n with a one-digit N
+        let mut log = LogFile::open(&path, 3 * entry_len, 3).unwrap();
+        for i in 0..10u8 {
+            log.entry(b"stdout", &[b'0' + i, b'\n'], T);
+        }
+        log.flush();
+        let read = |name: &str| std::fs::read_to_string(dir.join(name)).unwrap_or_default();
+        let first = |name: &str| {
+            read(name)
+                .lines()
+                .map(|l| l.as_bytes()[8])
+                .collect::<Vec<u8>>()
+        };
+        // 3 entries a file, 3 files: the oldest are gone.
+        assert_eq!(first("log"), b"9");
+        assert_eq!(first("log.1"), b"678");
+        assert_eq!(first("log.2"), b"345");
+        assert!(!dir.join("log.3").exists());
+        assert_eq!(read("log.1").len() as u64, 3 * entry_len);
+        // max-file 1: truncate in place.
+        let path1 = dir.join("one");
+        let mut log = LogFile::open(&path1, 2 * entry_len, 1).unwrap();
+        for i in 0..5u8 {
+            log.entry(b"stdout", &[b'0' + i, b'\n'], T);
+        }
+        log.flush();
+        assert_eq!(first("one"), b"4");
+        assert!(!dir.join("one.1").exists());
+        // An entry bigger than max-size still gets written, alone.
+        let mut log = LogFile::open(&dir.join("big"), 10, 2).unwrap();
+        log.entry(b"stdout", b"this is longer than ten bytes\n", T);
+        log.entry(b"stdout", b"again\n", T);
+        log.flush();
+        assert_eq!(read("big").lines().count(), 1);
+        assert!(read("big").contains("again"));
+        assert!(read("big.1").contains("longer"));
+        std::fs::remove_dir_all(dir).unwrap();
+    }
+}

@@ -72,10 +72,11 @@ use std::os::fd::{AsRawFd, OwnedFd, RawFd};
 use std::os::unix::ffi::OsStrExt;
 use std::path::{Path, PathBuf};
 
-use logfile::{LogFile, Lines};
+use logfile::{Lines, LogFile};
 use monitor::{Init, Monitor, Output};
 
-const USAGE: &str = "usage: skiff-monitor --id ID --bundle DIR --runtime PATH [--runtime-root DIR] \
+const USAGE: &str =
+    "usage: skiff-monitor --id ID --bundle DIR --runtime PATH [--runtime-root DIR] \
 --log FILE --exit-file FILE --socket PATH [--terminal] [--stdin] [--log-max-size BYTES] \
 [--log-max-files N] [--sync-fd N] [--pid-file FILE] [--runtime-arg ARG]... [--no-daemonize]\n";
 
@@ -171,20 +172,22 @@ impl Args {
             }
         }
         // The daemonized monitor lives in "/": resolve relative paths now.
-        let cwd = std::env::current_dir().map_err(|e| format!("getcwd: {e}"))?;
-        let abs = |p: &mut PathBuf| {
+        let cwd = std::env::current_dir();
+        let abs = |p: &mut PathBuf| -> Result<(), String> {
             if p.is_relative() {
+                let cwd = cwd.as_ref().map_err(|e| format!("getcwd: {e}"))?;
                 *p = cwd.join(&*p);
             }
+            Ok(())
         };
         for p in [&mut a.bundle, &mut a.log, &mut a.exit_file, &mut a.socket] {
-            abs(p);
+            abs(p)?;
         }
         for p in [&mut a.runtime_root, &mut a.pid_file].into_iter().flatten() {
-            abs(p);
+            abs(p)?;
         }
         if a.runtime.as_os_str().as_bytes().contains(&b'/') {
-            abs(&mut a.runtime);
+            abs(&mut a.runtime)?;
         }
         if a.socket.parent().is_none() {
             return Err("--socket must name a file".into());
@@ -205,7 +208,7 @@ pub fn run(argv: Vec<OsString>) -> i32 {
     let sync_hint = sync_fd_hint(&argv);
     sys::close_inherited(sync_hint);
     open_std_fds();
-    let args = match Args::parse(argv) {
+    let mut args = match Args::parse(argv) {
         Ok(a) => a,
         Err(msg) => {
             eprint!("skiff-monitor: {msg}\n{USAGE}");
@@ -217,6 +220,12 @@ pub fn run(argv: Vec<OsString>) -> i32 {
         if sys::set_cloexec(fd, true).is_err() {
             eprintln!("skiff-monitor: --sync-fd {fd} is not open");
             return 2;
+        }
+        // Out of the way of the stdio descriptors, which daemonizing replaces.
+        if fd < 3 {
+            args.sync_fd = sys::dup_cloexec(fd)
+                .ok()
+                .map(std::os::fd::IntoRawFd::into_raw_fd);
         }
     }
     if !args.no_daemonize {
@@ -235,6 +244,9 @@ pub fn run(argv: Vec<OsString>) -> i32 {
             eprintln!("skiff-monitor: {msg}");
             send_sync(args.sync_fd, Err(&msg));
             let _ = std::fs::remove_file(&args.socket);
+            if args.terminal {
+                let _ = std::fs::remove_file(args.dir().join("console.sock"));
+            }
             1
         }
     }
@@ -333,7 +345,10 @@ fn start(args: &Args) -> Result<(Monitor, libc::pid_t), String> {
     let log = LogFile::open(&args.log, args.log_max_size, args.log_max_files)
         .map_err(|e| err(&format!("log {}", args.log.display()), e))?;
 
-    let pid_file = args.pid_file.clone().unwrap_or_else(|| dir.join("init.pid"));
+    let pid_file = args
+        .pid_file
+        .clone()
+        .unwrap_or_else(|| dir.join("init.pid"));
     let _ = std::fs::remove_file(&pid_file);
     let runtime_log = dir.join("runtime.log");
     let log_offset = std::fs::metadata(&runtime_log).map_or(0, |m| m.len());
@@ -352,7 +367,11 @@ fn start(args: &Args) -> Result<(Monitor, libc::pid_t), String> {
         let l = sys::listen_unix(&console_path, 0o600)
             .map_err(|e| err(&format!("console socket {}", console_path.display()), e))?;
         let (r, w) = sys::pipe().map_err(|e| err("pipe", e))?;
-        stdio = [null(libc::O_RDONLY)?, w.try_clone().map_err(|e| err("dup", e))?, w];
+        stdio = [
+            null(libc::O_RDONLY)?,
+            w.try_clone().map_err(|e| err("dup", e))?,
+            w,
+        ];
         (console, outputs, stdin, captured) = (Some(l), Vec::new(), None, r);
     } else {
         let (out_r, out_w) = sys::pipe().map_err(|e| err("pipe", e))?;
@@ -455,6 +474,7 @@ fn start(args: &Args) -> Result<(Monitor, libc::pid_t), String> {
         clients: Vec::new(),
         stdin_pending: Vec::new(),
         stdin_close: false,
+        shrink_soon: true,
     };
     Ok((monitor, pid))
 }
@@ -468,7 +488,11 @@ fn spawn(argv: &[&OsStr], stdio: &[OwnedFd; 3]) -> Result<libc::pid_t, String> {
         .collect::<Result<_, _>>()?;
     let mut ptrs: Vec<*const libc::c_char> = cargs.iter().map(|a| a.as_ptr()).collect();
     ptrs.push(std::ptr::null());
-    let fds = [stdio[0].as_raw_fd(), stdio[1].as_raw_fd(), stdio[2].as_raw_fd()];
+    let fds = [
+        stdio[0].as_raw_fd(),
+        stdio[1].as_raw_fd(),
+        stdio[2].as_raw_fd(),
+    ];
     let search = !argv[0].as_bytes().contains(&b'/');
     let (err_r, err_w) = sys::pipe().map_err(|e| format!("pipe: {e}"))?;
     // SAFETY: the process is single-threaded; the child only makes async-signal-safe

@@ -3,10 +3,14 @@
 //! Most of a small process's RSS is code: pages of the binary (and of libc, ld.so
 //! when linked dynamically) that were ever touched, each fault mapping its whole
 //! 64 KiB neighbourhood ("fault-around"). A monitor spends its life blocked in
-//! poll, needing none of it. So when nothing happened for [`IDLE_MS`], the monitor
-//! drops its read-only code and data mappings with `MADV_DONTNEED` and blocks in
-//! `ppoll`, both issued as raw system calls so that no other code runs in between.
-//! Those pages are clean copies of files in the page cache: what runs on the next
+//! poll, needing little of it. So at the first quiet moment after start-up (and
+//! after a client connected), and whenever nothing happened for [`IDLE_MS`], the
+//! monitor drops its read-only code and data mappings with `MADV_DONTNEED` and
+//! blocks in `ppoll`, both issued as raw system calls so that no other code runs
+//! in between. (A monitor that is never idle does so at the first gap in the
+//! output after [`BUSY_SHRINK_MS`], keeping only its working set.) The hot path
+//! makes its system calls directly too (sys.rs), leaving libc's code alone. Those
+//! pages are clean copies of files in the page cache: what runs on the next
 //! wake-up faults back in (a minor fault, no I/O). Writable segments (data,
 //! relocated RELRO, heap, stack) are never touched.
 //!
@@ -15,8 +19,12 @@
 
 use std::sync::atomic::{AtomicUsize, Ordering::Relaxed};
 
+use crate::sys;
+
 /// How long the monitor must have been idle before it lets its code go.
 pub const IDLE_MS: i32 = 2000;
+/// How often a monitor that is never idle (a chatty container) still does.
+pub const BUSY_SHRINK_MS: i64 = 60_000;
 
 const MAX_RANGES: usize = 32;
 /// (start, length) of the read-only segments, found once at start.
@@ -65,74 +73,40 @@ unsafe extern "C" fn each(
     0
 }
 
-/// Gives back what idling does not need, then blocks in ppoll (no timeout) until
-/// one of `fds` is ready. Returns the number of ready fds (0 on EINTR).
+/// Gives back what the monitor does not use: free heap, and every page of code
+/// and read-only data (what runs next faults back in).
 #[inline(never)]
-pub fn shrink_and_poll(fds: &mut [libc::pollfd]) -> usize {
+pub fn shrink() {
     // SAFETY: plain call; it only returns free heap memory to the kernel.
     unsafe { libc::malloc_trim(0) };
     for (start, len) in RANGES.iter().take(COUNT.load(Relaxed)) {
         // SAFETY: a read-only private file mapping of this process, recorded at
         // start: MADV_DONTNEED only drops clean pages, which fault back in.
         unsafe {
-            raw_syscall(
+            sys::raw(
                 libc::SYS_madvise,
-                [start.load(Relaxed), len.load(Relaxed), libc::MADV_DONTNEED as usize, 0],
+                [
+                    start.load(Relaxed),
+                    len.load(Relaxed),
+                    libc::MADV_DONTNEED as usize,
+                    0,
+                ],
             )
         };
     }
+}
+
+/// [`shrink`], then blocks in ppoll (no timeout) until one of `fds` is ready,
+/// with no other code in between. Returns the number of ready fds (0 on EINTR).
+#[inline(never)]
+pub fn shrink_and_poll(fds: &mut [libc::pollfd]) -> usize {
+    shrink();
     // SAFETY: `fds` is valid for the call; null timeout and signal mask.
-    let r = unsafe { raw_syscall(libc::SYS_ppoll, [fds.as_mut_ptr() as usize, fds.len(), 0, 0]) };
+    let r = unsafe {
+        sys::raw(
+            libc::SYS_ppoll,
+            [fds.as_mut_ptr() as usize, fds.len(), 0, 0],
+        )
+    };
     r.max(0) as usize
-}
-
-/// A system call with no libc code around it (that code may just have been
-/// dropped). Returns the kernel's result (negative errno on failure).
-#[cfg(target_arch = "x86_64")]
-unsafe fn raw_syscall(nr: libc::c_long, a: [usize; 4]) -> isize {
-    let ret: isize;
-    // SAFETY: the caller passes a valid system call; `syscall` clobbers rcx, r11.
-    unsafe {
-        std::arch::asm!(
-            "syscall",
-            inlateout("rax") nr as isize => ret,
-            in("rdi") a[0],
-            in("rsi") a[1],
-            in("rdx") a[2],
-            in("r10") a[3],
-            lateout("rcx") _,
-            lateout("r11") _,
-            options(nostack),
-        );
-    }
-    ret
-}
-
-#[cfg(target_arch = "aarch64")]
-unsafe fn raw_syscall(nr: libc::c_long, a: [usize; 4]) -> isize {
-    let ret: isize;
-    // SAFETY: the caller passes a valid system call.
-    unsafe {
-        std::arch::asm!(
-            "svc 0",
-            in("x8") nr,
-            inlateout("x0") a[0] as isize => ret,
-            in("x1") a[1],
-            in("x2") a[2],
-            in("x3") a[3],
-            options(nostack),
-        );
-    }
-    ret
-}
-
-#[cfg(not(any(target_arch = "x86_64", target_arch = "aarch64")))]
-unsafe fn raw_syscall(nr: libc::c_long, a: [usize; 4]) -> isize {
-    // SAFETY: the caller passes a valid system call.
-    let r = unsafe { libc::syscall(nr, a[0], a[1], a[2], a[3]) };
-    if r < 0 {
-        -(crate::sys::errno() as isize)
-    } else {
-        r as isize
-    }
 }

@@ -6,7 +6,7 @@ use std::os::fd::{AsRawFd, OwnedFd, RawFd};
 use std::path::PathBuf;
 
 use crate::json;
-use crate::logfile::{LogFile, Lines};
+use crate::logfile::{Lines, LogFile};
 use crate::mem;
 use crate::sys;
 
@@ -50,6 +50,8 @@ pub struct Monitor {
     pub clients: Vec<Client>,
     pub stdin_pending: Vec<u8>,
     pub stdin_close: bool,
+    /// Shrink (mem.rs) at the next quiet moment.
+    pub shrink_soon: bool,
 }
 
 pub struct Client {
@@ -93,18 +95,29 @@ impl Monitor {
             Init::Gone => Some((255, None)),
             _ => self.reap(),
         };
+        // Start-up is over: what it needed can go at the first quiet moment, as can
+        // what a client's connection needed (see mem.rs).
+        self.shrink_soon = true;
+        let mut last_shrink = sys::monotonic_ms();
         while status.is_none() {
             pfds.clear();
             tags.clear();
             self.poll_set(&mut pfds, &mut tags);
-            match sys::poll(&mut pfds, mem::IDLE_MS) {
+            let timeout = if self.shrink_soon { 0 } else { mem::IDLE_MS };
+            match sys::poll(&mut pfds, timeout) {
                 Ok(0) => {
-                    // Idle: give back memory, then wait as long as it takes.
+                    // Quiet: give back memory, then wait as long as it takes.
+                    self.shrink_soon = false;
+                    last_shrink = sys::monotonic_ms();
                     if mem::shrink_and_poll(&mut pfds) == 0 {
                         continue;
                     }
                 }
-                Ok(_) => {}
+                Ok(_) => {
+                    if sys::monotonic_ms() - last_shrink > mem::BUSY_SHRINK_MS {
+                        self.shrink_soon = true;
+                    }
+                }
                 Err(_) => continue,
             }
             for (p, &tag) in pfds.iter().zip(tags.iter()) {
@@ -147,7 +160,11 @@ impl Monitor {
                 None => true,
                 Some(a) => !(a.eof || (a.stdin && stdin_blocked)),
             };
-            add(c.fd.as_raw_fd(), if read { libc::POLLIN } else { 0 }, Tag::Client(i));
+            add(
+                c.fd.as_raw_fd(),
+                if read { libc::POLLIN } else { 0 },
+                Tag::Client(i),
+            );
         }
         add(self.listener.as_raw_fd(), libc::POLLIN, Tag::Listener);
         for (i, o) in self.outputs.iter().enumerate() {
@@ -194,6 +211,7 @@ impl Monitor {
                     std::mem::size_of::<libc::c_int>() as libc::socklen_t,
                 );
             }
+            self.shrink_soon = true;
             self.clients.push(Client {
                 fd,
                 cmd: Vec::new(),
@@ -241,7 +259,8 @@ impl Monitor {
             let cmd = std::mem::take(&mut c.cmd);
             self.command(i, &cmd);
         }
-        let Some(a) = self.clients[i].attached else {
+        let c = &self.clients[i];
+        let (Some(a), false) = (c.attached, c.dead) else {
             return;
         };
         if n == 0 {
@@ -409,7 +428,7 @@ impl Monitor {
         let deadline = sys::monotonic_ms() + DRAIN_MS;
         loop {
             for i in 0..self.outputs.len() {
-                while self.read_output(i) {}
+                while self.read_output(i) && sys::monotonic_ms() < deadline {}
             }
             let mut pfds: Vec<libc::pollfd> = self
                 .outputs
@@ -422,8 +441,7 @@ impl Monitor {
                 })
                 .collect();
             let left = deadline - sys::monotonic_ms();
-            if pfds.is_empty() || left <= 0 || sys::poll(&mut pfds, left as i32).unwrap_or(0) == 0
-            {
+            if pfds.is_empty() || left <= 0 || sys::poll(&mut pfds, left as i32).unwrap_or(0) == 0 {
                 break;
             }
         }
@@ -465,7 +483,11 @@ pub fn decode_status(st: i32) -> Status {
 
 /// Writes `{"exit_code": N, "signal": S|null, "oom_killed": false, "finished_at": "…"}`
 /// to `<path>.tmp`, then renames it over `path`.
-pub fn write_exit_file(path: &std::path::Path, code: i32, signal: Option<i32>) -> std::io::Result<()> {
+pub fn write_exit_file(
+    path: &std::path::Path,
+    code: i32,
+    signal: Option<i32>,
+) -> std::io::Result<()> {
     let mut b = Vec::with_capacity(128);
     b.extend_from_slice(b"{\"exit_code\": ");
     json::push_int(&mut b, code.into());
@@ -481,11 +503,7 @@ pub fn write_exit_file(path: &std::path::Path, code: i32, signal: Option<i32>) -
     let mut tmp = path.as_os_str().to_os_string();
     tmp.push(".tmp");
     let tmp = PathBuf::from(tmp);
-    let fd = sys::open(
-        &tmp,
-        libc::O_WRONLY | libc::O_CREAT | libc::O_TRUNC,
-        0o644,
-    )?;
+    let fd = sys::open(&tmp, libc::O_WRONLY | libc::O_CREAT | libc::O_TRUNC, 0o644)?;
     sys::write_all(fd.as_raw_fd(), &b)?;
     // SAFETY: plain fdatasync.
     unsafe { libc::fdatasync(fd.as_raw_fd()) };

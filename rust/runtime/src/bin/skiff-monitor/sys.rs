@@ -19,7 +19,24 @@ fn check(r: libc::c_int) -> io::Result<libc::c_int> {
     }
 }
 
-/// Runs a syscall returning ssize_t, retrying on EINTR.
+/// A direct system call ([`raw`]) returning a count, retried on EINTR.
+///
+/// # Safety
+/// The arguments must be valid for system call `nr`.
+unsafe fn raw_io(nr: libc::c_long, args: [usize; 4]) -> io::Result<usize> {
+    loop {
+        // SAFETY: the caller's promise.
+        let r = unsafe { raw(nr, args) };
+        if r >= 0 {
+            return Ok(r as usize);
+        }
+        if r != -(libc::EINTR as isize) {
+            return Err(io::Error::from_raw_os_error(-r as i32));
+        }
+    }
+}
+
+/// Runs a libc call returning ssize_t, retrying on EINTR.
 fn retry(mut f: impl FnMut() -> libc::ssize_t) -> io::Result<usize> {
     loop {
         let r = f();
@@ -78,8 +95,9 @@ pub fn set_cloexec(fd: RawFd, on: bool) -> io::Result<()> {
 }
 
 pub fn read(fd: RawFd, buf: &mut [u8]) -> io::Result<usize> {
+    let args = [fd as usize, buf.as_mut_ptr() as usize, buf.len(), 0];
     // SAFETY: `buf` is valid for writes of its length.
-    retry(|| unsafe { libc::read(fd, buf.as_mut_ptr().cast(), buf.len()) })
+    unsafe { raw_io(libc::SYS_read, args) }
 }
 
 /// Reads into the spare capacity of `buf`, growing its length by what was read.
@@ -89,15 +107,19 @@ pub fn read_spare(fd: RawFd, buf: &mut Vec<u8>) -> io::Result<usize> {
     // SAFETY: the spare capacity is valid for writes of `room` bytes, and exactly
     // the `n` bytes the kernel wrote become part of the vector.
     unsafe {
-        let n = retry(|| libc::read(fd, buf.as_mut_ptr().add(len).cast(), room))?;
+        let n = raw_io(
+            libc::SYS_read,
+            [fd as usize, buf.as_mut_ptr().add(len) as usize, room, 0],
+        )?;
         buf.set_len(len + n);
         Ok(n)
     }
 }
 
 pub fn write(fd: RawFd, buf: &[u8]) -> io::Result<usize> {
+    let args = [fd as usize, buf.as_ptr() as usize, buf.len(), 0];
     // SAFETY: `buf` is valid for reads of its length.
-    retry(|| unsafe { libc::write(fd, buf.as_ptr().cast(), buf.len()) })
+    unsafe { raw_io(libc::SYS_write, args) }
 }
 
 pub fn write_all(fd: RawFd, mut buf: &[u8]) -> io::Result<()> {
@@ -126,8 +148,14 @@ pub fn sendv(fd: RawFd, parts: &[&[u8]]) -> io::Result<usize> {
     let mut msg: libc::msghdr = unsafe { std::mem::zeroed() };
     msg.msg_iov = iov.as_mut_ptr();
     msg.msg_iovlen = n as _;
+    let flags = (libc::MSG_NOSIGNAL | libc::MSG_DONTWAIT) as usize;
     // SAFETY: `msg` and what it points to are valid for the call.
-    retry(|| unsafe { libc::sendmsg(fd, &msg, libc::MSG_NOSIGNAL | libc::MSG_DONTWAIT) })
+    unsafe {
+        raw_io(
+            libc::SYS_sendmsg,
+            [fd as usize, &msg as *const _ as usize, flags, 0],
+        )
+    }
 }
 
 fn sockaddr(path: &Path) -> io::Result<(libc::sockaddr_un, libc::socklen_t)> {
@@ -157,7 +185,13 @@ pub fn listen_unix(path: &Path, mode: libc::mode_t) -> io::Result<OwnedFd> {
     let fd = owned(unsafe { libc::socket(libc::AF_UNIX, flags, 0) })?;
     let _ = std::fs::remove_file(path);
     // SAFETY: `addr` is a valid sockaddr_un of length `len`.
-    check(unsafe { libc::bind(fd.as_raw_fd(), (&addr as *const libc::sockaddr_un).cast(), len) })?;
+    check(unsafe {
+        libc::bind(
+            fd.as_raw_fd(),
+            (&addr as *const libc::sockaddr_un).cast(),
+            len,
+        )
+    })?;
     let c = cstring(path)?;
     // SAFETY: `c` is a valid C string; the socket is not listening yet, so nobody
     // can connect before its mode is right.
@@ -193,7 +227,7 @@ pub fn recv_fd(sock: RawFd) -> io::Result<Option<OwnedFd>> {
         iov_len: data.len(),
     };
     let mut cbuf = [0u64; 16]; // aligned room for a few descriptors
-    // SAFETY: a zeroed msghdr is valid; the pointers below outlive the call.
+                               // SAFETY: a zeroed msghdr is valid; the pointers below outlive the call.
     let mut msg: libc::msghdr = unsafe { std::mem::zeroed() };
     msg.msg_iov = &mut iov;
     msg.msg_iovlen = 1;
@@ -232,8 +266,16 @@ pub fn signalfd(signals: &[libc::c_int]) -> io::Result<OwnedFd> {
         for &s in signals {
             libc::sigaddset(&mut set, s);
         }
-        check(libc::sigprocmask(libc::SIG_BLOCK, &set, std::ptr::null_mut()))?;
-        owned(libc::signalfd(-1, &set, libc::SFD_CLOEXEC | libc::SFD_NONBLOCK))
+        check(libc::sigprocmask(
+            libc::SIG_BLOCK,
+            &set,
+            std::ptr::null_mut(),
+        ))?;
+        owned(libc::signalfd(
+            -1,
+            &set,
+            libc::SFD_CLOEXEC | libc::SFD_NONBLOCK,
+        ))
     }
 }
 
@@ -260,22 +302,38 @@ fn clock(id: libc::clockid_t) -> (i64, u32) {
         tv_nsec: 0,
     };
     // SAFETY: `ts` is valid for writes.
-    unsafe { libc::clock_gettime(id, &mut ts) };
+    unsafe {
+        raw(
+            libc::SYS_clock_gettime,
+            [id as usize, &mut ts as *mut _ as usize, 0, 0],
+        )
+    };
     (ts.tv_sec, ts.tv_nsec as u32)
 }
 
+/// poll(2) (as ppoll); Ok(0) on timeout or EINTR.
 pub fn poll(fds: &mut [libc::pollfd], timeout_ms: i32) -> io::Result<usize> {
-    // SAFETY: `fds` is a valid array of its length.
-    let r = unsafe { libc::poll(fds.as_mut_ptr(), fds.len() as libc::nfds_t, timeout_ms) };
-    if r < 0 {
-        let e = io::Error::last_os_error();
-        return if e.kind() == io::ErrorKind::Interrupted {
-            Ok(0)
-        } else {
-            Err(e)
-        };
+    let ts = libc::timespec {
+        tv_sec: (timeout_ms / 1000).into(),
+        tv_nsec: (timeout_ms % 1000 * 1_000_000).into(),
+    };
+    let tsp = if timeout_ms < 0 {
+        0
+    } else {
+        &ts as *const _ as usize
+    };
+    // SAFETY: `fds` is a valid array of its length, `ts` outlives the call.
+    let r = unsafe {
+        raw(
+            libc::SYS_ppoll,
+            [fds.as_mut_ptr() as usize, fds.len(), tsp, 0],
+        )
+    };
+    match r {
+        0.. => Ok(r as usize),
+        _ if r == -(libc::EINTR as isize) => Ok(0),
+        _ => Err(io::Error::from_raw_os_error(-r as i32)),
     }
-    Ok(r as usize)
 }
 
 /// waitpid; Ok(None) when `WNOHANG` found nothing to reap.
@@ -340,5 +398,57 @@ pub fn close_inherited(keep: Option<RawFd>) {
                 }
             }
         }
+    }
+}
+
+/// A system call made directly, without libc's wrapper: the monitor's hot path
+/// (and mem.rs's shrinking) touches no libc code this way. Returns the kernel's
+/// result, a negative errno on failure.
+#[cfg(target_arch = "x86_64")]
+pub unsafe fn raw(nr: libc::c_long, a: [usize; 4]) -> isize {
+    let ret: isize;
+    // SAFETY: the caller passes a valid system call; `syscall` clobbers rcx, r11.
+    unsafe {
+        std::arch::asm!(
+            "syscall",
+            inlateout("rax") nr as isize => ret,
+            in("rdi") a[0],
+            in("rsi") a[1],
+            in("rdx") a[2],
+            in("r10") a[3],
+            lateout("rcx") _,
+            lateout("r11") _,
+            options(nostack),
+        );
+    }
+    ret
+}
+
+#[cfg(target_arch = "aarch64")]
+pub unsafe fn raw(nr: libc::c_long, a: [usize; 4]) -> isize {
+    let ret: isize;
+    // SAFETY: the caller passes a valid system call.
+    unsafe {
+        std::arch::asm!(
+            "svc 0",
+            in("x8") nr,
+            inlateout("x0") a[0] as isize => ret,
+            in("x1") a[1],
+            in("x2") a[2],
+            in("x3") a[3],
+            options(nostack),
+        );
+    }
+    ret
+}
+
+#[cfg(not(any(target_arch = "x86_64", target_arch = "aarch64")))]
+pub unsafe fn raw(nr: libc::c_long, a: [usize; 4]) -> isize {
+    // SAFETY: the caller passes a valid system call.
+    let r = unsafe { libc::syscall(nr, a[0], a[1], a[2], a[3]) };
+    if r < 0 {
+        -(errno() as isize)
+    } else {
+        r as isize
     }
 }

@@ -1,0 +1,633 @@
+//! Process-level tests: the monitor run for real, with fake runtimes (shell or
+//! Python scripts that mimic `create`: they start the "container" in the
+//! background with the stdio they were given, write its pid and exit, so that it
+//! is reparented to the monitor).
+//!
+//! `cargo test` does not build the package's binaries when it has no integration
+//! tests, so `target/debug/skiff-monitor` may be stale or missing. Instead the test
+//! executable is itself the monitor: started with [`AS_MONITOR_ENV`] set, the
+//! constructor below runs the monitor before the test harness starts, and exits.
+
+use std::ffi::{CStr, OsStr};
+use std::io::{Read, Write};
+use std::os::fd::{AsRawFd, FromRawFd, OwnedFd, RawFd};
+use std::os::unix::ffi::OsStrExt;
+use std::os::unix::fs::PermissionsExt;
+use std::os::unix::net::UnixStream;
+use std::os::unix::process::CommandExt;
+use std::path::{Path, PathBuf};
+use std::process::{Child, Command, Stdio};
+use std::sync::atomic::{AtomicUsize, Ordering};
+use std::time::{Duration, Instant};
+
+const AS_MONITOR_ENV: &str = "SKIFF_MONITOR_TEST_AS_MONITOR";
+
+type InitArrayFn =
+    extern "C" fn(libc::c_int, *const *const libc::c_char, *const *const libc::c_char);
+
+#[used]
+#[link_section = ".init_array"]
+static AS_MONITOR: InitArrayFn = as_monitor;
+
+extern "C" fn as_monitor(
+    argc: libc::c_int,
+    argv: *const *const libc::c_char,
+    _envp: *const *const libc::c_char,
+) {
+    if std::env::var_os(AS_MONITOR_ENV).is_none() {
+        return;
+    }
+    let args = (1..argc.max(1) as usize)
+        // SAFETY: glibc passes main's argc/argv to constructors.
+        .map(|i| unsafe { OsStr::from_bytes(CStr::from_ptr(*argv.add(i)).to_bytes()) })
+        .map(OsStr::to_os_string)
+        .collect();
+    let code = crate::run(args);
+    // SAFETY: nothing is left to flush or unwind.
+    unsafe { libc::_exit(code) };
+}
+
+const TIMEOUT: Duration = Duration::from_secs(15);
+
+/// A shell runtime: records its argv, starts `$dir/ctr.sh` in the background with
+/// its own stdio, writes the pid file, exits 0.
+const SH_RUNTIME: &str = r#"#!/bin/sh
+dir=$(dirname "$0")
+printf '%s\n' "$@" > "$dir/argv"
+while [ $# -gt 0 ]; do
+  case "$1" in
+    --pid-file) pidfile=$2; shift 2;;
+    --log) log=$2; shift 2;;
+    --bundle|--root|--log-format|--console-socket) shift 2;;
+    *) shift;;
+  esac
+done
+exec 3<&0 # (dash gives a background job /dev/null for stdin, even with <&0)
+sh "$dir/ctr.sh" <&3 3<&- &
+echo $! > "$pidfile"
+exit 0
+"#;
+
+/// A runtime that fails the way runc does: an error line in its JSON log.
+const FAILING_RUNTIME: &str = r#"#!/bin/sh
+while [ $# -gt 0 ]; do
+  case "$1" in
+    --log) log=$2; shift 2;;
+    *) shift;;
+  esac
+done
+printf '{"level":"info","msg":"starting","time":"2026-01-01T00:00:00Z"}\n' >> "$log"
+printf '{"level":"error","msg":"boom \\"quoted\\"","time":"2026-01-01T00:00:00Z"}\n' >> "$log"
+printf '{"level":"info","msg":"cleanup","time":"2026-01-01T00:00:00Z"}\n' >> "$log"
+echo "noise on stderr" >&2
+exit 1
+"#;
+
+/// A runtime with a terminal: makes a pty, sends the master to the console
+/// socket (SCM_RIGHTS), starts the container on the slave.
+const PY_TTY_RUNTIME: &str = r#"#!/usr/bin/env python3
+import os, socket, subprocess, sys
+args = sys.argv[1:]
+opt = lambda name: args[args.index(name) + 1]
+master, slave = os.openpty()
+s = socket.socket(socket.AF_UNIX)
+s.connect(opt("--console-socket"))
+socket.send_fds(s, [os.ttyname(slave).encode()], [master])
+s.close()
+d = os.path.dirname(os.path.abspath(__file__))
+p = subprocess.Popen(["sh", os.path.join(d, "ctr.sh")], stdin=slave, stdout=slave,
+                     stderr=slave, start_new_session=True, cwd=d)
+with open(opt("--pid-file"), "w") as f:
+    f.write(str(p.pid))
+"#;
+
+struct Fixture {
+    dir: PathBuf,
+    child: Option<Child>,
+    pids: Vec<libc::pid_t>,
+}
+
+impl Fixture {
+    fn new(runtime: &str, ctr: &str) -> Fixture {
+        static N: AtomicUsize = AtomicUsize::new(0);
+        let dir = std::env::temp_dir().join(format!(
+            "skiff-monitor-{}-{}",
+            std::process::id(),
+            N.fetch_add(1, Ordering::Relaxed)
+        ));
+        let _ = std::fs::remove_dir_all(&dir);
+        std::fs::create_dir_all(&dir).unwrap();
+        let rt = dir.join("runtime");
+        std::fs::write(&rt, runtime).unwrap();
+        std::fs::set_permissions(&rt, std::fs::Permissions::from_mode(0o755)).unwrap();
+        // The container waits for the test to create `go` where the test says so.
+        std::fs::write(dir.join("ctr.sh"), format!("cd {}\n{ctr}\n", dir.display())).unwrap();
+        Fixture {
+            dir,
+            child: None,
+            pids: Vec::new(),
+        }
+    }
+
+    fn path(&self, name: &str) -> PathBuf {
+        self.dir.join(name)
+    }
+
+    /// Starts the monitor and returns its sync line.
+    fn start(&mut self, extra: &[&str], daemonize: bool) -> String {
+        let (r, w) = pipe();
+        let mut cmd = Command::new(std::env::current_exe().unwrap());
+        cmd.env(AS_MONITOR_ENV, "1")
+            .stdin(Stdio::null())
+            .stdout(Stdio::null())
+            .stderr(Stdio::null());
+        let d = |n: &str| self.path(n).into_os_string();
+        cmd.arg("--id").arg("c1");
+        cmd.arg("--bundle").arg(&self.dir);
+        cmd.arg("--runtime").arg(d("runtime"));
+        cmd.arg("--log").arg(d("ctr.log"));
+        cmd.arg("--exit-file").arg(d("exit.json"));
+        cmd.arg("--socket").arg(d("attach.sock"));
+        cmd.arg("--sync-fd").arg(w.as_raw_fd().to_string());
+        if !daemonize {
+            cmd.arg("--no-daemonize");
+        }
+        cmd.args(extra);
+        let wfd = w.as_raw_fd();
+        // SAFETY: only fcntl between fork and exec.
+        unsafe {
+            cmd.pre_exec(move || {
+                libc::fcntl(wfd, libc::F_SETFD, 0);
+                Ok(())
+            });
+        }
+        let mut child = cmd.spawn().unwrap();
+        drop(w);
+        if daemonize {
+            // The first process leaves at once; the sync line says when it is ready.
+            let st = child.wait().unwrap();
+            assert!(st.success(), "{st:?}");
+        } else {
+            self.child = Some(child);
+        }
+        let line = read_line(r.as_raw_fd());
+        for key in ["\"pid\": ", "\"monitor_pid\": "] {
+            if let Some(p) = json_int(&line, key) {
+                self.pids.push(p as libc::pid_t);
+            }
+        }
+        line
+    }
+
+    /// Waits for the (non-daemonized) monitor to exit; its exit code.
+    fn wait(&mut self) -> i32 {
+        let child = self.child.as_mut().unwrap();
+        let t = Instant::now();
+        loop {
+            if let Some(st) = child.try_wait().unwrap() {
+                return st.code().unwrap_or(-1);
+            }
+            assert!(t.elapsed() < TIMEOUT, "monitor did not exit");
+            std::thread::sleep(Duration::from_millis(10));
+        }
+    }
+
+    fn wait_file(&self, name: &str) -> String {
+        let t = Instant::now();
+        loop {
+            if let Ok(s) = std::fs::read_to_string(self.path(name)) {
+                return s;
+            }
+            assert!(t.elapsed() < TIMEOUT, "no {name}");
+            std::thread::sleep(Duration::from_millis(10));
+        }
+    }
+
+    fn connect(&self, line: &str) -> UnixStream {
+        let mut s = UnixStream::connect(self.path("attach.sock")).unwrap();
+        s.set_read_timeout(Some(TIMEOUT)).unwrap();
+        s.write_all(line.as_bytes()).unwrap();
+        s
+    }
+
+    /// Connects and attaches; the answer must be `ok`.
+    fn attach(&self, flags: &str) -> UnixStream {
+        let mut s = self.connect(&format!("attach {flags}\n"));
+        let mut ok = [0u8; 3];
+        s.read_exact(&mut ok).unwrap();
+        assert_eq!(&ok, b"ok\n");
+        s
+    }
+
+    fn go(&self) {
+        std::fs::write(self.path("go"), "").unwrap();
+    }
+
+    fn log_entries(&self) -> Vec<(String, String)> {
+        let log = std::fs::read(self.path("ctr.log")).unwrap();
+        log.split(|&b| b == b'\n')
+            .filter(|l| !l.is_empty())
+            .map(|l| {
+                let text = crate::json::string_field(l, "log").unwrap();
+                let stream = crate::json::string_field(l, "stream").unwrap();
+                let time = crate::json::string_field(l, "time").unwrap();
+                assert_eq!(time.len(), 30, "{time}");
+                assert!(time.ends_with('Z') && time.as_bytes()[10] == b'T', "{time}");
+                (stream, text)
+            })
+            .collect()
+    }
+}
+
+impl Drop for Fixture {
+    fn drop(&mut self) {
+        // A failed test may leave its monitor and container behind. (Only then: a
+        // pid that exited normally may have been reused by now.)
+        if std::thread::panicking() {
+            for &pid in self.pids.iter().filter(|&&p| alive(p)) {
+                // SAFETY: plain kill of processes this test started.
+                unsafe { libc::kill(pid, libc::SIGKILL) };
+            }
+        }
+        if let Some(mut c) = self.child.take() {
+            let _ = c.kill();
+            let _ = c.wait();
+        }
+        let _ = std::fs::remove_dir_all(&self.dir);
+    }
+}
+
+fn pipe() -> (OwnedFd, OwnedFd) {
+    let mut fds = [0; 2];
+    // SAFETY: fds has room for two descriptors, which become ours.
+    unsafe {
+        assert_eq!(libc::pipe2(fds.as_mut_ptr(), libc::O_CLOEXEC), 0);
+        (OwnedFd::from_raw_fd(fds[0]), OwnedFd::from_raw_fd(fds[1]))
+    }
+}
+
+/// Reads up to the first newline (or EOF), with a timeout.
+fn read_line(fd: RawFd) -> String {
+    let mut out = Vec::new();
+    let t = Instant::now();
+    loop {
+        let mut p = libc::pollfd {
+            fd,
+            events: libc::POLLIN,
+            revents: 0,
+        };
+        // SAFETY: one valid pollfd.
+        unsafe { libc::poll(&mut p, 1, 100) };
+        let mut b = [0u8; 256];
+        let n = crate::sys::read(fd, &mut b).unwrap_or(0);
+        out.extend_from_slice(&b[..n]);
+        if n == 0 && p.revents != 0 || out.contains(&b'\n') {
+            return String::from_utf8(out).unwrap();
+        }
+        assert!(t.elapsed() < TIMEOUT, "no sync line");
+    }
+}
+
+fn json_int(line: &str, key: &str) -> Option<i64> {
+    let rest = &line[line.find(key)? + key.len()..];
+    let end = rest.find(|c: char| !c.is_ascii_digit() && c != '-')?;
+    rest[..end].parse().ok()
+}
+
+/// Reads Docker-multiplexed frames until EOF.
+fn read_frames(s: &mut UnixStream) -> Vec<(u8, Vec<u8>)> {
+    let mut frames = Vec::new();
+    loop {
+        let mut h = [0u8; 8];
+        if s.read_exact(&mut h).is_err() {
+            return frames;
+        }
+        assert_eq!(&h[1..4], &[0, 0, 0]);
+        let mut data = vec![0u8; u32::from_be_bytes([h[4], h[5], h[6], h[7]]) as usize];
+        // A dropped client may find its last frame cut short.
+        if s.read_exact(&mut data).is_err() {
+            return frames;
+        }
+        frames.push((h[0], data));
+    }
+}
+
+/// Joins the payloads of one stream.
+fn stream(frames: &[(u8, Vec<u8>)], id: u8) -> String {
+    let bytes: Vec<u8> = frames
+        .iter()
+        .filter(|f| f.0 == id)
+        .flat_map(|f| f.1.clone())
+        .collect();
+    String::from_utf8(bytes).unwrap()
+}
+
+/// Running (not gone, not a zombie waiting for a parent that may never reap it).
+fn alive(pid: libc::pid_t) -> bool {
+    std::fs::read_to_string(format!("/proc/{pid}/stat"))
+        .is_ok_and(|s| s.rsplit(") ").next().is_some_and(|r| !r.starts_with('Z')))
+}
+
+#[test]
+fn logs_and_exit_status() {
+    let mut f = Fixture::new(
+        SH_RUNTIME,
+        "echo out; echo err >&2; printf partial; sleep 0.2; exit 3",
+    );
+    let line = f.start(
+        &["--runtime-root", "/run/x", "--runtime-arg", "--debug"],
+        false,
+    );
+    let pid = json_int(&line, "\"pid\": ").unwrap_or_else(|| panic!("{line}"));
+    assert!(pid > 0 && line.ends_with("}\n"), "{line}");
+    assert_eq!(f.wait(), 0);
+    let mut entries = f.log_entries();
+    // stdout and stderr are separate pipes: their relative order is not fixed.
+    entries.sort();
+    assert_eq!(
+        entries,
+        [
+            ("stderr".into(), "err\n".into()),
+            ("stdout".into(), "out\n".into()),
+            ("stdout".into(), "partial".into()),
+        ]
+    );
+    let exit = f.wait_file("exit.json");
+    assert!(
+        exit.starts_with(
+            "{\"exit_code\": 3, \"signal\": null, \"oom_killed\": false, \"finished_at\": \"20"
+        ),
+        "{exit}"
+    );
+    assert!(!f.path("exit.json.tmp").exists());
+    assert!(!f.path("attach.sock").exists());
+    let argv = std::fs::read_to_string(f.path("argv")).unwrap();
+    let argv: Vec<&str> = argv.lines().collect();
+    let d = f.dir.display().to_string();
+    assert_eq!(
+        argv,
+        [
+            "--root".to_string(),
+            "/run/x".into(),
+            "--log".into(),
+            format!("{d}/runtime.log"),
+            "--log-format".into(),
+            "json".into(),
+            "--debug".into(),
+            "create".into(),
+            "--bundle".into(),
+            d.clone(),
+            "--pid-file".into(),
+            format!("{d}/init.pid"),
+            "c1".into(),
+        ]
+    );
+}
+
+#[test]
+fn killed_by_signal_and_orphans_reaped() {
+    // An orphan that outlives nothing: reaped, its status ignored.
+    let mut f = Fixture::new(SH_RUNTIME, "(sleep 0.1; exit 7) & sleep 0.3; kill -KILL $$");
+    f.start(&[], false);
+    assert_eq!(f.wait(), 0);
+    let exit = f.wait_file("exit.json");
+    assert!(
+        exit.starts_with("{\"exit_code\": 137, \"signal\": 9,"),
+        "{exit}"
+    );
+}
+
+#[test]
+fn attach_gets_multiplexed_frames() {
+    let mut f = Fixture::new(
+        SH_RUNTIME,
+        "while [ ! -e go ]; do sleep 0.02; done; echo out; sleep 0.05; echo err >&2; sleep 0.05; printf 'x\\001y'",
+    );
+    f.start(&[], false);
+    let mut both = f.attach("stdout,stderr");
+    let mut only_err = f.attach("stderr");
+    f.go();
+    let frames = read_frames(&mut both);
+    assert_eq!(stream(&frames, 1), "out\nx\u{1}y");
+    assert_eq!(stream(&frames, 2), "err\n");
+    assert_eq!(frames[0], (1, b"out\n".to_vec()));
+    let frames = read_frames(&mut only_err);
+    assert_eq!(frames, [(2, b"err\n".to_vec())]);
+    assert_eq!(f.wait(), 0);
+    let log = std::fs::read_to_string(f.path("ctr.log")).unwrap();
+    assert!(
+        log.contains(r#"{"log":"x\u0001y","stream":"stdout","time":""#),
+        "{log}"
+    );
+}
+
+#[test]
+fn stdin_reaches_the_container_and_close_stdin_ends_it() {
+    let mut f = Fixture::new(SH_RUNTIME, "cat; echo done");
+    f.start(&["--stdin"], false);
+    let mut a = f.attach("stdin,stdout,stderr");
+    a.write_all(b"hello\n").unwrap();
+    let mut got = [0u8; 14];
+    a.read_exact(&mut got).unwrap();
+    assert_eq!(&got, b"\x01\0\0\0\0\0\0\x06hello\n");
+    // No stdin-once: this half-close leaves the container's stdin open.
+    a.shutdown(std::net::Shutdown::Write).unwrap();
+    std::thread::sleep(Duration::from_millis(100));
+    assert!(!f.path("exit.json").exists());
+    let mut c = f.connect("close-stdin\n");
+    let mut answer = String::new();
+    c.read_to_string(&mut answer).unwrap();
+    assert_eq!(answer, "ok\n");
+    let frames = read_frames(&mut a);
+    assert_eq!(stream(&frames, 1), "done\n");
+    assert_eq!(f.wait(), 0);
+    assert!(f.wait_file("exit.json").starts_with("{\"exit_code\": 0,"));
+    assert_eq!(
+        f.log_entries(),
+        [
+            ("stdout".into(), "hello\n".into()),
+            ("stdout".into(), "done\n".into())
+        ]
+    );
+}
+
+#[test]
+fn stdin_once_half_close_closes_stdin() {
+    let mut f = Fixture::new(SH_RUNTIME, "wc -c");
+    f.start(&["--stdin"], false);
+    let mut a = f.attach("stdin,stdout,stdin-once");
+    a.write_all(&[b'z'; 100_000]).unwrap(); // more than a pipe holds
+    a.shutdown(std::net::Shutdown::Write).unwrap();
+    let frames = read_frames(&mut a);
+    assert_eq!(stream(&frames, 1).trim(), "100000");
+    assert_eq!(f.wait(), 0);
+}
+
+#[test]
+fn runtime_failure_is_reported_on_the_sync_fd() {
+    let mut f = Fixture::new(FAILING_RUNTIME, "true");
+    let line = f.start(&[], false);
+    assert_eq!(line, "{\"error\": \"boom \\\"quoted\\\"\"}\n");
+    assert_eq!(f.wait(), 1);
+    assert!(!f.path("attach.sock").exists());
+    assert!(!f.path("exit.json").exists());
+}
+
+#[test]
+fn runtime_failure_without_log_uses_stderr_or_status() {
+    let mut f = Fixture::new("#!/bin/sh\necho 'no such bundle' >&2\nexit 2\n", "true");
+    assert_eq!(f.start(&[], false), "{\"error\": \"no such bundle\"}\n");
+    let mut f = Fixture::new("#!/bin/sh\nexit 4\n", "true");
+    assert_eq!(
+        f.start(&[], false),
+        "{\"error\": \"runtime exited with status 4\"}\n"
+    );
+    let mut f = Fixture::new(SH_RUNTIME, "true");
+    std::fs::remove_file(f.path("runtime")).unwrap();
+    let line = f.start(&[], false);
+    assert!(line.starts_with("{\"error\": \"cannot run "), "{line}");
+    assert_eq!(f.wait(), 1);
+}
+
+#[test]
+fn bad_command_line_is_reported_on_the_sync_fd() {
+    let mut f = Fixture::new(SH_RUNTIME, "true");
+    let line = f.start(&["--log-max-size", "lots"], false);
+    assert!(
+        line.starts_with("{\"error\": \"--log-max-size: not a number"),
+        "{line}"
+    );
+    assert_eq!(f.wait(), 2);
+}
+
+#[test]
+fn daemonized_monitor_outlives_its_parent() {
+    let mut f = Fixture::new(
+        SH_RUNTIME,
+        "while [ ! -e go ]; do sleep 0.02; done; echo bye; exit 5",
+    );
+    let line = f.start(&[], true);
+    let mpid = json_int(&line, "\"monitor_pid\": ").unwrap() as libc::pid_t;
+    assert!(alive(mpid), "{line}");
+    // Its own session, and cwd "/".
+    // SAFETY: plain calls.
+    let (sid, mine) = unsafe { (libc::getsid(mpid), libc::getsid(0)) };
+    assert_eq!(sid, mpid);
+    assert_ne!(sid, mine);
+    assert_eq!(
+        std::fs::read_link(format!("/proc/{mpid}/cwd")).unwrap(),
+        Path::new("/")
+    );
+    // SIGTERM does not stop it.
+    // SAFETY: plain kill of the monitor this test started.
+    unsafe { libc::kill(mpid, libc::SIGTERM) };
+    std::thread::sleep(Duration::from_millis(50));
+    let mut a = f.attach("stdout");
+    f.go();
+    assert_eq!(read_frames(&mut a), [(1, b"bye\n".to_vec())]);
+    assert!(f.wait_file("exit.json").starts_with("{\"exit_code\": 5,"));
+    let t = Instant::now();
+    while alive(mpid) {
+        assert!(t.elapsed() < TIMEOUT, "monitor still there");
+        std::thread::sleep(Duration::from_millis(10));
+    }
+}
+
+#[test]
+fn slow_client_is_dropped_and_never_blocks_the_container() {
+    // 8 MiB without newlines: 16 KiB partial entries; the client never reads.
+    let mut f = Fixture::new(
+        SH_RUNTIME,
+        "while [ ! -e go ]; do sleep 0.02; done; head -c 8388608 /dev/zero | tr '\\0' a; exit 0",
+    );
+    f.start(&[], false);
+    let mut a = f.attach("stdout");
+    f.go();
+    assert_eq!(f.wait(), 0);
+    let entries = f.log_entries();
+    assert_eq!(entries.len(), 512);
+    assert!(entries
+        .iter()
+        .all(|(s, t)| s == "stdout" && t.len() == 16384));
+    // It got some, then was cut off before the end.
+    let got = read_frames(&mut a).iter().map(|f| f.1.len()).sum::<usize>();
+    assert!(got < 8 << 20, "{got}");
+}
+
+#[test]
+fn log_rotation() {
+    let mut f = Fixture::new(
+        SH_RUNTIME,
+        "i=0; while [ $i -lt 40 ]; do echo line-$i; i=$((i+1)); done",
+    );
+    f.start(&["--log-max-size", "1000", "--log-max-files", "3"], false);
+    assert_eq!(f.wait(), 0);
+    let sizes: Vec<u64> = ["ctr.log", "ctr.log.1", "ctr.log.2"]
+        .iter()
+        .map(|n| std::fs::metadata(f.path(n)).unwrap().len())
+        .collect();
+    assert!(sizes.iter().all(|&s| s > 0 && s <= 1000), "{sizes:?}");
+    assert!(!f.path("ctr.log.3").exists());
+    let last = f.log_entries();
+    assert_eq!(last.last().unwrap().1, "line-39\n");
+}
+
+#[test]
+fn terminal_console_socket_resize_and_stdin() {
+    if Command::new("python3").arg("-c").arg("").status().is_err() {
+        eprintln!("skipped: no python3 for the pty runtime");
+        return;
+    }
+    let mut f = Fixture::new(
+        PY_TTY_RUNTIME,
+        "while [ ! -e go ]; do sleep 0.02; done; stty size; echo hi-tty; read line; echo \"got:$line\"",
+    );
+    let line = f.start(&["--terminal", "--stdin"], false);
+    assert!(line.starts_with("{\"pid\": "), "{line}");
+    assert!(!f.path("console.sock").exists());
+    let mut r = f.connect("resize 40 100\n");
+    let mut answer = String::new();
+    r.read_to_string(&mut answer).unwrap();
+    assert_eq!(answer, "ok\n");
+    let mut a = f.attach("stdin,stdout");
+    f.go();
+    let mut seen = Vec::new();
+    while !String::from_utf8_lossy(&seen).contains("hi-tty") {
+        let mut b = [0u8; 1024];
+        let n = a.read(&mut b).unwrap();
+        assert!(n > 0, "{:?}", String::from_utf8_lossy(&seen));
+        seen.extend_from_slice(&b[..n]);
+    }
+    a.write_all(b"abc\n").unwrap();
+    a.read_to_end(&mut seen).unwrap();
+    let seen = String::from_utf8_lossy(&seen);
+    // Raw bytes, no framing; the tty echoes and turns \n into \r\n.
+    assert!(seen.starts_with("40 100\r\nhi-tty\r\n"), "{seen:?}");
+    assert!(seen.contains("got:abc\r\n"), "{seen:?}");
+    assert_eq!(f.wait(), 0);
+    let entries = f.log_entries();
+    assert!(entries.iter().all(|(s, _)| s == "stdout"));
+    assert!(
+        entries.contains(&("stdout".into(), "hi-tty\r\n".into())),
+        "{entries:?}"
+    );
+    assert!(f.wait_file("exit.json").starts_with("{\"exit_code\": 0,"));
+}
+
+#[test]
+fn unknown_commands_are_refused() {
+    let mut f = Fixture::new(SH_RUNTIME, "while [ ! -e go ]; do sleep 0.02; done");
+    f.start(&[], false);
+    for (line, want) in [
+        ("bogus\n", "error unknown command\n"),
+        ("attach stdout,sideways\n", "error unknown attach flag\n"),
+        ("resize 1 2\n", "error no terminal\n"),
+    ] {
+        let mut c = f.connect(line);
+        let mut answer = String::new();
+        c.read_to_string(&mut answer).unwrap();
+        assert_eq!(answer, want);
+    }
+    f.go();
+    assert_eq!(f.wait(), 0);
+}
