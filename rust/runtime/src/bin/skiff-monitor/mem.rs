@@ -4,7 +4,7 @@
 //! when linked dynamically) that were ever touched, each fault mapping its whole
 //! 64 KiB neighbourhood ("fault-around"). A monitor spends its life blocked in
 //! poll, needing little of it. So at the first quiet moment after start-up (and
-//! after a client connected), and whenever nothing happened for [`IDLE_MS`], the
+//! after a client came or went), and whenever nothing happened for [`IDLE_MS`], the
 //! monitor drops its read-only code and data mappings with `MADV_DONTNEED` and
 //! blocks in `ppoll`, both issued as raw system calls so that no other code runs
 //! in between. (A monitor that is never idle does so at the first gap in the

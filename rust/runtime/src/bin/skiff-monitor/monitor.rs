@@ -96,7 +96,7 @@ impl Monitor {
             _ => self.reap(),
         };
         // Start-up is over: what it needed can go at the first quiet moment, as can
-        // what a client's connection needed (see mem.rs).
+        // what a client's coming and going needed (see mem.rs).
         self.shrink_soon = true;
         let mut last_shrink = sys::monotonic_ms();
         while status.is_none() {
@@ -138,7 +138,9 @@ impl Monitor {
                     Tag::Pidfd => status = Some((255, None)),
                 }
             }
+            let before = self.clients.len();
             self.clients.retain(|c| !c.dead);
+            self.shrink_soon |= self.clients.len() != before;
             self.log.flush();
         }
         self.finish(status.unwrap_or((255, None)))

@@ -1,5 +1,6 @@
-//! Thin wrappers over the system calls the monitor makes: libc only, every fd
-//! created close-on-exec, EINTR retried.
+//! Thin wrappers over the system calls the monitor makes: every fd created
+//! close-on-exec, EINTR retried. Those of the event loop (read, write, sendmsg,
+//! ppoll, clock_gettime) are made directly ([`raw`]), not through libc: see mem.rs.
 
 use std::ffi::CString;
 use std::io;
@@ -373,14 +374,11 @@ pub fn set_winsize(fd: RawFd, rows: u16, cols: u16) -> io::Result<()> {
 
 /// Closes every inherited descriptor from 3 up, except `keep`.
 pub fn close_inherited(keep: Option<RawFd>) {
-    let mut ranges = [(3u32, u32::MAX), (0, 0)];
-    if let Some(k) = keep.filter(|&k| k >= 3) {
-        ranges = [(3, k as u32 - 1), (k as u32 + 1, u32::MAX)];
-    }
-    for (lo, hi) in ranges {
-        if lo > hi || (lo, hi) == (0, 0) {
-            continue;
-        }
+    let ranges = match keep.filter(|&k| k >= 3).map(|k| k as u32) {
+        Some(k) => [(3, k - 1), (k + 1, u32::MAX)],
+        None => [(3, u32::MAX), (1, 0)],
+    };
+    for (lo, hi) in ranges.into_iter().filter(|(lo, hi)| lo <= hi) {
         // SAFETY: nothing in this process owns these descriptors yet.
         let r = unsafe { libc::syscall(libc::SYS_close_range, lo, hi, 0) };
         if r < 0 {

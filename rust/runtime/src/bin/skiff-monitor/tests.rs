@@ -631,3 +631,22 @@ fn unknown_commands_are_refused() {
     f.go();
     assert_eq!(f.wait(), 0);
 }
+
+#[test]
+fn init_that_is_not_our_child_is_watched_through_a_pidfd() {
+    // The "container" is the test's own child: the runtime only names it.
+    let mut sleeper = Command::new("sleep").arg("0.3").spawn().unwrap();
+    let runtime = format!(
+        "#!/bin/sh\nwhile [ $# -gt 0 ]; do [ \"$1\" = --pid-file ] && p=$2; shift; done\necho {} > \"$p\"\n",
+        sleeper.id()
+    );
+    let mut f = Fixture::new(&runtime, "true");
+    let line = f.start(&[], false);
+    assert_eq!(json_int(&line, "\"pid\": "), Some(sleeper.id().into()));
+    assert!(!f.path("exit.json").exists());
+    sleeper.wait().unwrap();
+    assert_eq!(f.wait(), 0);
+    assert!(f
+        .wait_file("exit.json")
+        .starts_with("{\"exit_code\": 255, \"signal\": null,"));
+}
