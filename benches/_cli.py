@@ -29,13 +29,16 @@ def discover() -> dict[str, str]:
         if name in NOT_BENCHES or name.startswith(("_", "test_")):
             continue
         doc = ast.get_docstring(ast.parse(path.read_text(), str(path))) or ""
-        found[name] = doc.strip().splitlines()[0] if doc.strip() else "(no description)"
+        # Benchmarks are named with dashes (runtime-start); modules use underscores.
+        found[name.replace("_", "-")] = (
+            doc.strip().splitlines()[0] if doc.strip() else "(no description)"
+        )
     return found
 
 
 def _usage(benches: dict[str, str]) -> str:
     lines = ["usage: benches/run NAME [ARGS...] | --list | NAME --help", "benchmarks:"]
-    lines += [f"  {name:<12} {desc}" for name, desc in benches.items()]
+    lines += [f"  {name:<15} {desc}" for name, desc in benches.items()]
     return "\n".join(lines)
 
 
@@ -50,7 +53,7 @@ def main(argv: list[str]) -> int:
         return 0 if argv else 2
     if argv[0] == "--list":
         for name, desc in benches.items():
-            print(f"{name:<12} {desc}")
+            print(f"{name:<15} {desc}")
         return 0
     name, args = argv[0], argv[1:]
     if name not in benches:
@@ -60,7 +63,7 @@ def main(argv: list[str]) -> int:
     # in the background, where SIGINT would otherwise be ignored).
     signal.signal(signal.SIGINT, signal.default_int_handler)
     signal.signal(signal.SIGTERM, _on_sigterm)
-    module = importlib.import_module(name)
+    module = importlib.import_module(name.replace("-", "_"))
     print(f"== {name}: {benches[name]}", flush=True)
     try:
         rec = module.main(args)

@@ -14,9 +14,11 @@ from __future__ import annotations
 import argparse
 import contextlib
 import itertools
+import json
 import os
 import subprocess
 import sys
+import time
 from collections.abc import Callable, Iterator
 from pathlib import Path
 from typing import Any
@@ -26,10 +28,11 @@ import harness
 REPO = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(REPO))
 
+from tests.support.images import build_busybox_tar  # noqa: E402
+
 from skiff.runtime.binary import find_runtime  # noqa: E402
 from skiff.runtime.bundle import write_bundle  # noqa: E402
 from skiff.runtime.spec import default_config  # noqa: E402
-from tests.support.images import build_busybox_tar  # noqa: E402
 
 _ids = itertools.count()
 
@@ -45,11 +48,16 @@ def parse(args: list[str]) -> argparse.Namespace:
 def hugetlb_for_crun() -> Iterator[None]:
     """crun refuses a hybrid host unless hugetlb is a mounted v1 hierarchy."""
     target = Path("/sys/fs/cgroup/hugetlb")
-    hybrid = Path("/sys/fs/cgroup/unified").is_dir() and not Path("/sys/fs/cgroup/cgroup.controllers").exists()
+    hybrid = (
+        Path("/sys/fs/cgroup/unified").is_dir()
+        and not Path("/sys/fs/cgroup/cgroup.controllers").exists()
+    )
     mounted = False
     if hybrid and not os.path.ismount(target):
         target.mkdir(exist_ok=True)
-        subprocess.run(["mount", "-t", "cgroup", "-o", "hugetlb", "hugetlb", str(target)], check=True)
+        subprocess.run(
+            ["mount", "-t", "cgroup", "-o", "hugetlb", "hugetlb", str(target)], check=True
+        )
         mounted = True
     try:
         yield
@@ -60,17 +68,54 @@ def hugetlb_for_crun() -> Iterator[None]:
                 target.rmdir()
 
 
-def make_bundle(base: Path, name: str, tar: Path, network: bool) -> Path:
+def make_bundle(base: Path, name: str, tar: Path, network: bool, args: tuple[str, ...] = ("/bin/true",)) -> Path:
     bundle = base / name
     (bundle / "rootfs").mkdir(parents=True)
     subprocess.run(["tar", "-xf", str(tar), "-C", str(bundle / "rootfs")], check=True)
-    write_bundle(bundle, default_config(["/bin/true"], network=network))
+    write_bundle(bundle, default_config(list(args), network=network))
     return bundle
+
+
+def monitor_memory_kib(base: Path, tar: Path, runtime: str, root: Path) -> tuple[float, float]:
+    """(RSS, PSS) in KiB of skiff-monitor beside a running `sleep` container, read
+    after it has settled (3 s)."""
+    monitor = str(Path(runtime).with_name("skiff-monitor"))
+    bundle = make_bundle(base, "bundle-monitor", tar, True, ("/bin/sleep", "60"))
+    state = base / "monitor"
+    state.mkdir()
+    cid = f"bench{os.getpid()}-monitor"
+    r, w = os.pipe()
+    subprocess.run(
+        [monitor, "--id", cid, "--bundle", str(bundle), "--runtime", runtime, "--runtime-root", str(root),
+         "--log", str(state / "ctr.log"), "--exit-file", str(state / "exit.json"),
+         "--socket", str(state / "attach.sock"), "--sync-fd", str(w)],
+        pass_fds=(w,),
+        check=True,
+    )
+    os.close(w)
+    with os.fdopen(r, "rb") as f:
+        info = json.loads(f.readline())
+    if "error" in info:
+        raise harness.BenchError(f"skiff-monitor: {info['error']}")
+    pid = int(info["monitor_pid"])
+    try:
+        subprocess.run([runtime, "--root", str(root), "start", cid], check=True)
+        time.sleep(3)
+        status = Path(f"/proc/{pid}/status").read_text()
+        rss = float(next(ln.split()[1] for ln in status.splitlines() if ln.startswith("VmRSS:")))
+        rollup = Path(f"/proc/{pid}/smaps_rollup").read_text()
+        pss = float(next(ln.split()[1] for ln in rollup.splitlines() if ln.startswith("Pss:")))
+    finally:
+        subprocess.run([runtime, "--root", str(root), "delete", "--force", cid], check=False)
+        deadline = time.monotonic() + 10
+        while Path(f"/proc/{pid}").exists() and time.monotonic() < deadline:
+            time.sleep(0.05)
+    return rss, pss
 
 
 def runner(binary: str, root: Path, bundle: Path) -> Callable[[], None]:
     def run() -> None:
-        cid = f"bench{next(_ids)}"
+        cid = f"bench{os.getpid()}-{next(_ids)}"
         proc = subprocess.run(
             [binary, "--root", str(root), "run", "--bundle", str(bundle), cid],
             stdin=subprocess.DEVNULL,
@@ -78,7 +123,9 @@ def runner(binary: str, root: Path, bundle: Path) -> Callable[[], None]:
             stderr=subprocess.PIPE,
         )
         if proc.returncode != 0:
-            raise harness.BenchError(f"{binary} run failed: {proc.stderr.decode(errors='replace')[-400:]}")
+            raise harness.BenchError(
+                f"{binary} run failed: {proc.stderr.decode(errors='replace')[-400:]}"
+            )
 
     run.__qualname__ = f"{Path(binary).name} run"
     return run
@@ -86,31 +133,46 @@ def runner(binary: str, root: Path, bundle: Path) -> Callable[[], None]:
 
 def lifecycle(binary: str, root: Path, bundle: Path) -> Callable[[], None]:
     def cycle() -> None:
-        cid = f"bench{next(_ids)}"
+        cid = f"bench{os.getpid()}-{next(_ids)}"
         base = [binary, "--root", str(root)]
-        for args in (["create", "--bundle", str(bundle), cid], ["start", cid], ["delete", "--force", cid]):
-            proc = subprocess.run([*base, *args], stdin=subprocess.DEVNULL, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
+        for args in (
+            ["create", "--bundle", str(bundle), cid],
+            ["start", cid],
+            ["delete", "--force", cid],
+        ):
+            # No pipes: the container's init inherits the runtime's stdio and lives on
+            # after create, so a pipe would never see EOF.
+            proc = subprocess.run(
+                [*base, *args],
+                stdin=subprocess.DEVNULL,
+                stdout=subprocess.DEVNULL,
+                stderr=subprocess.DEVNULL,
+            )
             if proc.returncode != 0:
-                raise harness.BenchError(f"{binary} {args[0]} failed: {proc.stderr.decode(errors='replace')[-400:]}")
+                raise harness.BenchError(
+                    f"{binary} {args[0]} {cid} failed (exit {proc.returncode})"
+                )
 
     cycle.__qualname__ = f"{Path(binary).name} create+start+delete"
     return cycle
 
 
 def peak_rss_kib(binary: str, root: Path, bundle: Path, runs: int = 5) -> float:
-    """Median of the runtime process's peak RSS (ru_maxrss of wait4) over `run`s."""
+    """Median peak RSS of the runtime process during `run`, as GNU time reports it
+    (wait4's ru_maxrss of a child forked from Python would count Python's pages)."""
+    time_bin = harness.need_tool("time")
     values = []
     for _ in range(runs):
-        cid = f"bench{next(_ids)}"
-        proc = subprocess.Popen(
-            [binary, "--root", str(root), "run", "--bundle", str(bundle), cid],
+        cid = f"bench{os.getpid()}-{next(_ids)}"
+        out = subprocess.run(
+            [time_bin, "-f", "%M", binary, "--root", str(root), "run", "--bundle", str(bundle), cid],
             stdin=subprocess.DEVNULL,
             stdout=subprocess.DEVNULL,
-            stderr=subprocess.DEVNULL,
+            stderr=subprocess.PIPE,
+            text=True,
+            check=True,
         )
-        _, _, usage = os.wait4(proc.pid, 0)
-        proc.returncode = 0
-        values.append(usage.ru_maxrss)
+        values.append(int(out.stderr.strip().splitlines()[-1]))
     values.sort()
     return float(values[len(values) // 2])
 
@@ -129,24 +191,31 @@ def main(args: list[str]) -> dict[str, Any]:
         roots = {name: base / f"root-{name}" for name in binaries}
         results: dict[str, dict[str, harness.Stats]] = {}
         bundles = {}
+        ours_name = "skiff-runtime"
         for network in (True, False):
             label = "netns" if network else "hostnet"
-            bundle = make_bundle(base, f"bundle-{label}", tar, network)
-            bundles[label] = bundle
-            print(f"run /bin/true ({'new network namespace' if network else 'host network'}):")
-            results[label] = harness.alternate_many(
-                {name: runner(b, roots[name], bundle) for name, b in binaries.items()},
-                rounds=opts.rounds,
-                warmup=opts.warmup,
-            )
-        print("create + start + delete --force:")
-        results["lifecycle"] = harness.alternate_many(
-            {name: lifecycle(b, roots[name], bundles["netns"]) for name, b in binaries.items()},
-            rounds=max(5, opts.rounds // 2),
-            warmup=opts.warmup,
-        )
+            bundles[label] = make_bundle(base, f"bundle-{label}", tar, network)
+        # Each anchor is alternated with us on its own (A B A B ...): a runtime's
+        # teardown (a network namespace's above all) slows whatever starts next, so a
+        # three-way rotation would charge runc's teardown to the side after it.
+        for label, make in (("netns", runner), ("hostnet", runner), ("lifecycle", lifecycle)):
+            bundle = bundles["hostnet" if label == "hostnet" else "netns"]
+            results[label] = {}
+            for anchor in ("crun", "runc"):
+                print(f"{label}: {ours_name} vs {anchor}")
+                a, b = harness.alternate(
+                    make(binaries[ours_name], roots[ours_name], bundle),
+                    make(binaries[anchor], roots[anchor], bundle),
+                    rounds=opts.rounds if label != "lifecycle" else max(5, opts.rounds // 2),
+                    warmup=opts.warmup,
+                    labels=(ours_name, anchor),
+                )
+                results[label][f"{ours_name}@{anchor}"] = a
+                results[label][anchor] = b
         rss = {name: peak_rss_kib(b, roots[name], bundles["netns"]) for name, b in binaries.items()}
         print("peak RSS of the runtime process during run: " + ", ".join(f"{n} {v:.0f} KiB" for n, v in rss.items()))
+        monitor_rss, monitor_pss = monitor_memory_kib(base, tar, binaries[ours_name], roots[ours_name])
+        print(f"skiff-monitor beside a running container: RSS {monitor_rss:.0f} KiB, PSS {monitor_pss:.0f} KiB (conmon: ~2048 KiB RSS)")
 
     ours = results["netns"]["skiff-runtime"].median
     crun = results["netns"]["crun"].median
@@ -159,8 +228,16 @@ def main(args: list[str]) -> dict[str, Any]:
             key = name.replace("-", "_")
             extra[f"{label}_{key}_s"] = st.median
     extra["ratio_runc"] = harness.ratio(ours, runc)
-    extra["ratio_hostnet_crun"] = harness.ratio(results["hostnet"]["skiff-runtime"].median, results["hostnet"]["crun"].median)
-    extra["ratio_lifecycle_crun"] = harness.ratio(results["lifecycle"]["skiff-runtime"].median, results["lifecycle"]["crun"].median)
+    extra["ratio_hostnet_crun"] = harness.ratio(
+        results["hostnet"]["skiff-runtime"].median, results["hostnet"]["crun"].median
+    )
+    extra["ratio_lifecycle_crun"] = harness.ratio(
+        results["lifecycle"]["skiff-runtime"].median, results["lifecycle"]["crun"].median
+    )
+    extra["monitor_rss_kib"] = monitor_rss
+    extra["monitor_pss_kib"] = monitor_pss
     for name, v in rss.items():
         extra[f"rss_kib_{name.replace('-', '_')}"] = v
-    return harness.result(bench="runtime-start", ours=ours, anchor="crun run", anchor_value=crun, **extra)
+    return harness.result(
+        bench="runtime-start", ours=ours, anchor="crun run", anchor_value=crun, **extra
+    )

@@ -29,6 +29,8 @@ if TYPE_CHECKING:
     from skiff.runtime.driver import Runtime
 
 _BEFORE: leaks.Snapshot | None = None
+#: The cgroup parent of every container the tests start.
+CGROUP_PARENT = f"skiff-test-{os.getpid()}"
 
 
 def pytest_sessionstart(session: pytest.Session) -> None:
@@ -93,13 +95,15 @@ def probe_tar(artifacts: Path, probe: Path) -> Path:
 def runtime() -> Iterator[Runtime]:
     """skiff-runtime with a state root of its own for this session."""
     from skiff.runtime.driver import Runtime
+    from tests.support.cgroups import remove_tree
 
     root = short_tmpdir("skiff-rt-")
     rt = Runtime(root=str(root))
     yield rt
-    for c in rt.list():
+    for c in rt.containers():
         rt.delete(c["id"], force=True)
     shutil.rmtree(root, ignore_errors=True)
+    remove_tree(CGROUP_PARENT)
 
 
 @pytest.fixture
@@ -107,7 +111,7 @@ def bundle(runtime: Runtime) -> Iterator[BundleFactory]:
     """Makes bundles (``bundle(tar, args, edit=fn, **config)``); deletes their
     containers and directories afterwards."""
     base = short_tmpdir("skiff-b-")
-    factory = BundleFactory(runtime, base)
+    factory = BundleFactory(runtime, base, CGROUP_PARENT)
     yield factory
     factory.cleanup()
     shutil.rmtree(base, ignore_errors=True)

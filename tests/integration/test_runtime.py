@@ -21,7 +21,9 @@ from tests.support.bundles import BundleFactory, run_json
 pytestmark = pytest.mark.root
 
 
-def test_probe_sees_what_the_config_asked_for(runtime: Runtime, bundle: BundleFactory, probe_tar: Path) -> None:
+def test_probe_sees_what_the_config_asked_for(
+    runtime: Runtime, bundle: BundleFactory, probe_tar: Path
+) -> None:
     def edit(cfg: dict[str, Any]) -> None:
         p = cfg["process"]
         p["env"] = ["PATH=/bin", "HELLO=world"]
@@ -31,7 +33,13 @@ def test_probe_sees_what_the_config_asked_for(runtime: Runtime, bundle: BundleFa
         p["noNewPrivileges"] = True
         p["oomScoreAdj"] = 250
         caps = ["CAP_KILL", "CAP_NET_BIND_SERVICE"]
-        p["capabilities"] = {"bounding": caps, "effective": caps, "permitted": caps, "inheritable": caps, "ambient": caps}
+        p["capabilities"] = {
+            "bounding": caps,
+            "effective": caps,
+            "permitted": caps,
+            "inheritable": caps,
+            "ambient": caps,
+        }
         cfg["hostname"] = "probe-host"
         cfg["domainname"] = "example.test"
 
@@ -58,33 +66,58 @@ def test_probe_sees_what_the_config_asked_for(runtime: Runtime, bundle: BundleFa
     assert "ro" in mounts["/sys"]["options"].split(",")
     # masked: files get /dev/null bound over them, directories a read-only tmpfs
     assert Path("/proc/keys").exists() and Path("/proc/acpi").is_dir()
-    assert mounts["/proc/keys"]["source"] == mounts["/dev"]["source"] or mounts["/proc/keys"]["fstype"] == "tmpfs"
-    assert mounts["/proc/acpi"]["fstype"] == "tmpfs" and "ro" in mounts["/proc/acpi"]["options"].split(",")
+    assert (
+        mounts["/proc/keys"]["source"] == mounts["/dev"]["source"]
+        or mounts["/proc/keys"]["fstype"] == "tmpfs"
+    )
+    assert mounts["/proc/acpi"]["fstype"] == "tmpfs" and "ro" in mounts["/proc/acpi"][
+        "options"
+    ].split(",")
     assert "ro" in mounts["/proc/sys"]["options"].split(",")
 
 
-def test_default_devices_and_links(runtime: Runtime, bundle: BundleFactory, busybox_tar: Path) -> None:
+def test_default_devices_and_links(
+    runtime: Runtime, bundle: BundleFactory, busybox_tar: Path
+) -> None:
     script = "ls -l /dev/null /dev/zero /dev/full /dev/random /dev/urandom /dev/tty; for l in fd stdin ptmx; do readlink /dev/$l; done; echo x > /dev/null && echo ok"
     b = bundle(busybox_tar, ["/bin/sh", "-c", script])
     out = runtime.run(b.id, b.path)
     text = out.stdout.decode()
     assert out.returncode == 0, out.stderr
-    for dev, nums in (("null", "1,   3"), ("zero", "1,   5"), ("urandom", "1,   9"), ("tty", "5,   0")):
+    for dev, nums in (
+        ("null", "1,   3"),
+        ("zero", "1,   5"),
+        ("urandom", "1,   9"),
+        ("tty", "5,   0"),
+    ):
         line = next(ln for ln in text.splitlines() if ln.endswith(f"/dev/{dev}"))
         assert line.startswith("crw-rw-rw-") and nums in line, line
     assert "/proc/self/fd\n/proc/self/fd/0\npts/ptmx\nok" in text
 
 
-def test_readonly_root_and_bind_mounts(runtime: Runtime, bundle: BundleFactory, busybox_tar: Path, tmp_path: Path) -> None:
+def test_readonly_root_and_bind_mounts(
+    runtime: Runtime, bundle: BundleFactory, busybox_tar: Path, tmp_path: Path
+) -> None:
     shared = tmp_path / "shared"
     shared.mkdir()
     (shared / "in.txt").write_text("from host\n")
 
     def edit(cfg: dict[str, Any]) -> None:
         cfg["root"]["readonly"] = True
-        cfg["mounts"].append({"destination": "/data", "type": "bind", "source": str(shared), "options": ["rbind", "rw"]})
-        cfg["mounts"].append({"destination": "/ro", "type": "bind", "source": str(shared), "options": ["bind", "ro"]})
-        cfg["mounts"].append({"destination": "/scratch", "type": "tmpfs", "source": "tmpfs", "options": ["size=1m"]})
+        cfg["mounts"].append(
+            {
+                "destination": "/data",
+                "type": "bind",
+                "source": str(shared),
+                "options": ["rbind", "rw"],
+            }
+        )
+        cfg["mounts"].append(
+            {"destination": "/ro", "type": "bind", "source": str(shared), "options": ["bind", "ro"]}
+        )
+        cfg["mounts"].append(
+            {"destination": "/scratch", "type": "tmpfs", "source": "tmpfs", "options": ["size=1m"]}
+        )
 
     script = "cat /data/in.txt; echo out > /data/out.txt; touch /root-file 2>&1; touch /ro/x 2>&1; echo s > /scratch/s && echo tmpfs-ok"
     b = bundle(busybox_tar, ["/bin/sh", "-c", script], edit)
@@ -96,7 +129,9 @@ def test_readonly_root_and_bind_mounts(runtime: Runtime, bundle: BundleFactory, 
     assert (shared / "out.txt").read_text() == "out\n"
 
 
-def test_cgroup_limits_are_seen_inside(runtime: Runtime, bundle: BundleFactory, probe_tar: Path) -> None:
+def test_cgroup_limits_are_seen_inside(
+    runtime: Runtime, bundle: BundleFactory, probe_tar: Path
+) -> None:
     def edit(cfg: dict[str, Any]) -> None:
         cfg["linux"]["resources"].update(
             {
@@ -121,7 +156,9 @@ def test_cgroup_limits_are_seen_inside(runtime: Runtime, bundle: BundleFactory, 
         assert limits["cpu.cfs_quota_us"] == "50000"
 
 
-def test_fork_bomb_is_contained_by_the_pids_limit(runtime: Runtime, bundle: BundleFactory, busybox_tar: Path) -> None:
+def test_fork_bomb_is_contained_by_the_pids_limit(
+    runtime: Runtime, bundle: BundleFactory, busybox_tar: Path
+) -> None:
     def edit(cfg: dict[str, Any]) -> None:
         cfg["linux"]["resources"]["pids"] = {"limit": 20}
 
@@ -141,10 +178,12 @@ def test_fork_bomb_is_contained_by_the_pids_limit(runtime: Runtime, bundle: Bund
     # The host can still start processes, and the bomb can be stopped.
     assert subprocess.run(["true"]).returncode == 0
     runtime.delete(b.id, force=True)
-    assert all(c["id"] != b.id for c in runtime.list())
+    assert all(c["id"] != b.id for c in runtime.containers())
 
 
-def test_memory_hog_is_oom_killed(runtime: Runtime, bundle: BundleFactory, busybox_tar: Path) -> None:
+def test_memory_hog_is_oom_killed(
+    runtime: Runtime, bundle: BundleFactory, busybox_tar: Path
+) -> None:
     def edit(cfg: dict[str, Any]) -> None:
         cfg["linux"]["resources"]["memory"] = {"limit": 16 * 1024 * 1024, "swap": 16 * 1024 * 1024}
 
@@ -160,7 +199,9 @@ def test_memory_hog_is_oom_killed(runtime: Runtime, bundle: BundleFactory, busyb
     runtime.delete(b.id)
 
 
-def test_lifecycle_create_start_state_kill_delete(runtime: Runtime, bundle: BundleFactory, probe_tar: Path, tmp_path: Path) -> None:
+def test_lifecycle_create_start_state_kill_delete(
+    runtime: Runtime, bundle: BundleFactory, probe_tar: Path, tmp_path: Path
+) -> None:
     b = bundle(probe_tar, ["/probe", "--sleep", "60"])
     pid_file = tmp_path / "init.pid"
     runtime.create(b.id, b.path, pid_file=pid_file)
@@ -171,7 +212,7 @@ def test_lifecycle_create_start_state_kill_delete(runtime: Runtime, bundle: Bund
     assert st["rootfs"] == str(b.rootfs) and st["created"]
     # init waits for start: it has not exec'd the probe yet
     assert Path(f"/proc/{pid}/exe").resolve().name == "skiff-runtime"
-    assert any(c["id"] == b.id and c["status"] == "created" for c in runtime.list())
+    assert any(c["id"] == b.id and c["status"] == "created" for c in runtime.containers())
     with pytest.raises(Conflict):
         runtime.create(b.id, b.path)
     runtime.start(b.id)
@@ -198,7 +239,9 @@ def test_lifecycle_create_start_state_kill_delete(runtime: Runtime, bundle: Bund
     runtime.delete(b.id, force=True)  # forced delete of nothing is fine, like runc
 
 
-def test_delete_force_kills_a_running_container(runtime: Runtime, bundle: BundleFactory, busybox_tar: Path) -> None:
+def test_delete_force_kills_a_running_container(
+    runtime: Runtime, bundle: BundleFactory, busybox_tar: Path
+) -> None:
     b = bundle(busybox_tar, ["/bin/sh", "-c", "sleep 100 & sleep 100"])
     runtime.create(b.id, b.path)
     runtime.start(b.id)
@@ -210,15 +253,26 @@ def test_delete_force_kills_a_running_container(runtime: Runtime, bundle: Bundle
         time.sleep(0.02)
     runtime.delete(b.id, force=True)
     time.sleep(0.1)
-    assert not any(Path(f"/proc/{p}").exists() and "sleep" in Path(f"/proc/{p}/cmdline").read_text(errors="replace") for p in pids)
-    assert all(c["id"] != b.id for c in runtime.list())
+    assert not any(
+        Path(f"/proc/{p}").exists()
+        and "sleep" in Path(f"/proc/{p}/cmdline").read_text(errors="replace")
+        for p in pids
+    )
+    assert all(c["id"] != b.id for c in runtime.containers())
 
 
-def test_exec_joins_the_container(runtime: Runtime, bundle: BundleFactory, busybox_tar: Path) -> None:
+def test_exec_joins_the_container(
+    runtime: Runtime, bundle: BundleFactory, busybox_tar: Path
+) -> None:
     b = bundle(busybox_tar, ["/bin/sleep", "60"], hostname="exec-box")
     runtime.create(b.id, b.path)
     runtime.start(b.id)
-    process = {"args": ["/bin/sh", "-c", "hostname; echo $FOO; id -u; exit 7"], "env": ["FOO=bar", "PATH=/bin"], "cwd": "/", "user": {"uid": 33, "gid": 33}}
+    process = {
+        "args": ["/bin/sh", "-c", "hostname; echo $FOO; id -u; exit 7"],
+        "env": ["FOO=bar", "PATH=/bin"],
+        "cwd": "/",
+        "user": {"uid": 33, "gid": 33},
+    }
     out = runtime.exec(b.id, process)
     assert out.returncode == 7, out.stderr
     assert out.stdout.decode().split() == ["exec-box", "bar", "33"]
@@ -227,7 +281,9 @@ def test_exec_joins_the_container(runtime: Runtime, bundle: BundleFactory, busyb
     runtime.delete(b.id, force=True)
 
 
-def test_seccomp_denies_what_the_profile_denies(runtime: Runtime, bundle: BundleFactory, busybox_tar: Path) -> None:
+def test_seccomp_denies_what_the_profile_denies(
+    runtime: Runtime, bundle: BundleFactory, busybox_tar: Path
+) -> None:
     profile = {
         "defaultAction": "SCMP_ACT_ALLOW",
         "architectures": ["SCMP_ARCH_X86_64", "SCMP_ARCH_X86", "SCMP_ARCH_X32"],
@@ -249,10 +305,12 @@ def test_seccomp_denies_what_the_profile_denies(runtime: Runtime, bundle: Bundle
     assert "touch-ok" in text
 
 
-def test_hooks_get_the_state(runtime: Runtime, bundle: BundleFactory, busybox_tar: Path, tmp_path: Path) -> None:
+def test_hooks_get_the_state(
+    runtime: Runtime, bundle: BundleFactory, busybox_tar: Path, tmp_path: Path
+) -> None:
     record = tmp_path / "hooks.log"
     hook = tmp_path / "hook.sh"
-    hook.write_text(f"#!/bin/sh\necho \"$1 $(cat)\" >> {record}\n")
+    hook.write_text(f'#!/bin/sh\necho "$1 $(cat)" >> {record}\n')
     hook.chmod(0o755)
 
     def edit(cfg: dict[str, Any]) -> None:
@@ -272,14 +330,18 @@ def test_hooks_get_the_state(runtime: Runtime, bundle: BundleFactory, busybox_ta
     assert states[0]["status"] == "creating" and states[0]["pid"] > 0
 
 
-def test_hook_timeout_fails_create_and_leaves_nothing(runtime: Runtime, bundle: BundleFactory, busybox_tar: Path) -> None:
+def test_hook_timeout_fails_create_and_leaves_nothing(
+    runtime: Runtime, bundle: BundleFactory, busybox_tar: Path
+) -> None:
     def edit(cfg: dict[str, Any]) -> None:
-        cfg["hooks"] = {"createRuntime": [{"path": "/bin/sleep", "args": ["sleep", "10"], "timeout": 1}]}
+        cfg["hooks"] = {
+            "createRuntime": [{"path": "/bin/sleep", "args": ["sleep", "10"], "timeout": 1}]
+        }
 
     b = bundle(busybox_tar, ["/bin/true"], edit)
     with pytest.raises(SkiffError, match="timed out"):
         runtime.create(b.id, b.path)
-    assert all(c["id"] != b.id for c in runtime.list())
+    assert all(c["id"] != b.id for c in runtime.containers())
     assert not (Path(runtime.root) / b.id).exists()
 
 
@@ -287,35 +349,72 @@ def test_hook_timeout_fails_create_and_leaves_nothing(runtime: Runtime, bundle: 
     ("edit", "error", "match"),
     [
         (lambda c: c.pop("process"), InvalidArgument, "process is missing"),
-        (lambda c: c["root"].update(path="/nonexistent/rootfs"), SkiffError, "root.path"),
-        (lambda c: c["mounts"].append({"destination": "rel", "type": "tmpfs"}), InvalidArgument, "not absolute"),
-        (lambda c: c["linux"]["namespaces"].append({"type": "bogus"}), InvalidArgument, "unknown namespace"),
-        (lambda c: c["process"]["capabilities"]["effective"].append("CAP_BOGUS"), InvalidArgument, "unknown capability"),
-        (lambda c: c["process"].update(rlimits=[{"type": "RLIMIT_NOPE", "soft": 1, "hard": 1}]), InvalidArgument, "unknown rlimit"),
-        (lambda c: c["process"].update(args=["/no/such/binary"]), SkiffError, "no such file or directory"),
-        (lambda c: c["mounts"].append({"destination": "/x", "type": "bind", "source": "/nonexistent", "options": ["bind"]}), SkiffError, "/nonexistent"),
-        (lambda c: c["linux"].update(seccomp={"defaultAction": "SCMP_ACT_BOGUS"}), InvalidArgument, "SCMP_ACT_BOGUS"),
+        (lambda c: c["root"].update(path="/nonexistent/rootfs"), SkiffError, r"root\.path"),
+        (
+            lambda c: c["mounts"].append({"destination": "rel", "type": "tmpfs"}),
+            InvalidArgument,
+            "not absolute",
+        ),
+        (
+            lambda c: c["linux"]["namespaces"].append({"type": "bogus"}),
+            InvalidArgument,
+            "unknown namespace",
+        ),
+        (
+            lambda c: c["process"]["capabilities"]["effective"].append("CAP_BOGUS"),
+            InvalidArgument,
+            "unknown capability",
+        ),
+        (
+            lambda c: c["process"].update(rlimits=[{"type": "RLIMIT_NOPE", "soft": 1, "hard": 1}]),
+            InvalidArgument,
+            "unknown rlimit",
+        ),
+        (
+            lambda c: c["process"].update(args=["/no/such/binary"]),
+            SkiffError,
+            "no such file or directory",
+        ),
+        (
+            lambda c: c["mounts"].append(
+                {"destination": "/x", "type": "bind", "source": "/nonexistent", "options": ["bind"]}
+            ),
+            SkiffError,
+            "/nonexistent",
+        ),
+        (
+            lambda c: c["linux"].update(seccomp={"defaultAction": "SCMP_ACT_BOGUS"}),
+            InvalidArgument,
+            "SCMP_ACT_BOGUS",
+        ),
     ],
 )
 def test_bad_configs_fail_clearly_and_leave_nothing(
-    runtime: Runtime, bundle: BundleFactory, busybox_tar: Path, edit: Any, error: type[Exception], match: str
+    runtime: Runtime,
+    bundle: BundleFactory,
+    busybox_tar: Path,
+    edit: Any,
+    error: type[Exception],
+    match: str,
 ) -> None:
     b = bundle(busybox_tar, ["/bin/true"], edit)
     with pytest.raises(error, match=match):
         runtime.create(b.id, b.path)
     assert not (Path(runtime.root) / b.id).exists()
-    assert all(c["id"] != b.id for c in runtime.list())
+    assert all(c["id"] != b.id for c in runtime.containers())
 
 
 def test_malformed_config_json(runtime: Runtime, bundle: BundleFactory, busybox_tar: Path) -> None:
     b = bundle(busybox_tar, ["/bin/true"])
     (b.path / "config.json").write_text("{not json")
-    with pytest.raises(InvalidArgument, match="config.json"):
+    with pytest.raises(InvalidArgument, match=r"config\.json"):
         runtime.create(b.id, b.path)
     assert not (Path(runtime.root) / b.id).exists()
 
 
-def test_terminal_goes_to_the_console_socket(runtime: Runtime, bundle: BundleFactory, busybox_tar: Path, tmp_path: Path) -> None:
+def test_terminal_goes_to_the_console_socket(
+    runtime: Runtime, bundle: BundleFactory, busybox_tar: Path, tmp_path: Path
+) -> None:
     sock_path = tmp_path / "console.sock"
     server = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
     server.bind(str(sock_path))
@@ -329,7 +428,7 @@ def test_terminal_goes_to_the_console_socket(runtime: Runtime, bundle: BundleFac
     try:
         runtime.create(b.id, b.path, console_socket=sock_path)
         conn, _ = server.accept()
-        msg, ancdata, _, _ = conn.recvmsg(64, socket.CMSG_SPACE(4))
+        _, ancdata, _, _ = conn.recvmsg(64, socket.CMSG_SPACE(4))
         master = int.from_bytes(ancdata[0][2][:4], "little")
         conn.close()
         runtime.start(b.id)

@@ -35,8 +35,12 @@ class Bundle:
 
 @dataclass
 class BundleFactory:
+    """Makes bundles whose cgroups live under ``cgroup_parent`` (removed by the
+    session's runtime fixture)."""
+
     runtime: Runtime
     base: Path
+    cgroup_parent: str
     made: list[Bundle] = field(default_factory=list)
 
     def __call__(
@@ -50,6 +54,7 @@ class BundleFactory:
         path = self.base / cid
         (path / "rootfs").mkdir(parents=True)
         subprocess.run(["tar", "-xf", str(tar), "-C", str(path / "rootfs")], check=True)
+        config.setdefault("cgroups_path", f"/{self.cgroup_parent}/{cid}")
         cfg = default_config(args, **config)
         if edit is not None:
             edit(cfg)

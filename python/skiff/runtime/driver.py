@@ -69,7 +69,16 @@ class Runtime:
     ) -> subprocess.CompletedProcess[bytes]:
         """Runs the runtime; errors (read from its JSON log) raise SkiffError."""
         with tempfile.NamedTemporaryFile(prefix="skiff-runtime-", suffix=".log") as log:
-            argv = [str(self.binary), "--root", self.root, "--log", log.name, "--log-format", "json", *args]
+            argv = [
+                str(self.binary),
+                "--root",
+                self.root,
+                "--log",
+                log.name,
+                "--log-format",
+                "json",
+                *args,
+            ]
             proc = subprocess.run(
                 argv,
                 input=input,
@@ -123,8 +132,11 @@ class Runtime:
     def resume(self, container_id: str) -> None:
         self.call("resume", container_id)
 
-    def list(self) -> list[dict[str, Any]]:
-        result: list[dict[str, Any]] = json.loads(self.call("list", "--format", "json").stdout or b"[]")
+    def containers(self) -> list[dict[str, Any]]:
+        """``list --format json``: every container under this root."""
+        result: list[dict[str, Any]] = json.loads(
+            self.call("list", "--format", "json").stdout or b"[]"
+        )
         return result
 
     def pids(self, container_id: str) -> list[int]:
@@ -169,9 +181,22 @@ class Runtime:
         """run / exec: a non-zero exit is the container's own unless the log says
         the runtime failed."""
         with tempfile.NamedTemporaryFile(prefix="skiff-runtime-", suffix=".log") as log:
-            argv = [str(self.binary), "--root", self.root, "--log", log.name, "--log-format", "json", *args]
+            argv = [
+                str(self.binary),
+                "--root",
+                self.root,
+                "--log",
+                log.name,
+                "--log-format",
+                "json",
+                *args,
+            ]
             proc = subprocess.run(
-                argv, stdin=subprocess.DEVNULL, stdout=stdout, stderr=subprocess.PIPE, timeout=timeout
+                argv,
+                stdin=subprocess.DEVNULL,
+                stdout=stdout,
+                stderr=subprocess.PIPE,
+                timeout=timeout,
             )
             text = Path(log.name).read_text(errors="replace")
             if proc.returncode != 0 and '"level":"error"' in text:

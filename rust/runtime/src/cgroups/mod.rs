@@ -164,9 +164,7 @@ pub fn manager(cgroups_path: Option<&str>, id: &str) -> Result<Box<dyn Manager>>
     let path = normalize_cgroups_path(cgroups_path, id)?;
     let mounts = parse_mountinfo(&read_mountinfo()?);
     let mode = mode_from_mounts(&mounts)?;
-    let own = parse_proc_cgroup(
-        &fs::read_to_string("/proc/self/cgroup").ctx(|| "read /proc/self/cgroup".to_string())?,
-    );
+    let own = parse_proc_cgroup(&read_own_cgroup()?);
     Ok(match mode {
         Mode::V1 | Mode::Hybrid => Box::new(v1::V1Manager::resolve(&path, &mounts, &own)?),
         Mode::V2 => Box::new(v2::V2Manager::resolve(&path, &mounts, &own)?),
@@ -239,8 +237,25 @@ pub(crate) struct MountEntry {
     pub super_opts: Vec<String>,
 }
 
+/// The process's mountinfo, read once: a runtime command is short-lived and does
+/// not change the host's cgroup mounts, and every manager needs it.
 pub(crate) fn read_mountinfo() -> Result<String> {
-    fs::read_to_string("/proc/self/mountinfo").ctx(|| "read /proc/self/mountinfo".to_string())
+    cached(&MOUNTINFO, "/proc/self/mountinfo")
+}
+
+fn read_own_cgroup() -> Result<String> {
+    cached(&OWN_CGROUP, "/proc/self/cgroup")
+}
+
+static MOUNTINFO: std::sync::OnceLock<String> = std::sync::OnceLock::new();
+static OWN_CGROUP: std::sync::OnceLock<String> = std::sync::OnceLock::new();
+
+fn cached(cell: &'static std::sync::OnceLock<String>, path: &str) -> Result<String> {
+    if let Some(text) = cell.get() {
+        return Ok(text.clone());
+    }
+    let text = fs::read_to_string(path).ctx(|| format!("read {path}"))?;
+    Ok(cell.get_or_init(|| text).clone())
 }
 
 /// Undoes the kernel's octal escapes (`\040` for a space, ...).
@@ -528,7 +543,7 @@ pub(crate) fn remove_cgroup_tree(dir: &Path) -> Result<()> {
             Ok(()) => return Ok(()),
             Err(e) if e.kind() == io::ErrorKind::NotFound => return Ok(()),
             Err(e) if e.raw_os_error() == Some(libc::EBUSY) && Instant::now() < deadline => {
-                std::thread::sleep(Duration::from_millis(10));
+                std::thread::sleep(Duration::from_millis(1));
             }
             Err(e) => {
                 return Err(Error::sys(
