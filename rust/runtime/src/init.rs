@@ -36,6 +36,8 @@ pub struct Init {
     pub console: Option<OwnedFd>,
     /// The exec fifo (O_PATH), reopened for writing once set up; None under `run`.
     pub fifo: Option<OwnedFd>,
+    /// Name of a new session keyring to join (None under --no-new-keyring).
+    pub session_keyring: Option<std::ffi::CString>,
     pub parent_hooks: bool,
     pub create_container: Vec<Hook>,
     pub start_container: Vec<Hook>,
@@ -104,6 +106,14 @@ fn setup_and_wait(init: &Init, sync: &OwnedFd) -> Result<std::ffi::CString> {
             if libc::setresgid(0, 0, 0) != 0 || libc::setresuid(0, 0, 0) != 0 {
                 return Err(Error::last("become root in the user namespace"));
             }
+        }
+    }
+    if let Some(name) = &init.session_keyring {
+        // The container's own session keyring, so it cannot see the host's keys.
+        // SAFETY: keyctl with a valid C string.
+        let r = unsafe { libc::syscall(libc::SYS_keyctl, 1 /* KEYCTL_JOIN_SESSION_KEYRING */, name.as_ptr()) };
+        if r < 0 && std::io::Error::last_os_error().raw_os_error() != Some(libc::ENOSYS) {
+            return Err(Error::last("join a new session keyring"));
         }
     }
     if let Some(h) = &init.hostname {

@@ -168,6 +168,7 @@ pub fn create(g: &Global, o: &CreateOpts, run_mode: bool) -> Result<Created> {
         process: process_plan,
         console,
         fifo,
+        session_keyring: if o.no_new_keyring { None } else { Some(sys::cstr(format!("_ses.{}", o.id))?) },
         parent_hooks: !hooks_spec.prestart.is_empty() || !hooks_spec.create_runtime.is_empty(),
         create_container: hooks_spec.create_container.clone(),
         start_container: hooks_spec.start_container.clone(),
