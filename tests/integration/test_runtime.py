@@ -474,7 +474,9 @@ def test_user_namespace_maps_root(runtime: Runtime, bundle: BundleFactory, probe
     assert seen["namespaces"]["user"] != os.stat("/proc/self/ns/user").st_ino
 
 
-def test_overlay_mount(runtime: Runtime, bundle: BundleFactory, busybox_tar: Path, tmp_path: Path) -> None:
+def test_overlay_mount(
+    runtime: Runtime, bundle: BundleFactory, busybox_tar: Path, tmp_path: Path
+) -> None:
     lower, upper, work = (tmp_path / n for n in ("lower", "upper", "work"))
     for d in (lower, upper, work):
         d.mkdir()
@@ -482,11 +484,19 @@ def test_overlay_mount(runtime: Runtime, bundle: BundleFactory, busybox_tar: Pat
 
     def edit(cfg: dict[str, Any]) -> None:
         cfg["mounts"].append(
-            {"destination": "/ov", "type": "overlay", "source": "overlay",
-             "options": [f"lowerdir={lower}", f"upperdir={upper}", f"workdir={work}"]}
+            {
+                "destination": "/ov",
+                "type": "overlay",
+                "source": "overlay",
+                "options": [f"lowerdir={lower}", f"upperdir={upper}", f"workdir={work}"],
+            }
         )
 
-    b = bundle(busybox_tar, ["/bin/sh", "-c", "cat /ov/low.txt; echo new > /ov/new.txt; rm /ov/low.txt"], edit)
+    b = bundle(
+        busybox_tar,
+        ["/bin/sh", "-c", "cat /ov/low.txt; echo new > /ov/new.txt; rm /ov/low.txt"],
+        edit,
+    )
     out = runtime.run(b.id, b.path)
     assert out.returncode == 0, out.stderr
     assert out.stdout == b"from lower\n"
@@ -495,10 +505,22 @@ def test_overlay_mount(runtime: Runtime, bundle: BundleFactory, busybox_tar: Pat
     assert (upper / "low.txt").is_char_device()
 
 
-def test_no_pivot_sysctl_and_config_devices(runtime: Runtime, bundle: BundleFactory, busybox_tar: Path, tmp_path: Path) -> None:
+def test_no_pivot_sysctl_and_config_devices(
+    runtime: Runtime, bundle: BundleFactory, busybox_tar: Path, tmp_path: Path
+) -> None:
     def edit(cfg: dict[str, Any]) -> None:
         cfg["linux"]["sysctl"] = {"net.ipv4.ip_forward": "1"}
-        cfg["linux"]["devices"] = [{"type": "c", "path": "/dev/mynull", "major": 1, "minor": 3, "fileMode": 0o600, "uid": 0, "gid": 0}]
+        cfg["linux"]["devices"] = [
+            {
+                "type": "c",
+                "path": "/dev/mynull",
+                "major": 1,
+                "minor": 3,
+                "fileMode": 0o600,
+                "uid": 0,
+                "gid": 0,
+            }
+        ]
 
     script = "cat /proc/sys/net/ipv4/ip_forward; ls -l /dev/mynull; echo x > /dev/mynull && echo dev-ok; cat /proc/self/mountinfo | grep -c ' / / '"
     b = bundle(busybox_tar, ["/bin/sh", "-c", script], edit)
@@ -515,10 +537,15 @@ def test_no_pivot_sysctl_and_config_devices(runtime: Runtime, bundle: BundleFact
     assert lines[0] == "1"
     assert lines[1].startswith("crw-------") and lines[1].endswith("/dev/mynull")
     assert lines[2] == "dev-ok"
-    assert Path("/proc/sys/net/ipv4/ip_forward").read_text().strip() in ("0", "1")  # the host's is untouched
+    assert Path("/proc/sys/net/ipv4/ip_forward").read_text().strip() in (
+        "0",
+        "1",
+    )  # the host's is untouched
 
 
-def test_container_hooks_run_inside(runtime: Runtime, bundle: BundleFactory, busybox_tar: Path, tmp_path: Path) -> None:
+def test_container_hooks_run_inside(
+    runtime: Runtime, bundle: BundleFactory, busybox_tar: Path, tmp_path: Path
+) -> None:
     record = tmp_path / "create-container.json"
     hook = tmp_path / "cc.sh"
     hook.write_text(f"#!/bin/sh\ncat > {record}\n")
@@ -527,7 +554,9 @@ def test_container_hooks_run_inside(runtime: Runtime, bundle: BundleFactory, bus
     def edit(cfg: dict[str, Any]) -> None:
         cfg["hooks"] = {
             "createContainer": [{"path": str(hook)}],
-            "startContainer": [{"path": "/bin/sh", "args": ["sh", "-c", "hostname > /tmp/started-in"]}],
+            "startContainer": [
+                {"path": "/bin/sh", "args": ["sh", "-c", "hostname > /tmp/started-in"]}
+            ],
         }
 
     b = bundle(busybox_tar, ["/bin/cat", "/tmp/started-in"], edit, hostname="hooked")
@@ -537,12 +566,21 @@ def test_container_hooks_run_inside(runtime: Runtime, bundle: BundleFactory, bus
     assert json.loads(record.read_text())["id"] == b.id
 
 
-def test_update_changes_limits_of_a_running_container(runtime: Runtime, bundle: BundleFactory, busybox_tar: Path) -> None:
+def test_update_changes_limits_of_a_running_container(
+    runtime: Runtime, bundle: BundleFactory, busybox_tar: Path
+) -> None:
     b = bundle(busybox_tar, ["/bin/sleep", "60"])
     runtime.create(b.id, b.path)
     runtime.start(b.id)
     runtime.update(b.id, {"pids": {"limit": 33}, "memory": {"limit": 100 * 1024 * 1024}})
-    read = {"args": ["/bin/sh", "-c", "cat /sys/fs/cgroup/pids/pids.max 2>/dev/null || cat /sys/fs/cgroup/pids.max"], "cwd": "/"}
+    read = {
+        "args": [
+            "/bin/sh",
+            "-c",
+            "cat /sys/fs/cgroup/pids/pids.max 2>/dev/null || cat /sys/fs/cgroup/pids.max",
+        ],
+        "cwd": "/",
+    }
     out = runtime.exec(b.id, read)
     assert out.stdout.decode().strip() == "33"
     runtime.delete(b.id, force=True)

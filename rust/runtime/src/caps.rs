@@ -71,7 +71,8 @@ pub fn number(name: &str) -> Option<u32> {
 pub fn mask(names: &[String]) -> Result<u64> {
     let mut m = 0u64;
     for name in names {
-        let n = number(name).ok_or_else(|| Error::Config(format!("unknown capability {name:?}")))?;
+        let n =
+            number(name).ok_or_else(|| Error::Config(format!("unknown capability {name:?}")))?;
         m |= 1 << n;
     }
     Ok(m)
@@ -90,7 +91,11 @@ pub struct CapSets {
 impl CapSets {
     pub fn from_spec(c: &Capabilities) -> Result<Self> {
         let last = last_cap();
-        let known = if last >= 63 { u64::MAX } else { (1u64 << (last + 1)) - 1 };
+        let known = if last >= 63 {
+            u64::MAX
+        } else {
+            (1u64 << (last + 1)) - 1
+        };
         Ok(Self {
             bounding: mask(&c.bounding)? & known,
             effective: mask(&c.effective)? & known,
@@ -128,7 +133,13 @@ pub fn apply_bounding(sets: &CapSets) -> Result<()> {
                 let err = std::io::Error::last_os_error();
                 // EINVAL: the kernel does not know it; nothing to drop.
                 if err.raw_os_error() != Some(libc::EINVAL) {
-                    return Err(Error::sys(format!("drop {} from the bounding set", NAMES.get(cap as usize).unwrap_or(&"?")), err));
+                    return Err(Error::sys(
+                        format!(
+                            "drop {} from the bounding set",
+                            NAMES.get(cap as usize).unwrap_or(&"?")
+                        ),
+                        err,
+                    ));
                 }
             }
         }
@@ -172,7 +183,10 @@ pub fn apply_sets(sets: &CapSets) -> Result<()> {
                 )
             };
             if r != 0 {
-                return Err(Error::last(format!("raise ambient capability {}", NAMES.get(cap as usize).unwrap_or(&"?"))));
+                return Err(Error::last(format!(
+                    "raise ambient capability {}",
+                    NAMES.get(cap as usize).unwrap_or(&"?")
+                )));
             }
         }
     }
@@ -188,7 +202,10 @@ mod tests {
         assert_eq!(number("CAP_SYS_ADMIN"), Some(21));
         assert_eq!(number("net_raw"), Some(13));
         assert_eq!(number("CAP_CHECKPOINT_RESTORE"), Some(40));
-        assert_eq!(mask(&["CAP_CHOWN".into(), "CAP_KILL".into()]).unwrap(), 0b100001);
+        assert_eq!(
+            mask(&["CAP_CHOWN".into(), "CAP_KILL".into()]).unwrap(),
+            0b100001
+        );
         assert!(mask(&["CAP_NOPE".into()]).is_err());
     }
 }

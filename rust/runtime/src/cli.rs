@@ -72,19 +72,47 @@ pub struct UpdateOpts {
 pub enum Command {
     Version,
     Create(CreateOpts),
-    Run { create: CreateOpts, detach: bool },
-    Start { id: String },
-    State { id: String },
-    Kill { id: String, signal: String, all: bool },
-    Delete { id: String, force: bool },
+    Run {
+        create: CreateOpts,
+        detach: bool,
+    },
+    Start {
+        id: String,
+    },
+    State {
+        id: String,
+    },
+    Kill {
+        id: String,
+        signal: String,
+        all: bool,
+    },
+    Delete {
+        id: String,
+        force: bool,
+    },
     Exec(ExecOpts),
-    List { json: bool, quiet: bool },
-    Ps { id: String, json: bool, ps_args: Vec<String> },
-    Pause { id: String },
-    Resume { id: String },
+    List {
+        json: bool,
+        quiet: bool,
+    },
+    Ps {
+        id: String,
+        json: bool,
+        ps_args: Vec<String>,
+    },
+    Pause {
+        id: String,
+    },
+    Resume {
+        id: String,
+    },
     Update(UpdateOpts),
     Features,
-    Spec { bundle: String, rootless: bool },
+    Spec {
+        bundle: String,
+        rootless: bool,
+    },
     Help,
 }
 
@@ -229,9 +257,9 @@ fn parse_command(command: &str, a: &mut Args<'_>) -> Result<Command> {
             ("exec", "cwd") => exec.cwd = Some(a.value(name, inline)?),
             ("exec", "env" | "e") => exec.env.push(a.value(name, inline)?),
             ("exec", "user" | "u") => exec.user = Some(a.value(name, inline)?),
-            ("exec", "additional-gids" | "g") => {
-                exec.additional_gids.push(parse_num(name, &a.value(name, inline)?)?)
-            }
+            ("exec", "additional-gids" | "g") => exec
+                .additional_gids
+                .push(parse_num(name, &a.value(name, inline)?)?),
             ("exec", "cap" | "c") => exec.cap.push(a.value(name, inline)?),
             ("exec", "no-new-privs") => exec.no_new_privs = is_true(inline),
             ("exec", "process-label" | "apparmor" | "cgroup") => {
@@ -245,13 +273,23 @@ fn parse_command(command: &str, a: &mut Args<'_>) -> Result<Command> {
             ("update", "memory-reservation") => {
                 update.memory_reservation = Some(parse_bytes(&a.value(name, inline)?)?)
             }
-            ("update", "cpu-shares") => update.cpu_shares = Some(parse_num(name, &a.value(name, inline)?)?),
-            ("update", "cpu-quota") => update.cpu_quota = Some(parse_num(name, &a.value(name, inline)?)?),
-            ("update", "cpu-period") => update.cpu_period = Some(parse_num(name, &a.value(name, inline)?)?),
+            ("update", "cpu-shares") => {
+                update.cpu_shares = Some(parse_num(name, &a.value(name, inline)?)?)
+            }
+            ("update", "cpu-quota") => {
+                update.cpu_quota = Some(parse_num(name, &a.value(name, inline)?)?)
+            }
+            ("update", "cpu-period") => {
+                update.cpu_period = Some(parse_num(name, &a.value(name, inline)?)?)
+            }
             ("update", "cpuset-cpus") => update.cpuset_cpus = Some(a.value(name, inline)?),
             ("update", "cpuset-mems") => update.cpuset_mems = Some(a.value(name, inline)?),
-            ("update", "pids-limit") => update.pids_limit = Some(parse_num(name, &a.value(name, inline)?)?),
-            ("update", "blkio-weight") => update.blkio_weight = Some(parse_num(name, &a.value(name, inline)?)?),
+            ("update", "pids-limit") => {
+                update.pids_limit = Some(parse_num(name, &a.value(name, inline)?)?)
+            }
+            ("update", "blkio-weight") => {
+                update.blkio_weight = Some(parse_num(name, &a.value(name, inline)?)?)
+            }
             _ => return Err(Error::Usage(format!("{command}: unknown option {arg:?}"))),
         }
     }
@@ -276,20 +314,32 @@ fn parse_command(command: &str, a: &mut Args<'_>) -> Result<Command> {
                 Command::Run { create, detach }
             }
         }
-        "start" => Command::Start { id: id(&positional)? },
-        "state" => Command::State { id: id(&positional)? },
+        "start" => Command::Start {
+            id: id(&positional)?,
+        },
+        "state" => Command::State {
+            id: id(&positional)?,
+        },
         "kill" => Command::Kill {
             id: id(&positional)?,
-            signal: positional.get(1).cloned().unwrap_or_else(|| "SIGTERM".into()),
+            signal: positional
+                .get(1)
+                .cloned()
+                .unwrap_or_else(|| "SIGTERM".into()),
             all,
         },
-        "delete" => Command::Delete { id: id(&positional)?, force },
+        "delete" => Command::Delete {
+            id: id(&positional)?,
+            force,
+        },
         "exec" => {
             exec.id = id(&positional)?;
             exec.args = positional[1..].to_vec();
             exec.detach = detach;
             if exec.process.is_none() && exec.args.is_empty() {
-                return Err(Error::Usage("exec: give --process FILE or a command".into()));
+                return Err(Error::Usage(
+                    "exec: give --process FILE or a command".into(),
+                ));
             }
             Command::Exec(exec)
         }
@@ -299,8 +349,12 @@ fn parse_command(command: &str, a: &mut Args<'_>) -> Result<Command> {
             json,
             ps_args: positional[1..].to_vec(),
         },
-        "pause" => Command::Pause { id: id(&positional)? },
-        "resume" => Command::Resume { id: id(&positional)? },
+        "pause" => Command::Pause {
+            id: id(&positional)?,
+        },
+        "resume" => Command::Resume {
+            id: id(&positional)?,
+        },
         "update" => {
             update.id = id(&positional)?;
             Command::Update(update)
@@ -384,7 +438,9 @@ mod tests {
     fn equals_forms_and_single_dash() {
         let (g, cmd) = parse(&argv("--log-format=json -root=/r run -d -bundle=/b x")).unwrap();
         assert_eq!(g.root, "/r");
-        let Command::Run { create, detach } = cmd else { panic!() };
+        let Command::Run { create, detach } = cmd else {
+            panic!()
+        };
         assert!(detach);
         assert_eq!(create.bundle, "/b");
     }
@@ -401,7 +457,9 @@ mod tests {
     #[test]
     fn kill_defaults_and_errors() {
         let (_, cmd) = parse(&argv("kill --all c1 KILL")).unwrap();
-        let Command::Kill { signal, all, .. } = cmd else { panic!() };
+        let Command::Kill { signal, all, .. } = cmd else {
+            panic!()
+        };
         assert_eq!(signal, "KILL");
         assert!(all);
         assert!(parse(&argv("start")).is_err());

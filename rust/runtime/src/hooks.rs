@@ -21,7 +21,10 @@ pub fn run_all(hooks: &[Hook], state: &State) -> Result<()> {
 }
 
 fn run(hook: &Hook, input: &[u8]) -> Result<()> {
-    let fail = |reason: String| Error::Hook { path: hook.path.clone(), reason };
+    let fail = |reason: String| Error::Hook {
+        path: hook.path.clone(),
+        reason,
+    };
     let mut cmd = Command::new(&hook.path);
     if let Some((arg0, rest)) = hook.args.split_first() {
         cmd.arg0(arg0).args(rest);
@@ -32,7 +35,9 @@ fn run(hook: &Hook, input: &[u8]) -> Result<()> {
             cmd.env(k, v);
         }
     }
-    cmd.stdin(Stdio::piped()).stdout(Stdio::null()).stderr(Stdio::piped());
+    cmd.stdin(Stdio::piped())
+        .stdout(Stdio::null())
+        .stderr(Stdio::piped());
     let mut child = cmd.spawn().map_err(|e| fail(format!("cannot run: {e}")))?;
     if let Some(mut stdin) = child.stdin.take() {
         // A hook that does not read its stdin is fine: ignore EPIPE.
@@ -61,7 +66,10 @@ fn run(hook: &Hook, input: &[u8]) -> Result<()> {
         if deadline.is_some_and(|d| Instant::now() >= d) {
             let _ = child.kill();
             let _ = child.wait();
-            return Err(fail(format!("timed out after {}s", hook.timeout.unwrap_or(0))));
+            return Err(fail(format!(
+                "timed out after {}s",
+                hook.timeout.unwrap_or(0)
+            )));
         }
         std::thread::sleep(Duration::from_millis(2));
     }

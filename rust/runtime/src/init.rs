@@ -50,7 +50,11 @@ pub fn run(init: Init, sync: OwnedFd) -> ! {
         Ok(exe) => {
             let err = init.process.exec(&exe);
             eprintln!("skiff-runtime: {err}");
-            if err_is(&err, libc::ENOENT) { 127 } else { 126 }
+            if err_is(&err, libc::ENOENT) {
+                127
+            } else {
+                126
+            }
         }
         Err(err) => {
             let _ = sys::send_msg(&sync, format!("E{}", child_message(&err)).as_bytes());
@@ -111,7 +115,13 @@ fn setup_and_wait(init: &Init, sync: &OwnedFd) -> Result<std::ffi::CString> {
     if let Some(name) = &init.session_keyring {
         // The container's own session keyring, so it cannot see the host's keys.
         // SAFETY: keyctl with a valid C string.
-        let r = unsafe { libc::syscall(libc::SYS_keyctl, 1 /* KEYCTL_JOIN_SESSION_KEYRING */, name.as_ptr()) };
+        let r = unsafe {
+            libc::syscall(
+                libc::SYS_keyctl,
+                1, /* KEYCTL_JOIN_SESSION_KEYRING */
+                name.as_ptr(),
+            )
+        };
         if r < 0 && std::io::Error::last_os_error().raw_os_error() != Some(libc::ENOSYS) {
             return Err(Error::last("join a new session keyring"));
         }

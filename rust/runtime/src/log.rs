@@ -41,14 +41,22 @@ fn write_kind(level: &str, msg: &str, kind: Option<&str>) {
     }
     let time = sys::rfc3339_now();
     let line = if cfg.json {
-        let kind = kind.map(|k| format!(",\"kind\":\"{k}\"")).unwrap_or_default();
-        format!("{{\"level\":\"{level}\",\"msg\":{}{kind},\"time\":\"{time}\"}}\n", escape(msg))
+        let kind = kind
+            .map(|k| format!(",\"kind\":\"{k}\""))
+            .unwrap_or_default();
+        format!(
+            "{{\"level\":\"{level}\",\"msg\":{}{kind},\"time\":\"{time}\"}}\n",
+            escape(msg)
+        )
     } else {
         format!("time=\"{time}\" level={level} msg={}\n", escape(msg))
     };
     match &cfg.file {
         Some(path) => {
-            let f = std::fs::OpenOptions::new().create(true).append(true).open(path);
+            let f = std::fs::OpenOptions::new()
+                .create(true)
+                .append(true)
+                .open(path);
             if let Ok(mut f) = f {
                 let _ = f.write_all(line.as_bytes());
             }

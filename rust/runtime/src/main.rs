@@ -3,7 +3,9 @@
 use std::process::ExitCode;
 
 use skiff_runtime::cli::{self, Command};
-use skiff_runtime::container::{create, delete, exec, features, kill, list, pause, ps, run, spec_cmd, start, update};
+use skiff_runtime::container::{
+    create, delete, exec, features, kill, list, pause, ps, run, spec_cmd, start, update,
+};
 use skiff_runtime::error::Result;
 use skiff_runtime::spec::OCI_VERSION;
 use skiff_runtime::{log, state};
@@ -28,7 +30,10 @@ fn dispatch(g: &cli::Global, cmd: Command) -> Result<i32> {
         Command::Start { id } => start::start(g, &id)?,
         Command::State { id } => {
             let c = state::Container::load(&g.root, &id)?;
-            println!("{}", serde_json::to_string_pretty(&c.state_json()).unwrap_or_default());
+            println!(
+                "{}",
+                serde_json::to_string_pretty(&c.state_json()).unwrap_or_default()
+            );
         }
         Command::Kill { id, signal, all } => kill::kill(g, &id, &signal, all)?,
         Command::Delete { id, force } => delete::delete(g, &id, force)?,
@@ -38,7 +43,10 @@ fn dispatch(g: &cli::Global, cmd: Command) -> Result<i32> {
         Command::Pause { id } => pause::pause(g, &id)?,
         Command::Resume { id } => pause::resume(g, &id)?,
         Command::Update(o) => update::update(g, &o)?,
-        Command::Features => println!("{}", serde_json::to_string_pretty(&features::features()).unwrap_or_default()),
+        Command::Features => println!(
+            "{}",
+            serde_json::to_string_pretty(&features::features()).unwrap_or_default()
+        ),
         Command::Spec { bundle, rootless } => spec_cmd::spec(&bundle, rootless)?,
     }
     Ok(0)

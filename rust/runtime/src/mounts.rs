@@ -114,9 +114,16 @@ impl Entry {
         }
         let options = parse_options(&m.options);
         let fstype = m.kind.clone().unwrap_or_default();
-        let fstype = if fstype.is_empty() && options.bind { "bind".to_string() } else { fstype };
+        let fstype = if fstype.is_empty() && options.bind {
+            "bind".to_string()
+        } else {
+            fstype
+        };
         if fstype.is_empty() {
-            return Err(Error::Config(format!("mount {:?} has no type", m.destination)));
+            return Err(Error::Config(format!(
+                "mount {:?} has no type",
+                m.destination
+            )));
         }
         Ok(Self {
             destination: m.destination.clone(),
@@ -149,12 +156,36 @@ pub struct DefaultDevice {
 }
 
 pub const DEFAULT_DEVICES: [DefaultDevice; 6] = [
-    DefaultDevice { path: "/dev/null", major: 1, minor: 3 },
-    DefaultDevice { path: "/dev/zero", major: 1, minor: 5 },
-    DefaultDevice { path: "/dev/full", major: 1, minor: 7 },
-    DefaultDevice { path: "/dev/random", major: 1, minor: 8 },
-    DefaultDevice { path: "/dev/urandom", major: 1, minor: 9 },
-    DefaultDevice { path: "/dev/tty", major: 5, minor: 0 },
+    DefaultDevice {
+        path: "/dev/null",
+        major: 1,
+        minor: 3,
+    },
+    DefaultDevice {
+        path: "/dev/zero",
+        major: 1,
+        minor: 5,
+    },
+    DefaultDevice {
+        path: "/dev/full",
+        major: 1,
+        minor: 7,
+    },
+    DefaultDevice {
+        path: "/dev/random",
+        major: 1,
+        minor: 8,
+    },
+    DefaultDevice {
+        path: "/dev/urandom",
+        major: 1,
+        minor: 9,
+    },
+    DefaultDevice {
+        path: "/dev/tty",
+        major: 5,
+        minor: 0,
+    },
 ];
 
 const DEV_LINKS: [(&str, &str); 5] = [
@@ -197,7 +228,11 @@ pub fn propagation_flags(name: Option<&str>) -> Result<(libc::c_ulong, Option<li
         "private" | "rprivate" => (rec_private, None),
         "shared" | "rshared" => (rec_private, Some(libc::MS_SHARED | libc::MS_REC)),
         "unbindable" | "runbindable" => (rec_private, Some(libc::MS_UNBINDABLE | libc::MS_REC)),
-        other => return Err(Error::Config(format!("invalid rootfsPropagation {other:?}"))),
+        other => {
+            return Err(Error::Config(format!(
+                "invalid rootfsPropagation {other:?}"
+            )))
+        }
     })
 }
 
@@ -219,7 +254,9 @@ pub fn secure_join(root: &Path, unsafe_path: &str) -> Result<PathBuf> {
             Ok(meta) if meta.file_type().is_symlink() => {
                 links += 1;
                 if links > 255 {
-                    return Err(Error::Config(format!("too many symlinks resolving {unsafe_path:?}")));
+                    return Err(Error::Config(format!(
+                        "too many symlinks resolving {unsafe_path:?}"
+                    )));
                 }
                 let target = fs::read_link(&full).ctx(|| format!("readlink {}", full.display()))?;
                 let target = target.to_string_lossy().into_owned();
@@ -320,7 +357,13 @@ fn bind(source: &Path, target: &Path, o: &Options) -> Result<()> {
     mount(Some(&src), target, None, libc::MS_BIND | rec, None)?;
     let extra = o.flags & REMOUNT_MASK;
     if extra != 0 {
-        mount(None, target, None, libc::MS_BIND | libc::MS_REMOUNT | rec | extra | locked_flags(target), None)?;
+        mount(
+            None,
+            target,
+            None,
+            libc::MS_BIND | libc::MS_REMOUNT | rec | extra | locked_flags(target),
+            None,
+        )?;
     }
     Ok(())
 }
@@ -354,7 +397,13 @@ impl Plan {
         mount(None, Path::new("/"), None, self.root_propagation, None)?;
         let root = self.rootfs.to_string_lossy();
         // The root must be a mount point of its own for pivot_root.
-        mount(Some(&root), &self.rootfs, None, libc::MS_BIND | libc::MS_REC, None)?;
+        mount(
+            Some(&root),
+            &self.rootfs,
+            None,
+            libc::MS_BIND | libc::MS_REC,
+            None,
+        )?;
         for entry in &self.entries {
             self.mount_entry(entry)?;
         }
@@ -377,14 +426,24 @@ impl Plan {
         } else {
             make_target(&target, true)?;
             let data = e.options.data.join(",");
-            let r = mount(Some(&e.source), &target, Some(&e.fstype), e.options.flags, Some(&data));
+            let r = mount(
+                Some(&e.source),
+                &target,
+                Some(&e.fstype),
+                e.options.flags,
+                Some(&data),
+            );
             if let Err(err) = r {
                 // sysfs cannot be mounted without a network namespace of our own in
                 // a user namespace: fall back to the host's, read-only (as runc).
                 if e.fstype != "sysfs" {
                     return Err(err);
                 }
-                let o = Options { recursive: true, flags: libc::MS_RDONLY | e.options.flags, ..Default::default() };
+                let o = Options {
+                    recursive: true,
+                    flags: libc::MS_RDONLY | e.options.flags,
+                    ..Default::default()
+                };
                 bind(Path::new("/sys"), &target, &o)?;
             }
         }
@@ -401,24 +460,56 @@ impl Plan {
             if self.cgroup_ns {
                 return mount(Some("cgroup2"), target, Some("cgroup2"), flags, None);
             }
-            let host = self.cgroup2_host_dir.clone().unwrap_or_else(|| "/sys/fs/cgroup".into());
-            let o = Options { recursive: true, flags: flags & REMOUNT_MASK, ..Default::default() };
+            let host = self
+                .cgroup2_host_dir
+                .clone()
+                .unwrap_or_else(|| "/sys/fs/cgroup".into());
+            let o = Options {
+                recursive: true,
+                flags: flags & REMOUNT_MASK,
+                ..Default::default()
+            };
             return bind(&host, target, &o);
         }
         // v1: a tmpfs holding one directory per hierarchy.
-        mount(Some("tmpfs"), target, Some("tmpfs"), libc::MS_NOSUID | libc::MS_NODEV | libc::MS_NOEXEC, Some("mode=755"))?;
+        mount(
+            Some("tmpfs"),
+            target,
+            Some("tmpfs"),
+            libc::MS_NOSUID | libc::MS_NODEV | libc::MS_NOEXEC,
+            Some("mode=755"),
+        )?;
         for h in &self.cgroup_v1 {
             let dir = target.join(&h.name);
             make_target(&dir, true)?;
             if self.cgroup_ns {
-                mount(Some("cgroup"), &dir, Some("cgroup"), flags, Some(&h.options))?;
+                mount(
+                    Some("cgroup"),
+                    &dir,
+                    Some("cgroup"),
+                    flags,
+                    Some(&h.options),
+                )?;
             } else {
-                let o = Options { flags: flags & REMOUNT_MASK, ..Default::default() };
+                let o = Options {
+                    flags: flags & REMOUNT_MASK,
+                    ..Default::default()
+                };
                 bind(&h.host_dir, &dir, &o)?;
             }
         }
         if e.options.flags & libc::MS_RDONLY != 0 {
-            mount(None, target, None, libc::MS_REMOUNT | libc::MS_RDONLY | libc::MS_NOSUID | libc::MS_NODEV | libc::MS_NOEXEC, Some("mode=755"))?;
+            mount(
+                None,
+                target,
+                None,
+                libc::MS_REMOUNT
+                    | libc::MS_RDONLY
+                    | libc::MS_NOSUID
+                    | libc::MS_NODEV
+                    | libc::MS_NOEXEC,
+                Some("mode=755"),
+            )?;
         }
         Ok(())
     }
@@ -442,12 +533,14 @@ impl Plan {
             if fs::symlink_metadata(&path).is_ok() {
                 continue;
             }
-            std::os::unix::fs::symlink(target, &path).ctx(|| format!("symlink {}", path.display()))?;
+            std::os::unix::fs::symlink(target, &path)
+                .ctx(|| format!("symlink {}", path.display()))?;
         }
         if Path::new("/proc/kcore").exists() {
             let core = dev_dir.join("core");
             if fs::symlink_metadata(&core).is_err() {
-                std::os::unix::fs::symlink("/proc/kcore", &core).ctx(|| format!("symlink {}", core.display()))?;
+                std::os::unix::fs::symlink("/proc/kcore", &core)
+                    .ctx(|| format!("symlink {}", core.display()))?;
             }
         }
         Ok(())
@@ -459,7 +552,12 @@ impl Plan {
             "c" | "u" => libc::S_IFCHR,
             "b" => libc::S_IFBLK,
             "p" => libc::S_IFIFO,
-            other => return Err(Error::Config(format!("device {}: invalid type {other:?}", d.path))),
+            other => {
+                return Err(Error::Config(format!(
+                    "device {}: invalid type {other:?}",
+                    d.path
+                )))
+            }
         };
         if self.bind_devices {
             let o = Options::default();
@@ -517,7 +615,13 @@ impl Plan {
                     return Err(Error::last("fchdir to the old root"));
                 }
                 // Keep unmounting the old root from spreading to the host.
-                mount(None, Path::new("."), None, libc::MS_SLAVE | libc::MS_REC, None)?;
+                mount(
+                    None,
+                    Path::new("."),
+                    None,
+                    libc::MS_SLAVE | libc::MS_REC,
+                    None,
+                )?;
                 if libc::umount2(c".".as_ptr(), libc::MNT_DETACH) != 0 {
                     return Err(Error::last("unmount the old root"));
                 }
@@ -540,8 +644,18 @@ impl Plan {
                 continue;
             }
             mount(Some(p), path, None, libc::MS_BIND | libc::MS_REC, None)?;
-            let flags = libc::MS_BIND | libc::MS_REMOUNT | libc::MS_RDONLY | libc::MS_REC | locked_flags(path);
-            mount(None, path, None, flags | libc::MS_NOSUID | libc::MS_NODEV | libc::MS_NOEXEC, None)?;
+            let flags = libc::MS_BIND
+                | libc::MS_REMOUNT
+                | libc::MS_RDONLY
+                | libc::MS_REC
+                | locked_flags(path);
+            mount(
+                None,
+                path,
+                None,
+                flags | libc::MS_NOSUID | libc::MS_NODEV | libc::MS_NOEXEC,
+                None,
+            )?;
         }
         for p in &self.masked {
             let path = Path::new(p);
@@ -554,7 +668,8 @@ impl Plan {
             }
         }
         if self.readonly_root {
-            let flags = libc::MS_BIND | libc::MS_REMOUNT | libc::MS_RDONLY | locked_flags(Path::new("/"));
+            let flags =
+                libc::MS_BIND | libc::MS_REMOUNT | libc::MS_RDONLY | locked_flags(Path::new("/"));
             mount(None, Path::new("/"), None, flags, None)?;
         }
         Ok(())
@@ -584,21 +699,43 @@ mod tests {
 
     #[test]
     fn entries() {
-        let m = Mount { destination: "/data".into(), kind: None, source: Some("/srv".into()), options: vec!["bind".into()] };
+        let m = Mount {
+            destination: "/data".into(),
+            kind: None,
+            source: Some("/srv".into()),
+            options: vec!["bind".into()],
+        };
         let e = Entry::from_spec(&m).unwrap();
         assert!(e.is_bind());
-        let m = Mount { destination: "rel".into(), kind: Some("tmpfs".into()), ..Default::default() };
+        let m = Mount {
+            destination: "rel".into(),
+            kind: Some("tmpfs".into()),
+            ..Default::default()
+        };
         assert!(Entry::from_spec(&m).is_err());
-        let m = Mount { destination: "/x".into(), ..Default::default() };
+        let m = Mount {
+            destination: "/x".into(),
+            ..Default::default()
+        };
         assert!(Entry::from_spec(&m).is_err());
-        let m = Mount { destination: "/proc".into(), kind: Some("proc".into()), ..Default::default() };
+        let m = Mount {
+            destination: "/proc".into(),
+            kind: Some("proc".into()),
+            ..Default::default()
+        };
         assert_eq!(Entry::from_spec(&m).unwrap().source, "proc");
     }
 
     #[test]
     fn propagation() {
-        assert_eq!(propagation_flags(None).unwrap().0, libc::MS_SLAVE | libc::MS_REC);
-        assert_eq!(propagation_flags(Some("rshared")).unwrap().1, Some(libc::MS_SHARED | libc::MS_REC));
+        assert_eq!(
+            propagation_flags(None).unwrap().0,
+            libc::MS_SLAVE | libc::MS_REC
+        );
+        assert_eq!(
+            propagation_flags(Some("rshared")).unwrap().1,
+            Some(libc::MS_SHARED | libc::MS_REC)
+        );
         assert!(propagation_flags(Some("bogus")).is_err());
     }
 
@@ -609,10 +746,16 @@ mod tests {
         std::os::unix::fs::symlink("/etc", root.join("abs")).unwrap();
         std::os::unix::fs::symlink("../../../../etc", root.join("up")).unwrap();
         std::os::unix::fs::symlink("loop", root.join("loop")).unwrap();
-        assert_eq!(secure_join(&root, "/abs/passwd").unwrap(), root.join("etc/passwd"));
+        assert_eq!(
+            secure_join(&root, "/abs/passwd").unwrap(),
+            root.join("etc/passwd")
+        );
         assert_eq!(secure_join(&root, "/up/x").unwrap(), root.join("etc/x"));
         assert_eq!(secure_join(&root, "/../../etc").unwrap(), root.join("etc"));
-        assert_eq!(secure_join(&root, "/new/dir").unwrap(), root.join("new/dir"));
+        assert_eq!(
+            secure_join(&root, "/new/dir").unwrap(),
+            root.join("new/dir")
+        );
         assert!(secure_join(&root, "/loop").is_err());
         fs::remove_dir_all(&root).unwrap();
     }

@@ -109,7 +109,9 @@ pub fn map_text(maps: &[IdMapping]) -> String {
 /// Writes the uid and gid maps of a child in a new user namespace.
 pub fn write_id_maps(pid: i32, uid: &[IdMapping], gid: &[IdMapping]) -> Result<()> {
     if uid.is_empty() || gid.is_empty() {
-        return Err(Error::Config("a new user namespace needs uidMappings and gidMappings".into()));
+        return Err(Error::Config(
+            "a new user namespace needs uidMappings and gidMappings".into(),
+        ));
     }
     // Without CAP_SETGID in the parent namespace gid maps need setgroups denied;
     // as root we keep setgroups so the container can set its supplementary groups.
@@ -123,9 +125,15 @@ mod tests {
 
     #[test]
     fn new_namespaces_become_clone_flags() {
-        let ns = |k: &str| Namespace { kind: k.into(), path: None };
+        let ns = |k: &str| Namespace {
+            kind: k.into(),
+            path: None,
+        };
         let p = plan(&[ns("pid"), ns("mount"), ns("network")]).unwrap();
-        assert_eq!(p.clone_flags, libc::CLONE_NEWPID | libc::CLONE_NEWNS | libc::CLONE_NEWNET);
+        assert_eq!(
+            p.clone_flags,
+            libc::CLONE_NEWPID | libc::CLONE_NEWNS | libc::CLONE_NEWNET
+        );
         assert!(p.join.is_empty());
         assert!(plan(&[ns("pid"), ns("pid")]).is_err());
         assert!(plan(&[ns("bogus")]).is_err());
@@ -134,18 +142,32 @@ mod tests {
     #[test]
     fn paths_are_joined_user_first() {
         let p = plan(&[
-            Namespace { kind: "network".into(), path: Some("/proc/self/ns/net".into()) },
-            Namespace { kind: "user".into(), path: Some("/proc/self/ns/user".into()) },
+            Namespace {
+                kind: "network".into(),
+                path: Some("/proc/self/ns/net".into()),
+            },
+            Namespace {
+                kind: "user".into(),
+                path: Some("/proc/self/ns/user".into()),
+            },
         ])
         .unwrap();
         assert_eq!(p.join[0].0, libc::CLONE_NEWUSER);
         assert_eq!(p.join[1].0, libc::CLONE_NEWNET);
-        assert!(plan(&[Namespace { kind: "ipc".into(), path: Some("/nonexistent".into()) }]).is_err());
+        assert!(plan(&[Namespace {
+            kind: "ipc".into(),
+            path: Some("/nonexistent".into())
+        }])
+        .is_err());
     }
 
     #[test]
     fn maps() {
-        let m = [IdMapping { container_id: 0, host_id: 100000, size: 65536 }];
+        let m = [IdMapping {
+            container_id: 0,
+            host_id: 100000,
+            size: 65536,
+        }];
         assert_eq!(map_text(&m), "0 100000 65536\n");
     }
 }

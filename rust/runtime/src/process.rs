@@ -35,12 +35,19 @@ pub struct ProcessPlan {
 }
 
 impl ProcessPlan {
-    pub fn from_spec(p: &Process, seccomp: Option<seccomp::Program>, preserve_fds: u32) -> Result<Self> {
+    pub fn from_spec(
+        p: &Process,
+        seccomp: Option<seccomp::Program>,
+        preserve_fds: u32,
+    ) -> Result<Self> {
         if p.args.is_empty() {
             return Err(Error::Config("process.args must not be empty".into()));
         }
         if !p.cwd.starts_with('/') {
-            return Err(Error::Config(format!("process.cwd {:?} must be absolute", p.cwd)));
+            return Err(Error::Config(format!(
+                "process.cwd {:?} must be absolute",
+                p.cwd
+            )));
         }
         let args = p.args.iter().map(sys::cstr).collect::<Result<Vec<_>>>()?;
         let env = p.env.iter().map(sys::cstr).collect::<Result<Vec<_>>>()?;
@@ -60,7 +67,11 @@ impl ProcessPlan {
             gid: p.user.gid,
             groups: p.user.additional_gids.clone(),
             umask: p.user.umask.unwrap_or(0o022),
-            caps: p.capabilities.as_ref().map(CapSets::from_spec).transpose()?,
+            caps: p
+                .capabilities
+                .as_ref()
+                .map(CapSets::from_spec)
+                .transpose()?,
             rlimits: rlimits::resolve(&p.rlimits)?,
             no_new_privs: p.no_new_privileges,
             oom_score_adj: p.oom_score_adj,
@@ -83,7 +94,14 @@ impl ProcessPlan {
     pub fn close_extra_fds(&self) {
         let first = 3 + self.preserve_fds;
         // SAFETY: close_range with CLOSE_RANGE_CLOEXEC only sets flags.
-        let r = unsafe { libc::syscall(libc::SYS_close_range, first, u32::MAX, 4 /* CLOSE_RANGE_CLOEXEC */) };
+        let r = unsafe {
+            libc::syscall(
+                libc::SYS_close_range,
+                first,
+                u32::MAX,
+                4, /* CLOSE_RANGE_CLOEXEC */
+            )
+        };
         if r != 0 {
             // Old kernels: walk the fds.
             if let Ok(dir) = std::fs::read_dir("/proc/self/fd") {
@@ -108,7 +126,9 @@ impl ProcessPlan {
             if libc::prctl(libc::PR_SET_KEEPCAPS, 1, 0, 0, 0) != 0 {
                 return Err(Error::last("keep capabilities"));
             }
-            if !in_user_ns_without_setgroups && libc::setgroups(self.groups.len(), self.groups.as_ptr()) != 0 {
+            if !in_user_ns_without_setgroups
+                && libc::setgroups(self.groups.len(), self.groups.as_ptr()) != 0
+            {
                 return Err(Error::last(format!("setgroups {:?}", self.groups)));
             }
             if libc::setresgid(self.gid, self.gid, self.gid) != 0 {
@@ -160,7 +180,10 @@ impl ProcessPlan {
                     p.display()
                 ))),
                 Ok(_) => check(p).ok_or_else(|| {
-                    Error::Init(format!("exec: {:?}: permission denied", p.display().to_string()))
+                    Error::Init(format!(
+                        "exec: {:?}: permission denied",
+                        p.display().to_string()
+                    ))
                 }),
             };
         }

@@ -43,7 +43,10 @@ pub fn resolve(rlimits: &[Rlimit]) -> Result<Vec<Limit>> {
                 .find(|(n, _)| *n == r.kind)
                 .ok_or_else(|| Error::Config(format!("unknown rlimit {:?}", r.kind)))?;
             if r.soft > r.hard {
-                return Err(Error::Config(format!("{name}: soft limit {} above hard limit {}", r.soft, r.hard)));
+                return Err(Error::Config(format!(
+                    "{name}: soft limit {} above hard limit {}",
+                    r.soft, r.hard
+                )));
             }
             Ok(Limit {
                 resource: *resource,
@@ -65,7 +68,10 @@ pub fn apply(limits: &[Limit]) -> Result<()> {
         if unsafe { libc::setrlimit(l.resource, &rl) } != 0 {
             let err = std::io::Error::last_os_error();
             return Err(Error::sys(
-                format!("setrlimit {} soft={} hard={} (raising a hard limit needs CAP_SYS_RESOURCE)", l.name, l.soft, l.hard),
+                format!(
+                    "setrlimit {} soft={} hard={} (raising a hard limit needs CAP_SYS_RESOURCE)",
+                    l.name, l.soft, l.hard
+                ),
                 err,
             ));
         }
@@ -79,9 +85,24 @@ mod tests {
 
     #[test]
     fn resolves_names() {
-        let r = resolve(&[Rlimit { kind: "RLIMIT_NOFILE".into(), hard: 10, soft: 5 }]).unwrap();
+        let r = resolve(&[Rlimit {
+            kind: "RLIMIT_NOFILE".into(),
+            hard: 10,
+            soft: 5,
+        }])
+        .unwrap();
         assert_eq!(r[0].resource, libc::RLIMIT_NOFILE);
-        assert!(resolve(&[Rlimit { kind: "RLIMIT_BOGUS".into(), hard: 1, soft: 1 }]).is_err());
-        assert!(resolve(&[Rlimit { kind: "RLIMIT_CORE".into(), hard: 1, soft: 2 }]).is_err());
+        assert!(resolve(&[Rlimit {
+            kind: "RLIMIT_BOGUS".into(),
+            hard: 1,
+            soft: 1
+        }])
+        .is_err());
+        assert!(resolve(&[Rlimit {
+            kind: "RLIMIT_CORE".into(),
+            hard: 1,
+            soft: 2
+        }])
+        .is_err());
     }
 }

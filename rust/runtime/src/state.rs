@@ -77,14 +77,17 @@ pub fn create_dir(root: &str, id: &str) -> Result<PathBuf> {
     let root_path = Path::new(root);
     if !root_path.exists() {
         fs::create_dir_all(root_path).ctx(|| format!("mkdir {root}"))?;
-        let _ = fs::set_permissions(root_path, std::os::unix::fs::PermissionsExt::from_mode(0o700));
+        let _ = fs::set_permissions(
+            root_path,
+            std::os::unix::fs::PermissionsExt::from_mode(0o700),
+        );
     }
     let d = dir(root, id);
     match fs::create_dir(&d) {
         Ok(()) => Ok(d),
-        Err(e) if e.kind() == std::io::ErrorKind::AlreadyExists => {
-            Err(Error::State(format!("container with id {id:?} already exists")))
-        }
+        Err(e) if e.kind() == std::io::ErrorKind::AlreadyExists => Err(Error::State(format!(
+            "container with id {id:?} already exists"
+        ))),
         Err(e) => Err(Error::sys(format!("mkdir {}", d.display()), e)),
     }
 }
@@ -141,7 +144,11 @@ impl Container {
             oci_version: OCI_VERSION.into(),
             id: self.saved.id.clone(),
             status: status.as_str().into(),
-            pid: if status == Status::Stopped { 0 } else { self.saved.pid },
+            pid: if status == Status::Stopped {
+                0
+            } else {
+                self.saved.pid
+            },
             bundle: self.saved.bundle.clone(),
             annotations: self.saved.annotations.clone(),
         }
@@ -154,7 +161,8 @@ impl Container {
             obj.insert("rootfs".into(), self.saved.rootfs.clone().into());
             obj.insert("created".into(), self.saved.created.clone().into());
             obj.insert("owner".into(), self.saved.owner.clone().into());
-            obj.entry("annotations").or_insert_with(|| serde_json::json!({}));
+            obj.entry("annotations")
+                .or_insert_with(|| serde_json::json!({}));
             // Whether the kernel's OOM killer struck in the container's cgroup.
             let oom = self.cgroup().and_then(|c| c.oom_kills()).unwrap_or(0);
             obj.insert("oomKilled".into(), (oom > 0).into());

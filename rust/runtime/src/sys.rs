@@ -59,7 +59,14 @@ pub fn socketpair() -> Result<(OwnedFd, OwnedFd)> {
 /// Sends one message on a SOCK_SEQPACKET socket.
 pub fn send_msg(fd: &OwnedFd, msg: &[u8]) -> io::Result<()> {
     // SAFETY: msg is a valid buffer for its length.
-    let n = unsafe { libc::send(fd.as_raw_fd(), msg.as_ptr().cast(), msg.len(), libc::MSG_NOSIGNAL) };
+    let n = unsafe {
+        libc::send(
+            fd.as_raw_fd(),
+            msg.as_ptr().cast(),
+            msg.len(),
+            libc::MSG_NOSIGNAL,
+        )
+    };
     if n < 0 {
         return Err(io::Error::last_os_error());
     }
@@ -139,9 +146,10 @@ pub fn exit_code(status: libc::c_int) -> i32 {
 pub fn open(path: &Path, flags: libc::c_int, mode: libc::mode_t) -> Result<OwnedFd> {
     let c = path_cstr(path)?;
     // SAFETY: c is a valid C string.
-    let fd = check(unsafe { libc::open(c.as_ptr(), flags | libc::O_CLOEXEC, mode as libc::c_uint) }, || {
-        format!("open {}", path.display())
-    })?;
+    let fd = check(
+        unsafe { libc::open(c.as_ptr(), flags | libc::O_CLOEXEC, mode as libc::c_uint) },
+        || format!("open {}", path.display()),
+    )?;
     // SAFETY: fd was just opened and is owned here.
     Ok(unsafe { OwnedFd::from_raw_fd(fd) })
 }

@@ -22,14 +22,22 @@ pub fn connect(path: &str) -> Result<OwnedFd> {
     addr.sun_family = libc::AF_UNIX as libc::sa_family_t;
     let bytes = path.as_bytes();
     if bytes.len() >= addr.sun_path.len() {
-        return Err(Error::Config(format!("console socket path too long: {path}")));
+        return Err(Error::Config(format!(
+            "console socket path too long: {path}"
+        )));
     }
     for (d, s) in addr.sun_path.iter_mut().zip(bytes) {
         *d = *s as libc::c_char;
     }
     let len = std::mem::size_of::<libc::sa_family_t>() + bytes.len() + 1;
     // SAFETY: addr is a valid sockaddr_un of length len.
-    let r = unsafe { libc::connect(sock.as_raw_fd(), (&addr as *const libc::sockaddr_un).cast(), len as u32) };
+    let r = unsafe {
+        libc::connect(
+            sock.as_raw_fd(),
+            (&addr as *const libc::sockaddr_un).cast(),
+            len as u32,
+        )
+    };
     if r != 0 {
         return Err(Error::last(format!("connect to console socket {path}")));
     }
@@ -46,7 +54,11 @@ pub fn open_pty(size: Option<ConsoleSize>) -> Result<(OwnedFd, OwnedFd)> {
         if libc::ioctl(m, libc::TIOCSPTLCK, &unlock) != 0 {
             return Err(Error::last("unlock pty"));
         }
-        let slave = libc::ioctl(m, libc::TIOCGPTPEER, libc::O_RDWR | libc::O_NOCTTY | libc::O_CLOEXEC);
+        let slave = libc::ioctl(
+            m,
+            libc::TIOCGPTPEER,
+            libc::O_RDWR | libc::O_NOCTTY | libc::O_CLOEXEC,
+        );
         if slave < 0 {
             return Err(Error::last("open pty slave"));
         }

@@ -83,11 +83,17 @@ pub fn create(g: &Global, o: &CreateOpts, run_mode: bool) -> Result<Created> {
         .process
         .clone()
         .ok_or_else(|| Error::Config("process is missing".into()))?;
-    let root = spec.root.clone().ok_or_else(|| Error::Config("root is missing".into()))?;
+    let root = spec
+        .root
+        .clone()
+        .ok_or_else(|| Error::Config("root is missing".into()))?;
     let rootfs = bundle.join(&root.path);
     let rootfs = fs::canonicalize(&rootfs).ctx(|| format!("root.path {}", rootfs.display()))?;
     if !rootfs.is_dir() {
-        return Err(Error::Config(format!("root.path {} is not a directory", rootfs.display())));
+        return Err(Error::Config(format!(
+            "root.path {} is not a directory",
+            rootfs.display()
+        )));
     }
 
     let ns = namespaces::plan(&linux.namespaces)?;
@@ -97,12 +103,22 @@ pub fn create(g: &Global, o: &CreateOpts, run_mode: bool) -> Result<Created> {
     if (spec.hostname.as_deref().is_some_and(|h| !h.is_empty()) || spec.domainname.is_some())
         && !ns.has(libc::CLONE_NEWUTS)
     {
-        return Err(Error::Config("setting the hostname needs a private UTS namespace".into()));
+        return Err(Error::Config(
+            "setting the hostname needs a private UTS namespace".into(),
+        ));
     }
-    if ns.creates(libc::CLONE_NEWUSER) && (linux.uid_mappings.is_empty() || linux.gid_mappings.is_empty()) {
-        return Err(Error::Config("a new user namespace needs uidMappings and gidMappings".into()));
+    if ns.creates(libc::CLONE_NEWUSER)
+        && (linux.uid_mappings.is_empty() || linux.gid_mappings.is_empty())
+    {
+        return Err(Error::Config(
+            "a new user namespace needs uidMappings and gidMappings".into(),
+        ));
     }
-    let entries = spec.mounts.iter().map(mounts::Entry::from_spec).collect::<Result<Vec<_>>>()?;
+    let entries = spec
+        .mounts
+        .iter()
+        .map(mounts::Entry::from_spec)
+        .collect::<Result<Vec<_>>>()?;
     let (root_propagation, final_propagation) =
         mounts::propagation_flags(linux.rootfs_propagation.as_deref())?;
     let mut sysctl = Vec::new();
@@ -111,12 +127,20 @@ pub fn create(g: &Global, o: &CreateOpts, run_mode: bool) -> Result<Created> {
             return Err(Error::Config(format!("invalid sysctl {k:?}")));
         }
         if k.starts_with("net.") && !ns.has(libc::CLONE_NEWNET) {
-            return Err(Error::Config(format!("sysctl {k:?} needs a private network namespace")));
+            return Err(Error::Config(format!(
+                "sysctl {k:?} needs a private network namespace"
+            )));
         }
-        sysctl.push((PathBuf::from("/proc/sys").join(k.replace('.', "/")), v.clone()));
+        sysctl.push((
+            PathBuf::from("/proc/sys").join(k.replace('.', "/")),
+            v.clone(),
+        ));
     }
     let seccomp = match &linux.seccomp {
-        Some(profile) => Some(seccomp::compile_cached(profile, &Path::new(&g.root).join(".seccomp"))?),
+        Some(profile) => Some(seccomp::compile_cached(
+            profile,
+            &Path::new(&g.root).join(".seccomp"),
+        )?),
         None => None,
     };
     let process_plan = ProcessPlan::from_spec(&process, seccomp, o.preserve_fds)?;
@@ -124,21 +148,32 @@ pub fn create(g: &Global, o: &CreateOpts, run_mode: bool) -> Result<Created> {
 
     // From here on, things exist on the host: undo them on failure.
     let dir = state::create_dir(&g.root, &o.id)?;
-    let mut undo = Undo { dir: Some(dir.clone()), cgroup: None, pid: 0 };
+    let mut undo = Undo {
+        dir: Some(dir.clone()),
+        cgroup: None,
+        pid: 0,
+    };
 
     let cgroup = cgroups::manager(linux.cgroups_path.as_deref(), &o.id)?;
     cgroup.create()?;
     undo.cgroup = Some(cgroups::manager(linux.cgroups_path.as_deref(), &o.id)?);
-    cgroup.apply(&with_default_devices(linux.resources.clone().unwrap_or_default(), &linux.devices))?;
+    cgroup.apply(&with_default_devices(
+        linux.resources.clone().unwrap_or_default(),
+        &linux.devices,
+    ))?;
 
-    let needs_cgroup_mount = entries.iter().any(|e| e.fstype == "cgroup" || e.fstype == "cgroup2");
+    let needs_cgroup_mount = entries
+        .iter()
+        .any(|e| e.fstype == "cgroup" || e.fstype == "cgroup2");
     let mode = cgroups::detect()?;
     let mount_plan = mounts::Plan {
         rootfs: rootfs.clone(),
         readonly_root: root.readonly,
         root_propagation,
         final_propagation,
-        default_devices: !entries.iter().any(|e| e.destination == "/dev" && e.is_bind()),
+        default_devices: !entries
+            .iter()
+            .any(|e| e.destination == "/dev" && e.is_bind()),
         bind_devices: ns.has(libc::CLONE_NEWUSER),
         devices: linux.devices.clone(),
         entries,
@@ -147,12 +182,22 @@ pub fn create(g: &Global, o: &CreateOpts, run_mode: bool) -> Result<Created> {
         readonly: linux.readonly_paths.clone(),
         cgroup_ns: ns.has(libc::CLONE_NEWCGROUP),
         cgroup_v2: matches!(mode, cgroups::Mode::V2),
-        cgroup_v1: if needs_cgroup_mount { v1_hierarchies(cgroup.path()) } else { Vec::new() },
-        cgroup2_host_dir: Some(PathBuf::from("/sys/fs/cgroup").join(cgroup.path().trim_start_matches('/'))),
+        cgroup_v1: if needs_cgroup_mount {
+            v1_hierarchies(cgroup.path())
+        } else {
+            Vec::new()
+        },
+        cgroup2_host_dir: Some(
+            PathBuf::from("/sys/fs/cgroup").join(cgroup.path().trim_start_matches('/')),
+        ),
     };
 
     let console = o.console_socket.as_deref().map(tty::connect).transpose()?;
-    let fifo = if run_mode { None } else { Some(make_fifo(&dir)?) };
+    let fifo = if run_mode {
+        None
+    } else {
+        Some(make_fifo(&dir)?)
+    };
     let state = State {
         oci_version: OCI_VERSION.into(),
         id: o.id.clone(),
@@ -168,7 +213,11 @@ pub fn create(g: &Global, o: &CreateOpts, run_mode: bool) -> Result<Created> {
         process: process_plan,
         console,
         fifo,
-        session_keyring: if o.no_new_keyring { None } else { Some(sys::cstr(format!("_ses.{}", o.id))?) },
+        session_keyring: if o.no_new_keyring {
+            None
+        } else {
+            Some(sys::cstr(format!("_ses.{}", o.id))?)
+        },
         parent_hooks: !hooks_spec.prestart.is_empty() || !hooks_spec.create_runtime.is_empty(),
         create_container: hooks_spec.create_container.clone(),
         start_container: hooks_spec.start_container.clone(),
@@ -186,7 +235,10 @@ pub fn create(g: &Global, o: &CreateOpts, run_mode: bool) -> Result<Created> {
     }
     let (parent_sync, child_sync) = sys::socketpair()?;
     let cgroup_fd = cgroup.v2_dir_fd();
-    let (pid, in_cgroup) = clone_child(init.ns.clone_flags, cgroup_fd.as_ref().map(|f| f.as_raw_fd()))?;
+    let (pid, in_cgroup) = clone_child(
+        init.ns.clone_flags,
+        cgroup_fd.as_ref().map(|f| f.as_raw_fd()),
+    )?;
     if pid == 0 {
         drop(parent_sync);
         init::run(init, child_sync);
@@ -198,28 +250,43 @@ pub fn create(g: &Global, o: &CreateOpts, run_mode: bool) -> Result<Created> {
     if !in_cgroup {
         cgroup.add_task(pid)?;
     }
-    if linux.namespaces.iter().any(|n| n.kind == "user" && n.path.as_deref().unwrap_or("").is_empty()) {
+    if linux
+        .namespaces
+        .iter()
+        .any(|n| n.kind == "user" && n.path.as_deref().unwrap_or("").is_empty())
+    {
         namespaces::write_id_maps(pid, &linux.uid_mappings, &linux.gid_mappings)?;
     }
-    sys::send_msg(&parent_sync, format!("go:{pid}").as_bytes()).map_err(|e| Error::sys("start init", e))?;
+    sys::send_msg(&parent_sync, format!("go:{pid}").as_bytes())
+        .map_err(|e| Error::sys("start init", e))?;
     loop {
         let msg = sys::recv_msg(&parent_sync).map_err(|e| Error::sys("read from init", e))?;
         match msg.as_slice() {
             b"ready" => break,
             b"hooks" => {
-                let st = State { pid, ..state.clone() };
+                let st = State {
+                    pid,
+                    ..state.clone()
+                };
                 hooks::run_all(&hooks_spec.prestart, &st)?;
                 hooks::run_all(&hooks_spec.create_runtime, &st)?;
                 sys::send_msg(&parent_sync, b"go").map_err(|e| Error::sys("sync with init", e))?;
             }
-            [b'E', rest @ ..] => return Err(Error::Init(String::from_utf8_lossy(rest).into_owned())),
+            [b'E', rest @ ..] => {
+                return Err(Error::Init(String::from_utf8_lossy(rest).into_owned()))
+            }
             [] => {
                 let code = sys::wait_child(pid)?;
                 undo.pid = 0;
-                return Err(Error::Init(format!("init exited during setup with status {code}")));
+                return Err(Error::Init(format!(
+                    "init exited during setup with status {code}"
+                )));
             }
             other => {
-                return Err(Error::Init(format!("unexpected message {:?}", String::from_utf8_lossy(other))))
+                return Err(Error::Init(format!(
+                    "unexpected message {:?}",
+                    String::from_utf8_lossy(other)
+                )))
             }
         }
     }
@@ -249,7 +316,11 @@ pub fn create(g: &Global, o: &CreateOpts, run_mode: bool) -> Result<Created> {
         sys::write_atomic(Path::new(pid_file), pid.to_string().as_bytes())?;
     }
     undo.disarm();
-    Ok(Created { container, sync: parent_sync, spec })
+    Ok(Created {
+        container,
+        sync: parent_sync,
+        spec,
+    })
 }
 
 /// The config's device rules, then (winning, as in runc) the devices every
@@ -265,13 +336,24 @@ fn with_default_devices(mut r: Resources, devices: &[crate::spec::Device]) -> Re
     };
     r.devices.push(rule("c", None, None, "m"));
     r.devices.push(rule("b", None, None, "m"));
-    for (major, minor) in [(1, 3), (1, 5), (1, 7), (1, 8), (1, 9), (5, 0), (5, 1), (5, 2), (10, 200)] {
+    for (major, minor) in [
+        (1, 3),
+        (1, 5),
+        (1, 7),
+        (1, 8),
+        (1, 9),
+        (5, 0),
+        (5, 1),
+        (5, 2),
+        (10, 200),
+    ] {
         r.devices.push(rule("c", Some(major), Some(minor), "rwm"));
     }
     r.devices.push(rule("c", Some(136), None, "rwm"));
     for d in devices {
         let kind = if d.kind == "u" { "c" } else { d.kind.as_str() };
-        r.devices.push(rule(kind, Some(d.major), Some(d.minor), "rwm"));
+        r.devices
+            .push(rule(kind, Some(d.major), Some(d.minor), "rwm"));
     }
     r
 }
@@ -293,16 +375,22 @@ fn make_fifo(dir: &Path) -> Result<OwnedFd> {
 
 /// The v1 hierarchies to show in the container: mount points from mountinfo.
 fn v1_hierarchies(cgroups_path: &str) -> Vec<CgroupV1Mount> {
-    let Ok(info) = fs::read_to_string("/proc/self/mountinfo") else { return Vec::new() };
+    let Ok(info) = fs::read_to_string("/proc/self/mountinfo") else {
+        return Vec::new();
+    };
     let mut out = Vec::new();
     for line in info.lines() {
         let fields: Vec<&str> = line.split(' ').collect();
-        let Some(sep) = fields.iter().position(|f| *f == "-") else { continue };
+        let Some(sep) = fields.iter().position(|f| *f == "-") else {
+            continue;
+        };
         if fields.get(sep + 1) != Some(&"cgroup") {
             continue;
         }
         let mount_point = fields[4];
-        let Some(name) = mount_point.strip_prefix("/sys/fs/cgroup/") else { continue };
+        let Some(name) = mount_point.strip_prefix("/sys/fs/cgroup/") else {
+            continue;
+        };
         let options: Vec<&str> = fields
             .get(sep + 3)
             .unwrap_or(&"")
@@ -348,13 +436,20 @@ fn clone_child(ns_flags: libc::c_int, cgroup_fd: Option<i32>) -> Result<(i32, bo
         };
         // SAFETY: clone3 without CLONE_VM behaves like fork; args is valid.
         let pid = unsafe {
-            libc::syscall(libc::SYS_clone3, &args as *const CloneArgs, std::mem::size_of::<CloneArgs>())
+            libc::syscall(
+                libc::SYS_clone3,
+                &args as *const CloneArgs,
+                std::mem::size_of::<CloneArgs>(),
+            )
         };
         if pid >= 0 {
             return Ok((pid as i32, true));
         }
         let err = std::io::Error::last_os_error();
-        if !matches!(err.raw_os_error(), Some(libc::ENOSYS) | Some(libc::E2BIG) | Some(libc::EINVAL)) {
+        if !matches!(
+            err.raw_os_error(),
+            Some(libc::ENOSYS) | Some(libc::E2BIG) | Some(libc::EINVAL)
+        ) {
             return Err(Error::sys("clone3", err));
         }
     }

@@ -45,7 +45,10 @@ fn kill_and_wait(c: &Container) -> Result<()> {
     let deadline = Instant::now() + Duration::from_secs(10);
     while c.init_alive() {
         if Instant::now() > deadline {
-            return Err(Error::State(format!("container {}: init did not die", c.saved.id)));
+            return Err(Error::State(format!(
+                "container {}: init did not die",
+                c.saved.id
+            )));
         }
         std::thread::sleep(Duration::from_millis(2));
     }

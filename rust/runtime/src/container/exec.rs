@@ -21,7 +21,8 @@ fn build_process(c: &Container, o: &ExecOpts) -> Result<(Process, Option<crate::
     let seccomp = spec.linux.as_ref().and_then(|l| l.seccomp.clone());
     if let Some(file) = &o.process {
         let raw = std::fs::read(file).ctx(|| format!("read {file}"))?;
-        let p: Process = serde_json::from_slice(&raw).map_err(|e| Error::Config(format!("{file}: {e}")))?;
+        let p: Process =
+            serde_json::from_slice(&raw).map_err(|e| Error::Config(format!("{file}: {e}")))?;
         return Ok((p, seccomp));
     }
     let mut p = spec.process.unwrap_or_default();
@@ -33,8 +34,12 @@ fn build_process(c: &Container, o: &ExecOpts) -> Result<(Process, Option<crate::
     }
     if let Some(user) = &o.user {
         let (uid, gid) = user.split_once(':').unwrap_or((user, "0"));
-        p.user.uid = uid.parse().map_err(|_| Error::Usage(format!("invalid --user {user:?}")))?;
-        p.user.gid = gid.parse().map_err(|_| Error::Usage(format!("invalid --user {user:?}")))?;
+        p.user.uid = uid
+            .parse()
+            .map_err(|_| Error::Usage(format!("invalid --user {user:?}")))?;
+        p.user.gid = gid
+            .parse()
+            .map_err(|_| Error::Usage(format!("invalid --user {user:?}")))?;
     }
     if !o.additional_gids.is_empty() {
         p.user.additional_gids = o.additional_gids.clone();
@@ -57,11 +62,19 @@ pub fn exec(g: &Global, o: &ExecOpts) -> Result<i32> {
     let c = Container::load(&g.root, &o.id)?;
     match c.status() {
         Status::Running | Status::Created => {}
-        s => return Err(Error::State(format!("cannot exec in a {} container", s.as_str()))),
+        s => {
+            return Err(Error::State(format!(
+                "cannot exec in a {} container",
+                s.as_str()
+            )))
+        }
     }
     let (process, profile) = build_process(&c, o)?;
     let seccomp = match &profile {
-        Some(p) => Some(seccomp::compile_cached(p, &Path::new(&g.root).join(".seccomp"))?),
+        Some(p) => Some(seccomp::compile_cached(
+            p,
+            &Path::new(&g.root).join(".seccomp"),
+        )?),
         None => None,
     };
     let plan = ProcessPlan::from_spec(&process, seccomp, o.preserve_fds)?;
@@ -107,7 +120,10 @@ pub fn exec(g: &Global, o: &ExecOpts) -> Result<i32> {
                 127
             }
             Err(e) => {
-                let _ = sys::send_msg(&child, format!("E{}", crate::init::child_message(&e)).as_bytes());
+                let _ = sys::send_msg(
+                    &child,
+                    format!("E{}", crate::init::child_message(&e)).as_bytes(),
+                );
                 1
             }
         };
@@ -154,7 +170,8 @@ fn child_setup(
         }
     }
     if plan.terminal {
-        let console = console.ok_or_else(|| Error::Usage("exec --tty needs --console-socket".into()))?;
+        let console =
+            console.ok_or_else(|| Error::Usage("exec --tty needs --console-socket".into()))?;
         let (master, slave) = tty::open_pty(plan.console_size)?;
         tty::send_fd(console, master.as_raw_fd())?;
         drop(master);

@@ -20,7 +20,10 @@ pub fn kill(g: &Global, id: &str, signal: &str, all: bool) -> Result<()> {
     }
     // SAFETY: the pid was checked to be init (start time matches).
     if unsafe { libc::kill(c.saved.pid, sig) } != 0 {
-        return Err(Error::last(format!("kill {} with signal {sig}", c.saved.pid)));
+        return Err(Error::last(format!(
+            "kill {} with signal {sig}",
+            c.saved.pid
+        )));
     }
     Ok(())
 }

@@ -39,7 +39,11 @@ pub fn list(g: &Global, json: bool, quiet: bool) -> Result<()> {
         }
     }
     for r in std::iter::once(&header).chain(&rows) {
-        let line: Vec<String> = r.iter().zip(widths).map(|(c, w)| format!("{c:<w$}")).collect();
+        let line: Vec<String> = r
+            .iter()
+            .zip(widths)
+            .map(|(c, w)| format!("{c:<w$}"))
+            .collect();
         println!("{}", line.join("   ").trim_end());
     }
     Ok(())

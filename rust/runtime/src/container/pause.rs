@@ -8,7 +8,10 @@ pub fn pause(g: &Global, id: &str) -> Result<()> {
     let c = Container::load(&g.root, id)?;
     match c.status() {
         Status::Running | Status::Created => c.cgroup()?.freeze(),
-        s => Err(Error::State(format!("cannot pause a container that is {}", s.as_str()))),
+        s => Err(Error::State(format!(
+            "cannot pause a container that is {}",
+            s.as_str()
+        ))),
     }
 }
 
@@ -16,6 +19,9 @@ pub fn resume(g: &Global, id: &str) -> Result<()> {
     let c = Container::load(&g.root, id)?;
     match c.status() {
         Status::Paused => c.cgroup()?.thaw(),
-        s => Err(Error::State(format!("cannot resume a container that is {}", s.as_str()))),
+        s => Err(Error::State(format!(
+            "cannot resume a container that is {}",
+            s.as_str()
+        ))),
     }
 }

@@ -35,7 +35,15 @@ pub fn run(g: &Global, o: &CreateOpts, detach: bool) -> Result<i32> {
 /// Waits for our child `pid`, passing on the signals a user sends us.
 pub fn wait_forwarding(pid: i32) -> Result<i32> {
     CHILD.store(pid, Ordering::Relaxed);
-    for sig in [libc::SIGINT, libc::SIGTERM, libc::SIGHUP, libc::SIGQUIT, libc::SIGUSR1, libc::SIGUSR2, libc::SIGWINCH] {
+    for sig in [
+        libc::SIGINT,
+        libc::SIGTERM,
+        libc::SIGHUP,
+        libc::SIGQUIT,
+        libc::SIGUSR1,
+        libc::SIGUSR2,
+        libc::SIGWINCH,
+    ] {
         // SAFETY: installing a handler that only calls kill.
         unsafe { libc::signal(sig, forward as *const () as libc::sighandler_t) };
     }

@@ -59,8 +59,12 @@ pub fn default_spec(rootless: bool) -> serde_json::Value {
 pub fn spec(bundle: &str, rootless: bool) -> Result<()> {
     let path = Path::new(bundle).join("config.json");
     if path.exists() {
-        return Err(Error::State(format!("File {} exists. Remove it first", path.display())));
+        return Err(Error::State(format!(
+            "File {} exists. Remove it first",
+            path.display()
+        )));
     }
-    let text = serde_json::to_string_pretty(&default_spec(rootless)).map_err(|e| Error::Config(e.to_string()))?;
+    let text = serde_json::to_string_pretty(&default_spec(rootless))
+        .map_err(|e| Error::Config(e.to_string()))?;
     std::fs::write(&path, text + "\n").ctx(|| format!("write {}", path.display()))
 }

@@ -23,14 +23,20 @@ pub fn start(g: &Global, id: &str) -> Result<()> {
     let fifo = sys::open(&c.fifo(), libc::O_RDONLY | libc::O_NONBLOCK, 0)?;
     // Init opens its end for writing and writes one byte; wait for it while it lives.
     loop {
-        let mut pfd = libc::pollfd { fd: fifo.as_raw_fd(), events: libc::POLLIN, revents: 0 };
+        let mut pfd = libc::pollfd {
+            fd: fifo.as_raw_fd(),
+            events: libc::POLLIN,
+            revents: 0,
+        };
         // SAFETY: pfd is valid.
         let n = unsafe { libc::poll(&mut pfd, 1, 100) };
         if n > 0 {
             break;
         }
         if !c.init_alive() {
-            return Err(Error::State(format!("container {id}: init exited before start")));
+            return Err(Error::State(format!(
+                "container {id}: init exited before start"
+            )));
         }
         std::thread::sleep(Duration::from_millis(0));
     }
@@ -38,7 +44,9 @@ pub fn start(g: &Global, id: &str) -> Result<()> {
     // SAFETY: b is valid for one byte.
     let n = unsafe { libc::read(fifo.as_raw_fd(), b.as_mut_ptr().cast(), 1) };
     if n != 1 {
-        return Err(Error::State(format!("container {id}: init exited before start")));
+        return Err(Error::State(format!(
+            "container {id}: init exited before start"
+        )));
     }
     let _ = std::fs::remove_file(c.fifo());
     poststart(&c);

@@ -17,7 +17,9 @@ pub fn update(g: &Global, o: &UpdateOpts) -> Result<()> {
         Some(path) => {
             let mut raw = Vec::new();
             if path == "-" {
-                std::io::stdin().read_to_end(&mut raw).ctx(|| "read resources from stdin".into())?;
+                std::io::stdin()
+                    .read_to_end(&mut raw)
+                    .ctx(|| "read resources from stdin".into())?;
             } else {
                 raw = std::fs::read(path).ctx(|| format!("read {path}"))?;
             }
@@ -31,7 +33,12 @@ pub fn update(g: &Global, o: &UpdateOpts) -> Result<()> {
         m.swap = o.memory_swap.or(m.swap);
         m.reservation = o.memory_reservation.or(m.reservation);
     }
-    if o.cpu_shares.is_some() || o.cpu_quota.is_some() || o.cpu_period.is_some() || o.cpuset_cpus.is_some() || o.cpuset_mems.is_some() {
+    if o.cpu_shares.is_some()
+        || o.cpu_quota.is_some()
+        || o.cpu_period.is_some()
+        || o.cpuset_cpus.is_some()
+        || o.cpuset_mems.is_some()
+    {
         let cpu = r.cpu.get_or_insert_with(Cpu::default);
         cpu.shares = o.cpu_shares.or(cpu.shares);
         cpu.quota = o.cpu_quota.or(cpu.quota);
