@@ -28,6 +28,7 @@ import harness
 REPO = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(REPO))
 
+from tests.support.cgroups import remove_tree  # noqa: E402
 from tests.support.images import build_busybox_tar  # noqa: E402
 
 from skiff.runtime.binary import find_runtime  # noqa: E402
