@@ -64,3 +64,7 @@ def xxh3_128_file(path: str | os.PathLike[str]) -> int:
 
 def xxh3_128(data: Buffer) -> int:
     """xxh3-128 of a buffer."""
+
+# --- layer unpack (rust/py/src/unpack.rs) ---
+
+# --- layer diff (rust/py/src/diff.rs) ---

@@ -4,7 +4,10 @@
 //! Rust values and return [`Result`], so the binding layer can run them with the GIL
 //! released and map [`Error`] to Python exceptions in one place.
 
+pub mod compress;
+pub mod diff;
 pub mod digest;
 pub mod error;
+pub mod unpack;
 
 pub use error::{Error, ErrorKind, Result};

@@ -3,9 +3,11 @@
 //! Every function here converts arguments, calls the core through [`gil::detached`]
 //! (which releases the GIL and maps errors), and converts the result. Nothing else.
 
+mod diff;
 mod digest;
 mod errors;
 mod gil;
+mod unpack;
 
 use pyo3::prelude::*;
 
@@ -13,5 +15,7 @@ use pyo3::prelude::*;
 fn _native(m: &Bound<'_, PyModule>) -> PyResult<()> {
     m.add("__version__", env!("CARGO_PKG_VERSION"))?;
     digest::register(m)?;
+    unpack::register(m)?;
+    diff::register(m)?;
     Ok(())
 }

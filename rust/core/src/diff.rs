@@ -1,0 +1,1 @@
+//! Layer diff (being written).

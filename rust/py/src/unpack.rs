@@ -1,0 +1,6 @@
+//! Bindings for layer unpack (being written).
+use pyo3::prelude::*;
+
+pub fn register(_m: &Bound<'_, PyModule>) -> PyResult<()> {
+    Ok(())
+}
