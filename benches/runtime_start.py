@@ -250,6 +250,8 @@ def main(args: list[str]) -> dict[str, Any]:
         monitor_rss, monitor_pss = monitor_memory_kib(
             base, tar, binaries[ours_name], roots[ours_name]
         )
+        # skiff-runtime's default cgroup parent: only empty directories go.
+        remove_tree("skiff-runtime")
         print(
             f"skiff-monitor beside a running container: RSS {monitor_rss:.0f} KiB, PSS {monitor_pss:.0f} KiB (conmon: ~2048 KiB RSS)"
         )

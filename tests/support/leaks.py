@@ -15,6 +15,12 @@ from pathlib import Path
 CGROUP_ROOT = Path("/sys/fs/cgroup")
 #: How deep to walk each cgroup hierarchy; tests create theirs within this depth.
 CGROUP_DEPTH = 4
+#: Cgroups are only ours when named so: the machine's own supervisor makes and
+#: removes cgroups for unrelated processes all the time. Every cgroup a test makes
+#: (directly, or through the runtimes, podman and containerd) has one of these in its
+#: path.
+CGROUP_MARKERS = ("skiff", "libpod")
+
 #: Mounts that tools make once per boot and keep on purpose: iproute2 bind-mounts
 #: /run/netns onto itself the first time any network namespace is named.
 PERSISTENT_MOUNTS = frozenset({"/run/netns", "/var/run/netns"})
@@ -59,7 +65,8 @@ def _cgroups() -> frozenset[str]:
             except OSError:
                 continue
             for child in children:
-                found.add(child.path)
+                if any(m in child.path for m in CGROUP_MARKERS):
+                    found.add(child.path)
                 stack.append((Path(child.path), depth + 1))
     return frozenset(found)
 
