@@ -584,3 +584,29 @@ def test_update_changes_limits_of_a_running_container(
     out = runtime.exec(b.id, read)
     assert out.stdout.decode().strip() == "33"
     runtime.delete(b.id, force=True)
+
+
+def test_runs_its_own_default_spec(
+    runtime: Runtime, bundle: BundleFactory, busybox_tar: Path
+) -> None:
+    """`skiff-runtime spec` (runc's defaults: ambient capabilities that are not
+    inheritable, read-only root, no terminal here) gives a config that runs."""
+    b = bundle(busybox_tar, ["/bin/true"])
+    (b.path / "config.json").unlink()
+    subprocess.run([str(runtime.binary), "spec", "--bundle", str(b.path)], check=True)
+    cfg = json.loads((b.path / "config.json").read_text())
+    cfg["process"].update(
+        terminal=False, args=["/bin/sh", "-c", "echo spec-ok; touch /x 2>&1; true"]
+    )
+    cfg["linux"]["cgroupsPath"] = b.config["linux"]["cgroupsPath"]
+    b.config = cfg
+    b.write()
+    out = runtime.run(b.id, b.path)
+    assert out.returncode == 0, out.stderr
+    assert out.stdout.decode().splitlines() == ["spec-ok", "touch: /x: Read-only file system"]
+    assert (
+        subprocess.run(
+            [str(runtime.binary), "spec", "--bundle", str(b.path)], capture_output=True
+        ).returncode
+        == 1
+    )

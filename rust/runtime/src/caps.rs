@@ -170,8 +170,12 @@ pub fn apply_sets(sets: &CapSets) -> Result<()> {
     if r != 0 {
         return Err(Error::last("capset"));
     }
+    // The kernel raises an ambient capability only if it is both permitted and
+    // inheritable; configs (runc's own `spec`) often list ambient ones that are not
+    // inheritable. Like runc, skip those rather than fail.
+    let raisable = sets.ambient & sets.permitted & sets.inheritable;
     for cap in 0..64u32 {
-        if sets.ambient & (1 << cap) != 0 {
+        if raisable & (1 << cap) != 0 {
             // SAFETY: prctl with integer arguments.
             let r = unsafe {
                 libc::prctl(
