@@ -610,3 +610,25 @@ def test_runs_its_own_default_spec(
         ).returncode
         == 1
     )
+
+
+def test_joins_a_network_namespace_by_path(
+    runtime: Runtime, bundle: BundleFactory, probe_tar: Path
+) -> None:
+    name = f"skiff-t-{os.getpid()}"
+    subprocess.run(["ip", "netns", "add", name], check=True)
+    try:
+        path = f"/run/netns/{name}"
+
+        def edit(cfg: dict[str, Any]) -> None:
+            cfg["linux"]["namespaces"] = [
+                n for n in cfg["linux"]["namespaces"] if n["type"] != "network"
+            ]
+            cfg["linux"]["namespaces"].append({"type": "network", "path": path})
+
+        b = bundle(probe_tar, ["/probe"], edit)
+        code, seen, err = run_json(runtime, b)
+        assert code == 0, err
+        assert seen["namespaces"]["net"] == os.stat(path).st_ino
+    finally:
+        subprocess.run(["ip", "netns", "delete", name], check=False)
