@@ -13,7 +13,10 @@ __all__ = [
     "Sha256",
     "Xxh3",
     "__version__",
+    "bind_mount",
+    "mount_overlay",
     "sha256_file",
+    "unmount",
     "verify_file",
     "xxh3_128",
     "xxh3_128_file",
@@ -64,6 +67,27 @@ def xxh3_128_file(path: str | os.PathLike[str]) -> int:
 
 def xxh3_128(data: Buffer) -> int:
     """xxh3-128 of a buffer."""
+
+# --- overlay mounts (rust/py/src/overlay.rs) ---
+
+def mount_overlay(
+    lowers: list[str | os.PathLike[str]],
+    target: str | os.PathLike[str],
+    *,
+    upper: str | os.PathLike[str] | None = None,
+    work: str | os.PathLike[str] | None = None,
+    options: list[str] = ...,
+) -> None:
+    """Mounts an overlay at ``target``, ``lowers`` top first; InvalidArgument when the
+    options would not fit in a page (too many layers)."""
+
+def unmount(target: str | os.PathLike[str], *, detach: bool = False) -> None:
+    """Unmounts ``target``; not mounted is fine."""
+
+def bind_mount(
+    source: str | os.PathLike[str], target: str | os.PathLike[str], *, readonly: bool = False
+) -> None:
+    """Bind-mounts ``source`` on ``target`` recursively, read-only when asked."""
 
 # --- layer unpack (rust/py/src/unpack.rs) ---
 

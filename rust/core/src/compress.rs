@@ -97,14 +97,11 @@ impl<W: Write> FinishWrite for zstd::stream::write::Encoder<'static, W> {
 /// An encoder writing `kind` into `w`; `level` None means the format's default
 /// (gzip 6, zstd 3). Gzip output carries no name and mtime 0, so equal input gives
 /// equal bytes (and digests).
-pub fn encoder<'a, W: Write + 'a>(
+pub fn encoder<W: Write + 'static>(
     w: W,
     kind: Compression,
     level: Option<i32>,
-) -> io::Result<Box<dyn FinishWrite + 'a>>
-where
-    W: 'static,
-{
+) -> io::Result<Box<dyn FinishWrite>> {
     Ok(match kind {
         Compression::None => Box::new(Plain(w)),
         Compression::Gzip => {

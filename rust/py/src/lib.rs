@@ -7,6 +7,7 @@ mod diff;
 mod digest;
 mod errors;
 mod gil;
+mod overlay;
 mod unpack;
 
 use pyo3::prelude::*;
@@ -17,5 +18,6 @@ fn _native(m: &Bound<'_, PyModule>) -> PyResult<()> {
     digest::register(m)?;
     unpack::register(m)?;
     diff::register(m)?;
+    overlay::register(m)?;
     Ok(())
 }

@@ -1,0 +1,79 @@
+"""Container root filesystems: an overlay of the image's snapshots (read-only lower
+layers, top first) under the container's own upper and work dirs.
+
+On disk (under the data root)::
+
+    l/<16 chars>  ->  snapshots/<chain id hex>/fs     short links, so that the
+                                                      lowerdir list of a deep image
+                                                      fits in the one page the
+                                                      kernel accepts (as
+                                                      containers/storage does)
+
+A short link's name is derived from the snapshot's directory name, so it is stable
+and needs no bookkeeping; a missing one is (re)made on use.
+"""
+
+from __future__ import annotations
+
+import base64
+import contextlib
+import hashlib
+import os
+from collections.abc import Sequence
+from pathlib import Path
+
+from skiff import _native
+
+LINK_DIR = "l"
+
+
+def short_name(target: Path) -> str:
+    """16 characters of base32 of the target's path hash: stable and short."""
+    digest = hashlib.sha256(str(target).encode()).digest()
+    return base64.b32encode(digest).decode()[:16]
+
+
+class RootfsMounter:
+    def __init__(self, data_root: Path) -> None:
+        self.links = data_root / LINK_DIR
+
+    def short_link(self, layer_dir: Path) -> Path:
+        """A short absolute path that resolves to ``layer_dir``."""
+        link = self.links / short_name(layer_dir)
+        try:
+            if os.readlink(link) == str(layer_dir):
+                return link
+            link.unlink()
+        except FileNotFoundError:
+            pass
+        self.links.mkdir(parents=True, exist_ok=True, mode=0o700)
+        tmp = link.with_name(f".{link.name}.{os.getpid()}")
+        with contextlib.suppress(FileNotFoundError):
+            tmp.unlink()
+        tmp.symlink_to(layer_dir)
+        os.replace(tmp, link)
+        return link
+
+    def mount(
+        self,
+        lowers: Sequence[Path],
+        target: Path,
+        *,
+        upper: Path | None = None,
+        work: Path | None = None,
+    ) -> None:
+        """Mounts the overlay at ``target``; ``lowers`` top first. A read-only view
+        of a single layer is a read-only bind mount instead (overlay needs two)."""
+        target.mkdir(parents=True, exist_ok=True)
+        if upper is None and len(lowers) == 1:
+            _native.bind_mount(lowers[0], target, readonly=True)
+            return
+        for d in (upper, work):
+            if d is not None:
+                d.mkdir(parents=True, exist_ok=True)
+        short = [str(self.short_link(layer)) for layer in lowers]
+        _native.mount_overlay(short, target, upper=upper, work=work)
+
+    @staticmethod
+    def unmount(target: Path, *, detach: bool = False) -> None:
+        _native.unmount(target, detach=detach)

@@ -1,0 +1,51 @@
+//! Bindings for overlay mounts.
+
+use std::path::PathBuf;
+
+use pyo3::prelude::*;
+use skiff_core::overlay;
+
+use crate::gil::detached;
+
+/// Mounts an overlay at `target`: `lowers` top first; `upper`/`work` both or neither.
+#[pyfunction]
+#[pyo3(signature = (lowers, target, *, upper = None, work = None, options = Vec::new()))]
+fn mount_overlay(
+    py: Python<'_>,
+    lowers: Vec<PathBuf>,
+    target: PathBuf,
+    upper: Option<PathBuf>,
+    work: Option<PathBuf>,
+    options: Vec<String>,
+) -> PyResult<()> {
+    detached(py, move || {
+        overlay::mount_overlay(
+            &lowers,
+            upper.as_deref(),
+            work.as_deref(),
+            &target,
+            &options,
+        )
+    })
+}
+
+/// Bind-mounts `source` on `target` (recursively), read-only when asked.
+#[pyfunction]
+#[pyo3(signature = (source, target, *, readonly = false))]
+fn bind_mount(py: Python<'_>, source: PathBuf, target: PathBuf, readonly: bool) -> PyResult<()> {
+    detached(py, move || overlay::bind_mount(&source, &target, readonly))
+}
+
+/// Unmounts `target` (lazily with `detach=True`); not mounted is fine.
+#[pyfunction]
+#[pyo3(signature = (target, *, detach = false))]
+fn unmount(py: Python<'_>, target: PathBuf, detach: bool) -> PyResult<()> {
+    detached(py, move || overlay::unmount(&target, detach))
+}
+
+pub fn register(m: &Bound<'_, PyModule>) -> PyResult<()> {
+    m.add_function(wrap_pyfunction!(mount_overlay, m)?)?;
+    m.add_function(wrap_pyfunction!(unmount, m)?)?;
+    m.add_function(wrap_pyfunction!(bind_mount, m)?)?;
+    Ok(())
+}
