@@ -5,6 +5,7 @@ Long calls release the GIL. Errors: ``OSError`` subclasses for I/O, and the clas
 """
 
 import os
+from collections.abc import Sequence
 from typing import final
 
 from typing_extensions import Buffer
@@ -71,12 +72,12 @@ def xxh3_128(data: Buffer) -> int:
 # --- overlay mounts (rust/py/src/overlay.rs) ---
 
 def mount_overlay(
-    lowers: list[str | os.PathLike[str]],
+    lowers: Sequence[str | os.PathLike[str]],
     target: str | os.PathLike[str],
     *,
     upper: str | os.PathLike[str] | None = None,
     work: str | os.PathLike[str] | None = None,
-    options: list[str] = ...,
+    options: Sequence[str] = ...,
 ) -> None:
     """Mounts an overlay at ``target``, ``lowers`` top first; InvalidArgument when the
     options would not fit in a page (too many layers)."""
