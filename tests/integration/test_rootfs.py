@@ -46,7 +46,12 @@ def test_overlay_of_layers_under_an_upper(root: Path) -> None:
     mounter.mount(lowers, merged, upper=upper, work=work)
     try:
         assert (merged / "shared.txt").read_text() == "from layer 2\n"
-        assert sorted(p.name for p in merged.iterdir()) == ["layer0.txt", "layer1.txt", "layer2.txt", "shared.txt"]
+        assert sorted(p.name for p in merged.iterdir()) == [
+            "layer0.txt",
+            "layer1.txt",
+            "layer2.txt",
+            "shared.txt",
+        ]
         (merged / "new.txt").write_text("new\n")
         (merged / "layer0.txt").unlink()
         assert (upper / "new.txt").read_text() == "new\n"
