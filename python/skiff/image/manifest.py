@@ -89,6 +89,15 @@ def layer_compression(media_type: str) -> str:
         raise InvalidArgument(f"unsupported layer media type {media_type!r}") from None
 
 
+def layer_media_type(compression: str) -> str:
+    """The OCI layer media type for ``none``, ``gzip`` or ``zstd``."""
+    types = {"none": OCI_LAYER, "gzip": OCI_LAYER_GZIP, "zstd": OCI_LAYER_ZSTD}
+    try:
+        return types[compression]
+    except KeyError:
+        raise InvalidArgument(f"unsupported layer compression {compression!r}") from None
+
+
 def canonical_json(value: Any) -> bytes:
     """The bytes Skiff writes for a JSON value (see the module header). Strings that are
     not valid Unicode (lone surrogates from ``\\ud800`` escapes) force ASCII escaping of

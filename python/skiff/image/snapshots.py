@@ -1,0 +1,150 @@
+"""Snapshots: one unpacked layer each, keyed by chain ID and shared by every image and
+container with that chain.
+
+On disk (under the data root)::
+
+    snapshots/<chain id hex>/      a committed snapshot (its ``fs`` is an overlay lower)
+    snapshots/<chain id hex>/fs
+    snapshots/.staging/<random>/   a layer being unpacked; swept at start
+
+A layer is recorded incomplete in the metadata before its snapshot is moved into
+place and completed after, so a crash at any point leaves either nothing or an
+incomplete record that :meth:`SnapshotStore.recover` removes (containers/storage's
+scheme). Layers of one image unpack in parallel into staging (the native unpack
+releases the GIL) and are committed in order, each on its parent.
+"""
+
+from __future__ import annotations
+
+import os
+import shutil
+import tempfile
+from collections.abc import Sequence
+from concurrent.futures import ThreadPoolExecutor
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+from skiff import _native
+from skiff.errors import DigestMismatch
+from skiff.image.content import digest_hex
+from skiff.image.manifest import chain_ids
+from skiff.image.metadata import ImageMetadata
+
+STAGING = ".staging"
+
+
+@dataclass(frozen=True)
+class LayerSource:
+    """A layer blob to unpack: where it is, its digest, and the diff ID the image
+    config says it has (checked while unpacking)."""
+
+    path: Path
+    digest: str
+    diff_id: str
+
+
+class SnapshotStore:
+    def __init__(self, data_root: Path, meta: ImageMetadata) -> None:
+        self.root = data_root / "snapshots"
+        self.meta = meta
+        self.staging = self.root / STAGING
+
+    def dir(self, chain_id: str) -> Path:
+        return self.root / digest_hex(chain_id)
+
+    def fs(self, chain_id: str) -> Path:
+        """The directory an overlay uses as this snapshot's lower layer."""
+        return self.dir(chain_id) / "fs"
+
+    def lowers(self, chain: Sequence[str]) -> list[Path]:
+        """Lower dirs for an overlay of ``chain`` (base first), top first."""
+        return [self.fs(c) for c in reversed(chain)]
+
+    def recover(self) -> int:
+        """At start: remove staging leftovers and incomplete layers; returns how many."""
+        removed = 0
+        if self.staging.exists():
+            for entry in self.staging.iterdir():
+                shutil.rmtree(entry, ignore_errors=True)
+                removed += 1
+        for layer in self.meta.incomplete_layers():
+            shutil.rmtree(self.root / layer.snapshot, ignore_errors=True)
+            self.meta.forget_layer(layer.chain_id)
+            removed += 1
+        return removed
+
+    def _unpack(self, src: LayerSource) -> tuple[Path, dict[str, Any]]:
+        self.staging.mkdir(parents=True, exist_ok=True)
+        work = Path(tempfile.mkdtemp(dir=self.staging))
+        fs = work / "fs"
+        try:
+            stats = _native.unpack_layer(
+                src.path, fs, expected_digest=src.digest, expected_diff_id=src.diff_id
+            )
+        except BaseException:
+            shutil.rmtree(work, ignore_errors=True)
+            raise
+        return work, dict(stats)
+
+    def ensure(self, layers: Sequence[LayerSource]) -> list[str]:
+        """Makes sure a snapshot exists for every prefix of ``layers`` (base first);
+        returns their chain IDs. Missing ones unpack in parallel and commit in order."""
+        chain = chain_ids([layer.diff_id for layer in layers])
+        todo = [i for i, cid in enumerate(chain) if self._missing(cid)]
+        if not todo:
+            return chain
+        workers = min(len(todo), os.cpu_count() or 2, 4)
+        futures = {}
+        try:
+            with ThreadPoolExecutor(max_workers=workers) as pool:
+                futures = {i: pool.submit(self._unpack, layers[i]) for i in todo}
+                for i in todo:
+                    work, stats = futures[i].result()
+                    if stats["diff_id"] != layers[i].diff_id:
+                        raise DigestMismatch(
+                            f"layer {layers[i].digest}: diff ID {stats['diff_id']},"
+                            f" the image config says {layers[i].diff_id}"
+                        )
+                    parent = chain[i - 1] if i else None
+                    self.add_prepared(parent, layers[i].diff_id, work, int(stats["size"]))
+        finally:
+            # Staged layers that were not committed (a later one failed) go; committed
+            # ones were renamed away.
+            for fut in futures.values():
+                if fut.done() and not fut.cancelled() and fut.exception() is None:
+                    shutil.rmtree(fut.result()[0], ignore_errors=True)
+        return chain
+
+    def _missing(self, chain_id: str) -> bool:
+        layer = self.meta.find_layer(chain_id)
+        return layer is None or layer.incomplete
+
+    def add_prepared(self, parent: str | None, diff_id: str, work: Path, size: int) -> str:
+        """Commits a snapshot unpacked in ``work/fs`` (a staging dir) as the layer
+        ``diff_id`` on ``parent``; returns its chain ID. If another operation committed
+        the same layer first, ``work`` is dropped."""
+        from skiff.image.manifest import chain_id
+
+        cid = chain_id(parent, diff_id)
+        existing = self.meta.find_layer(cid)
+        if existing is not None and not existing.incomplete:
+            shutil.rmtree(work, ignore_errors=True)
+            return cid
+        self.meta.add_layer(cid, diff_id, parent, size=size)
+        target = self.dir(cid)
+        shutil.rmtree(target, ignore_errors=True)
+        os.rename(work, target)
+        self.meta.complete_layer(cid, size=size)
+        return cid
+
+    def remove(self, chain_id: str) -> None:
+        """Removes an unused snapshot (Conflict while an image or layer uses it)."""
+        layer = self.meta.remove_layer(chain_id)
+        shutil.rmtree(self.root / layer.snapshot, ignore_errors=True)
+        self.meta.forget_layer(chain_id)
+
+
+def new_staging(store: SnapshotStore) -> Path:
+    store.staging.mkdir(parents=True, exist_ok=True)
+    return Path(tempfile.mkdtemp(dir=store.staging))

@@ -1,1 +1,0 @@
-//! Layer diff (being written).

@@ -1,1 +1,0 @@
-//! Layer unpack (being written).
