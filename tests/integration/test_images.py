@@ -326,3 +326,23 @@ def test_kill_during_unpack_leaves_a_store_that_reopens_clean(tmp_path: Path) ->
     finally:
         svc.close()
         shutil.rmtree(root, ignore_errors=True)
+
+
+def test_prune_never_deletes_what_an_operation_holds(
+    store: ImageService, busybox_tar: Path
+) -> None:
+    rec = store.import_tar(busybox_tar, tag="bb")
+    manifest = store.manifest_of(rec.id)
+    blobs = [manifest.config.digest, *(layer.digest for layer in manifest.layers)]
+    with store.meta.lease() as lease:
+        # An operation (a pull, a commit) holds these while it builds an image.
+        for digest in blobs:
+            store.meta.lease_add(lease, "blob", digest)
+        store.meta.lease_add(lease, "layer", rec.chain[0])
+        store.remove("bb")
+        held = store.prune()
+        assert held["LayersDeleted"] == 0 and held["BlobsDeleted"] == []
+        assert all(store.content.exists(d) for d in blobs)
+        assert store.snapshots.fs(rec.chain[0]).is_dir()
+    freed = store.prune()
+    assert freed["LayersDeleted"] == 1 and sorted(freed["BlobsDeleted"]) == sorted(blobs)

@@ -303,7 +303,7 @@ def _load(svc: ImageService, src: _Source) -> list[str]:
                 svc.meta.add_layer_blob(digest, diff_id, media_type, size)
                 layers.append(mf.Descriptor(media_type, digest, size))
                 sources.append(LayerSource(svc.content.path(digest), digest, diff_id))
-            chain = svc.pull_layers(sources)
+            chain = svc.pull_layers(sources, lease)
             record = svc.register(config, layers, chain)
             if tags:
                 for t in tags:

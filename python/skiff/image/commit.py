@@ -54,7 +54,7 @@ def commit(
             raise
         parent_chain = list(base_img.record.chain) if base_img else []
         chain_id = svc.snapshots.add_prepared(
-            parent_chain[-1] if parent_chain else None, diff_id, work, int(unpacked["size"])
+            parent_chain[-1] if parent_chain else None, diff_id, work, int(unpacked["size"]), lease
         )
         created = now_rfc3339()
         if base_img is not None:

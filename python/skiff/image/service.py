@@ -115,7 +115,7 @@ class ImageService:
             media_type = mf.layer_media_type(str(stats["compression"]))
             self.meta.add_blob(digest, int(stats["compressed_size"]), media_type)
             self.meta.add_layer_blob(digest, diff_id, media_type, int(stats["compressed_size"]))
-            chain_id = self.snapshots.add_prepared(None, diff_id, work, int(stats["size"]))
+            chain_id = self.snapshots.add_prepared(None, diff_id, work, int(stats["size"]), lease)
             plat = host_platform()
             created = now_rfc3339()
             config = mf.ImageConfig(
@@ -136,9 +136,9 @@ class ImageService:
             layer = mf.Descriptor(media_type, digest, int(stats["compressed_size"]))
             return self.register(config, [layer], [chain_id], tag=tag)
 
-    def pull_layers(self, layers: list[LayerSource]) -> list[str]:
+    def pull_layers(self, layers: list[LayerSource], lease: str | None = None) -> list[str]:
         """Snapshots for layers already in the content store (load, pull)."""
-        return self.snapshots.ensure(layers)
+        return self.snapshots.ensure(layers, lease)
 
     # ------------------------------------------------------------------ reading
 

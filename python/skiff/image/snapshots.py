@@ -87,10 +87,15 @@ class SnapshotStore:
             raise
         return work, dict(stats)
 
-    def ensure(self, layers: Sequence[LayerSource]) -> list[str]:
+    def ensure(self, layers: Sequence[LayerSource], lease: str | None = None) -> list[str]:
         """Makes sure a snapshot exists for every prefix of ``layers`` (base first);
-        returns their chain IDs. Missing ones unpack in parallel and commit in order."""
+        returns their chain IDs. Missing ones unpack in parallel and commit in order.
+        Under ``lease`` every layer is held against garbage collection until the
+        caller's image references it."""
         chain = chain_ids([layer.diff_id for layer in layers])
+        if lease is not None:
+            for cid in chain:
+                self.meta.lease_add(lease, "layer", cid)
         todo = [i for i, cid in enumerate(chain) if self._missing(cid)]
         if not todo:
             return chain
@@ -107,7 +112,7 @@ class SnapshotStore:
                             f" the image config says {layers[i].diff_id}"
                         )
                     parent = chain[i - 1] if i else None
-                    self.add_prepared(parent, layers[i].diff_id, work, int(stats["size"]))
+                    self.add_prepared(parent, layers[i].diff_id, work, int(stats["size"]), lease)
         finally:
             # Staged layers that were not committed (a later one failed) go; committed
             # ones were renamed away.
@@ -120,13 +125,17 @@ class SnapshotStore:
         layer = self.meta.find_layer(chain_id)
         return layer is None or layer.incomplete
 
-    def add_prepared(self, parent: str | None, diff_id: str, work: Path, size: int) -> str:
+    def add_prepared(
+        self, parent: str | None, diff_id: str, work: Path, size: int, lease: str | None = None
+    ) -> str:
         """Commits a snapshot unpacked in ``work/fs`` (a staging dir) as the layer
         ``diff_id`` on ``parent``; returns its chain ID. If another operation committed
         the same layer first, ``work`` is dropped."""
         from skiff.image.manifest import chain_id
 
         cid = chain_id(parent, diff_id)
+        if lease is not None:
+            self.meta.lease_add(lease, "layer", cid)
         existing = self.meta.find_layer(cid)
         if existing is not None and not existing.incomplete:
             shutil.rmtree(work, ignore_errors=True)
