@@ -126,7 +126,7 @@ def oci_layout(base: Path, layers: list[Path], tag: str = "big") -> Path:
 def big_image(base: Path) -> tuple[list[Path], Path]:
     """The big image's gzip layers (busybox first) and its OCI layout."""
     busybox = base / "busybox"
-    busybox.mkdir()
+    busybox.mkdir(parents=True)
     subprocess.run(
         ["tar", "-xf", str(build_busybox_tar(base / "busybox.tar")), "-C", str(busybox)], check=True
     )

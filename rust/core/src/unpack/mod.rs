@@ -306,6 +306,23 @@ struct Unpacker<'a> {
     lookup_buf: Vec<u8>,
     buf: Vec<u8>,
     entries: u64,
+    /// The process umask, read once: a file whose mode survives it is created with
+    /// that mode and needs no fchmod (one syscall less per file).
+    umask: u32,
+}
+
+/// The umask without changing it (umask(2) can only be read by setting it, which
+/// would race other threads): from /proc/self/status; all bits when unknown, so
+/// every file gets its fchmod.
+fn read_umask() -> u32 {
+    std::fs::read_to_string("/proc/self/status")
+        .ok()
+        .and_then(|s| {
+            s.lines()
+                .find_map(|l| l.strip_prefix("Umask:"))
+                .and_then(|v| u32::from_str_radix(v.trim(), 8).ok())
+        })
+        .unwrap_or(0o7777)
 }
 
 fn timespec(t: Time) -> libc::timespec {
@@ -338,6 +355,7 @@ impl<'a> Unpacker<'a> {
             lookup_buf: Vec::with_capacity(256),
             buf: vec![0; COPY_BUF],
             entries: 0,
+            umask: read_umask(),
         }
     }
 
@@ -630,7 +648,10 @@ impl<'a> Unpacker<'a> {
         stream_err: &dyn Fn(io::Error) -> Error,
     ) -> Result<bool> {
         let flags = libc::O_WRONLY | libc::O_CREAT | libc::O_EXCL | libc::O_NOFOLLOW;
-        let (fd, fresh) = self.create(dir, name, || sys::openat(dir, name, flags, 0o600))?;
+        // Plain permission bits the umask leaves alone are set by the create itself.
+        let exact = m.mode & 0o7000 == 0 && m.mode & self.umask == 0;
+        let create_mode = if exact { m.mode & 0o777 } else { 0o600 };
+        let (fd, fresh) = self.create(dir, name, || sys::openat(dir, name, flags, create_mode))?;
         let mut file = File::from(fd);
         let mut buf = std::mem::take(&mut self.buf);
         let copied = (|| loop {
@@ -647,7 +668,11 @@ impl<'a> Unpacker<'a> {
             sys::fchown(fd, self.uid(m)?, self.gid(m)?).map_err(|e| self.io_err(e))?;
         }
         self.xattrs_fd(tar, fd)?;
-        sys::fchmod(fd, m.mode).map_err(|e| self.io_err(e))?;
+        // `create` always makes a new file (it clears what was in the way first), so
+        // the mode given at creation stands.
+        if !exact {
+            sys::fchmod(fd, m.mode).map_err(|e| self.io_err(e))?;
+        }
         sys::futimens(fd, &times(m)).map_err(|e| self.io_err(e))?;
         Ok(fresh)
     }

@@ -1,0 +1,287 @@
+"""``docker pull``: an image from a registry into the image store.
+
+1. The manifest (``GET /v2/<name>/manifests/<tag|digest>``, accepting OCI and Docker
+   indexes and manifests); its digest is computed from its bytes and checked against
+   the reference's digest (a pull by digest) and the ``Docker-Content-Digest`` header.
+   An index gives the manifest for the platform asked for (default: the host).
+2. The config blob, checked against its digest.
+3. The layers: blobs already in the content store are not fetched again; the others
+   download concurrently (``concurrency`` at a time) into the content store with
+   their expected digest and size. A dropped connection resumes with a Range request
+   from what was written (a bounded number of times); a digest that does not match
+   raises DigestMismatch and the partial is deleted.
+4. The layers are unpacked (in parallel, committed in order) from the content store,
+   the image is registered, tagged, and its repository digest recorded.
+
+Everything happens under one lease, so a garbage collection running meanwhile keeps
+what the pull has written. (Downloads and unpacking do not overlap yet: each layer
+is unpacked once the whole image is downloaded.)
+"""
+
+from __future__ import annotations
+
+import os
+import time
+from concurrent.futures import ThreadPoolExecutor
+from typing import Final
+
+from skiff.errors import Conflict, DigestMismatch, InvalidArgument, NotFound, Unavailable
+from skiff.image import manifest as mf
+from skiff.image.content import digest_bytes
+from skiff.image.metadata import ImageRecord
+from skiff.image.platform import Platform, parse_platform, select_manifest
+from skiff.image.reference import Reference, parse_docker_ref
+from skiff.image.service import ImageService
+from skiff.image.snapshots import LayerSource
+from skiff.registry.client import RegistryClient, raise_for
+from skiff.registry.progress import Counter, Progress, ProgressFn, short_id
+from skiff.registry.transport import CONNECTION_ERRORS
+
+#: Largest manifest or index accepted (containerd's limit).
+MANIFEST_LIMIT: Final = 4 << 20
+#: Largest image config accepted.
+CONFIG_LIMIT: Final = 64 << 20
+#: Resumptions of one blob download after a dropped connection.
+BLOB_RETRIES: Final = 5
+_CHUNK: Final = 1 << 20
+
+
+def pull(
+    svc: ImageService,
+    reference: str,
+    *,
+    platform: str | None = None,
+    config_path: str | os.PathLike[str] | None = None,
+    concurrency: int = 3,
+    progress: ProgressFn | None = None,
+) -> ImageRecord:
+    """Pulls ``reference`` (``busybox``, ``host:5000/x:tag``, ``name@sha256:...``) into
+    ``svc``; returns the image's record."""
+    ref = parse_docker_ref(reference)
+    want = parse_platform(platform) if platform else None
+    report = Progress(progress)
+    client = RegistryClient(ref, config_path=config_path)
+    try:
+        return _pull(svc, client, ref, want, max(1, concurrency), report)
+    finally:
+        client.close()
+
+
+def _pull(
+    svc: ImageService,
+    client: RegistryClient,
+    ref: Reference,
+    want: Platform | None,
+    concurrency: int,
+    report: Progress,
+) -> ImageRecord:
+    what = ref.tag if ref.digest is None else ref.digest
+    assert what is not None
+    report.status(f"Pulling from {ref.familiar_name}", ref.tag or ref.digest)
+    with svc.meta.lease() as lease:
+        top_bytes, top_type, top_digest = _fetch_manifest(client, ref, what)
+        parsed = mf.parse_manifest(top_bytes, top_type)
+        manifest_bytes, manifest_digest = top_bytes, top_digest
+        if isinstance(parsed, mf.Index):
+            entry = select_manifest(parsed.manifests, want)
+            manifest_bytes, media_type, manifest_digest = _fetch_manifest(
+                client, ref, entry.digest
+            )
+            parsed = mf.parse_manifest(manifest_bytes, media_type or entry.media_type)
+            if not isinstance(parsed, mf.Manifest):
+                raise InvalidArgument(f"{entry.digest}: an index entry is not a manifest")
+        manifest = parsed
+        # Config.
+        config_desc = manifest.config
+        if config_desc.size > CONFIG_LIMIT:
+            raise InvalidArgument(f"image config {config_desc.digest} is too large")
+        svc.meta.lease_add(lease, "blob", config_desc.digest)
+        if svc.content.exists(config_desc.digest):
+            config_bytes = svc.content.read(config_desc.digest)
+        else:
+            config_bytes = _fetch_small_blob(client, config_desc)
+            svc.content.write_blob(config_bytes, expected=config_desc.digest)
+        config = mf.ImageConfig.from_json(config_bytes)
+        mf.check_layers(manifest, config)
+        if any(layer.is_foreign for layer in manifest.layers):
+            raise InvalidArgument("images with foreign (non-distributable) layers are not supported")
+        image_id = digest_bytes(config.to_bytes())
+        had_image = svc.meta.find_image(image_id) is not None
+        previous = svc.meta.lookup(ref) if ref.digest is None else image_id
+        # Layers.
+        chain = config.chain_ids()
+        todo: dict[str, mf.Descriptor] = {}
+        for layer, cid in zip(manifest.layers, chain, strict=True):
+            svc.meta.lease_add(lease, "blob", layer.digest)
+            if svc.content.exists(layer.digest):
+                found = svc.meta.find_layer(cid)
+                if found is not None and not found.incomplete:
+                    report.status("Already exists", short_id(layer.digest))
+                continue
+            if layer.digest not in todo:
+                todo[layer.digest] = layer
+                report.status("Pulling fs layer", short_id(layer.digest))
+        if todo:
+            workers = min(concurrency, len(todo))
+            with ThreadPoolExecutor(max_workers=workers) as pool:
+                futures = [
+                    pool.submit(_download, svc, client, layer, report) for layer in todo.values()
+                ]
+                errors = [f.exception() for f in futures]
+            for err in errors:
+                if err is not None:
+                    raise err
+        # Unpack.
+        sources = []
+        for layer, diff_id, cid in zip(manifest.layers, config.diff_ids, chain, strict=True):
+            svc.meta.add_blob(layer.digest, layer.size, layer.media_type)
+            svc.meta.add_layer_blob(
+                layer.digest, diff_id, layer.media_type, layer.size, repository=ref.name
+            )
+            sources.append(LayerSource(svc.content.path(layer.digest), layer.digest, diff_id))
+            found = svc.meta.find_layer(cid)
+            if found is None or found.incomplete:
+                report.status("Extracting", short_id(layer.digest))
+        fresh = [
+            layer.digest
+            for layer, cid in zip(manifest.layers, chain, strict=True)
+            if (found := svc.meta.find_layer(cid)) is None or found.incomplete
+        ]
+        chain = svc.pull_layers(sources, lease)
+        for digest in dict.fromkeys(fresh):
+            report.status("Pull complete", short_id(digest))
+        # Record.
+        svc.meta.add_blob(
+            config_desc.digest,
+            len(config_bytes),
+            config_desc.media_type,
+            tuple(layer.digest for layer in manifest.layers),
+        )
+        children = (config_desc.digest, *(layer.digest for layer in manifest.layers))
+        svc.content.write_blob(manifest_bytes, expected=manifest_digest)
+        svc.meta.lease_add(lease, "blob", manifest_digest)
+        svc.meta.add_blob(manifest_digest, len(manifest_bytes), manifest.media_type, children)
+        if top_digest != manifest_digest:
+            svc.content.write_blob(top_bytes, expected=top_digest)
+            svc.meta.lease_add(lease, "blob", top_digest)
+            svc.meta.add_blob(top_digest, len(top_bytes), top_type, (manifest_digest,))
+        layer_descs = list(manifest.layers)
+        record = svc.register(config, layer_descs, chain)
+        if ref.digest is None:
+            svc.meta.tag(ref, record.id)
+        svc.meta.add_digest(ref.name, top_digest, record.id)
+    report.status(f"Digest: {top_digest}")
+    if had_image and previous == record.id:
+        report.status(f"Status: Image is up to date for {ref.familiar()}")
+    else:
+        report.status(f"Status: Downloaded newer image for {ref.familiar()}")
+    return record
+
+
+def _fetch_manifest(client: RegistryClient, ref: Reference, what: str) -> tuple[bytes, str, str]:
+    """(bytes, content type, digest) of a manifest by tag or digest."""
+    resp = client.request(
+        "GET", f"/manifests/{what}", headers={"Accept": ", ".join(mf.ACCEPT)}
+    )
+    with resp:
+        if resp.status == 404:
+            name = ref.familiar_name
+            sep = "@" if what.startswith("sha256:") else ":"
+            raise NotFound(f"manifest for {name}{sep}{what} not found: manifest unknown")
+        if resp.status != 200:
+            raise_for(resp, f"manifest for {ref.familiar_name}")
+        content_type = resp.header("Content-Type").split(";", 1)[0].strip()
+        header_digest = resp.header("Docker-Content-Digest")
+        data = resp.read_all(MANIFEST_LIMIT)
+    digest = digest_bytes(data)
+    if what.startswith("sha256:") and digest != what:
+        raise DigestMismatch(f"manifest digest {digest} does not match {what}")
+    if header_digest and header_digest.startswith("sha256:") and header_digest != digest:
+        raise DigestMismatch(
+            f"manifest digest {digest} does not match Docker-Content-Digest {header_digest}"
+        )
+    return data, content_type, digest
+
+
+def _fetch_small_blob(client: RegistryClient, desc: mf.Descriptor) -> bytes:
+    resp = client.request("GET", f"/blobs/{desc.digest}", follow_redirects=True)
+    with resp:
+        if resp.status != 200:
+            raise_for(resp, f"blob {desc.digest}")
+        data = resp.read_all(max(desc.size, 0))
+    digest = digest_bytes(data)
+    if digest != desc.digest:
+        raise DigestMismatch(f"blob digest {digest} does not match {desc.digest}")
+    return data
+
+
+def _download(
+    svc: ImageService, client: RegistryClient, layer: mf.Descriptor, report: Progress
+) -> None:
+    """One layer blob into the content store, resuming dropped connections."""
+    sid = short_id(layer.digest)
+    ref = f"pull-{layer.digest}"
+    deadline = time.monotonic() + 600
+    while True:  # another pull may be writing the same blob
+        if svc.content.exists(layer.digest):
+            report.status("Download complete", sid)
+            return
+        try:
+            writer = svc.content.ingest(ref, layer.digest, layer.size)
+        except Conflict:
+            if time.monotonic() > deadline:
+                raise
+            time.sleep(0.2)
+            continue
+        break
+    counter = Counter(report, "Downloading", sid, layer.size)
+    with writer:
+        failures = 0
+        while writer.offset < layer.size or layer.size == 0:
+            headers = {}
+            offset = writer.offset
+            if offset:
+                headers["Range"] = f"bytes={offset}-"
+            try:
+                resp = client.request(
+                    "GET", f"/blobs/{layer.digest}", headers=headers, follow_redirects=True
+                )
+                with resp:
+                    if resp.status == 200:
+                        if offset:
+                            writer.truncate(0)  # the server ignored the Range
+                    elif resp.status == 206:
+                        start = _range_start(resp.header("Content-Range"))
+                        if start != offset:
+                            writer.truncate(0)
+                            continue
+                    elif resp.status == 416 and offset:
+                        writer.truncate(0)
+                        continue
+                    else:
+                        raise_for(resp, f"blob {layer.digest}")
+                    counter.set(writer.offset)
+                    while chunk := resp.read(_CHUNK):
+                        writer.write(chunk)
+                        counter.set(writer.offset)
+                    if writer.offset < layer.size:
+                        raise ConnectionError("connection closed before the end of the blob")
+            except CONNECTION_ERRORS as err:
+                failures += 1
+                if failures > BLOB_RETRIES:
+                    raise Unavailable(f"downloading {layer.digest}: {err}") from err
+                time.sleep(min(0.25 * 2 ** (failures - 1), 5.0))
+                continue
+            break
+        report.status("Verifying Checksum", sid)
+        writer.commit()  # size and digest; a mismatch deletes the partial
+    report.status("Download complete", sid)
+
+
+def _range_start(content_range: str) -> int | None:
+    """The first byte of ``bytes START-END/TOTAL``."""
+    unit, _, spec = content_range.partition(" ")
+    if unit != "bytes":
+        return None
+    start = spec.partition("-")[0]
+    return int(start) if start.isdigit() else None
