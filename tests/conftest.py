@@ -143,3 +143,24 @@ def skiffd() -> Iterator[RunningDaemon]:
     code = daemon.stop()
     shutil.rmtree(root, ignore_errors=True)
     assert code == 0, f"skiffd exited with {code}"
+
+
+@pytest.fixture
+def registry() -> Iterator[object]:
+    """A real registry (Debian's docker-registry) on 127.0.0.1, no auth; stopped and
+    its storage removed afterwards."""
+    from tests.support.registry import start_registry
+
+    reg = start_registry(short_tmpdir("skiff-reg-"))
+    yield reg
+    reg.stop()
+
+
+@pytest.fixture
+def registry_auth() -> Iterator[object]:
+    """Like ``registry``, behind htpasswd basic auth (``reg.user`` / ``reg.password``)."""
+    from tests.support.registry import start_registry
+
+    reg = start_registry(short_tmpdir("skiff-reg-"), user="skiff", password="s3cret-pw")
+    yield reg
+    reg.stop()

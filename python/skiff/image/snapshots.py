@@ -99,7 +99,10 @@ class SnapshotStore:
         todo = [i for i, cid in enumerate(chain) if self._missing(cid)]
         if not todo:
             return chain
-        workers = min(len(todo), os.cpu_count() or 2, 4)
+        # All layers at once (up to 8): an unpack waits on the disk as much as it
+        # computes (a layer of many small files is mostly file creation), so more
+        # workers than cores keep both busy; commits still go in order.
+        workers = min(len(todo), 8)
         futures = {}
         try:
             with ThreadPoolExecutor(max_workers=workers) as pool:

@@ -129,11 +129,11 @@ def load_credentials(
             if _matches(str(key), domain):
                 raise InvalidArgument(
                     f"{path}: credential helper {helper!r} for {domain} is not supported"
-                    " (credentials must be in \"auths\")"
+                    ' (credentials must be in "auths")'
                 )
     auths = config.get("auths") or {}
     if not isinstance(auths, dict):
-        raise InvalidArgument(f"{path}: \"auths\" is not an object")
+        raise InvalidArgument(f'{path}: "auths" is not an object')
     keys = sorted(auths, key=lambda k: k != DOCKER_HUB_KEY)
     for key in keys:
         if not _matches(str(key), domain):
@@ -148,7 +148,7 @@ def load_credentials(
             raise InvalidArgument(
                 f"{path}: credentials for {domain} are in the credential store"
                 f" {config['credsStore']!r}, which is not supported (credentials must be"
-                " in \"auths\")"
+                ' in "auths")'
             )
     return None
 

@@ -10,21 +10,31 @@
    their expected digest and size. A dropped connection resumes with a Range request
    from what was written (a bounded number of times); a digest that does not match
    raises DigestMismatch and the partial is deleted.
-4. The layers are unpacked (in parallel, committed in order) from the content store,
-   the image is registered, tagged, and its repository digest recorded.
+4. While a layer downloads, the same bytes go through a pipe to the native unpacker
+   (into a staging dir), so download, hashing, decompression and extraction overlap.
+   A resumed download keeps feeding the same stream; one that has to start over
+   abandons it, and so does an unpacker that stops early: such layers (and layers
+   whose blob was already stored) are unpacked from the stored blob afterwards.
+5. Snapshots are committed in layer order, the image is registered, tagged, and its
+   repository digest recorded.
 
 Everything happens under one lease, so a garbage collection running meanwhile keeps
-what the pull has written. (Downloads and unpacking do not overlap yet: each layer
-is unpacked once the whole image is downloaded.)
+what the pull has written.
 """
 
 from __future__ import annotations
 
+import contextlib
+import fcntl
 import os
+import shutil
+import threading
 import time
 from concurrent.futures import ThreadPoolExecutor
+from pathlib import Path
 from typing import Final
 
+from skiff import _native
 from skiff.errors import Conflict, DigestMismatch, InvalidArgument, NotFound, Unavailable
 from skiff.image import manifest as mf
 from skiff.image.content import digest_bytes
@@ -32,7 +42,7 @@ from skiff.image.metadata import ImageRecord
 from skiff.image.platform import Platform, parse_platform, select_manifest
 from skiff.image.reference import Reference, parse_docker_ref
 from skiff.image.service import ImageService
-from skiff.image.snapshots import LayerSource
+from skiff.image.snapshots import LayerSource, new_staging
 from skiff.registry.client import RegistryClient, raise_for
 from skiff.registry.progress import Counter, Progress, ProgressFn, short_id
 from skiff.registry.transport import CONNECTION_ERRORS
@@ -44,6 +54,8 @@ CONFIG_LIMIT: Final = 64 << 20
 #: Resumptions of one blob download after a dropped connection.
 BLOB_RETRIES: Final = 5
 _CHUNK: Final = 1 << 20
+#: Pipe buffer to the unpacker (Linux caps unprivileged pipes at 1 MiB).
+_PIPE_SIZE: Final = 1 << 20
 
 
 def pull(
@@ -84,9 +96,7 @@ def _pull(
         manifest_bytes, manifest_digest = top_bytes, top_digest
         if isinstance(parsed, mf.Index):
             entry = select_manifest(parsed.manifests, want)
-            manifest_bytes, media_type, manifest_digest = _fetch_manifest(
-                client, ref, entry.digest
-            )
+            manifest_bytes, media_type, manifest_digest = _fetch_manifest(client, ref, entry.digest)
             parsed = mf.parse_manifest(manifest_bytes, media_type or entry.media_type)
             if not isinstance(parsed, mf.Manifest):
                 raise InvalidArgument(f"{entry.digest}: an index entry is not a manifest")
@@ -104,52 +114,71 @@ def _pull(
         config = mf.ImageConfig.from_json(config_bytes)
         mf.check_layers(manifest, config)
         if any(layer.is_foreign for layer in manifest.layers):
-            raise InvalidArgument("images with foreign (non-distributable) layers are not supported")
-        image_id = digest_bytes(config.to_bytes())
+            raise InvalidArgument(
+                "images with foreign (non-distributable) layers are not supported"
+            )
+        image_id = config_desc.digest  # Docker's image ID: the config blob's digest
         had_image = svc.meta.find_image(image_id) is not None
         previous = svc.meta.lookup(ref) if ref.digest is None else image_id
-        # Layers.
+        # Layers: download (and unpack as they come), then commit in order.
         chain = config.chain_ids()
-        todo: dict[str, mf.Descriptor] = {}
-        for layer, cid in zip(manifest.layers, chain, strict=True):
+        todo: dict[str, tuple[mf.Descriptor, str | None]] = {}
+        for layer, diff_id, cid in zip(manifest.layers, config.diff_ids, chain, strict=True):
             svc.meta.lease_add(lease, "blob", layer.digest)
+            snapshot = svc.meta.find_layer(cid)
+            have_snapshot = snapshot is not None and not snapshot.incomplete
             if svc.content.exists(layer.digest):
-                found = svc.meta.find_layer(cid)
-                if found is not None and not found.incomplete:
+                if have_snapshot:
                     report.status("Already exists", short_id(layer.digest))
                 continue
             if layer.digest not in todo:
-                todo[layer.digest] = layer
+                todo[layer.digest] = (layer, None if have_snapshot else diff_id)
                 report.status("Pulling fs layer", short_id(layer.digest))
-        if todo:
-            workers = min(concurrency, len(todo))
-            with ThreadPoolExecutor(max_workers=workers) as pool:
-                futures = [
-                    pool.submit(_download, svc, client, layer, report) for layer in todo.values()
-                ]
-                errors = [f.exception() for f in futures]
-            for err in errors:
-                if err is not None:
-                    raise err
-        # Unpack.
-        sources = []
-        for layer, diff_id, cid in zip(manifest.layers, config.diff_ids, chain, strict=True):
-            svc.meta.add_blob(layer.digest, layer.size, layer.media_type)
-            svc.meta.add_layer_blob(
-                layer.digest, diff_id, layer.media_type, layer.size, repository=ref.name
-            )
-            sources.append(LayerSource(svc.content.path(layer.digest), layer.digest, diff_id))
-            found = svc.meta.find_layer(cid)
-            if found is None or found.incomplete:
+        prepared: dict[str, tuple[Path, int]] = {}
+        try:
+            if todo:
+                workers = min(concurrency, len(todo))
+                with ThreadPoolExecutor(max_workers=workers) as pool:
+                    futures = {
+                        digest: pool.submit(_download, svc, client, layer, diff_id, report)
+                        for digest, (layer, diff_id) in todo.items()
+                    }
+                    first_error: BaseException | None = None
+                    for digest, fut in futures.items():
+                        err = fut.exception()
+                        if err is not None:
+                            first_error = first_error or err
+                            continue
+                        result = fut.result()
+                        if result is not None:
+                            prepared[digest] = result
+                if first_error is not None:
+                    raise first_error
+            sources = []
+            for i, (layer, diff_id, cid) in enumerate(
+                zip(manifest.layers, config.diff_ids, chain, strict=True)
+            ):
+                svc.meta.add_blob(layer.digest, layer.size, layer.media_type)
+                svc.meta.add_layer_blob(
+                    layer.digest, diff_id, layer.media_type, layer.size, repository=ref.name
+                )
+                sources.append(LayerSource(svc.content.path(layer.digest), layer.digest, diff_id))
+                found = svc.meta.find_layer(cid)
+                if found is not None and not found.incomplete:
+                    svc.meta.lease_add(lease, "layer", cid)
+                    continue
                 report.status("Extracting", short_id(layer.digest))
-        fresh = [
-            layer.digest
-            for layer, cid in zip(manifest.layers, chain, strict=True)
-            if (found := svc.meta.find_layer(cid)) is None or found.incomplete
-        ]
-        chain = svc.pull_layers(sources, lease)
-        for digest in dict.fromkeys(fresh):
-            report.status("Pull complete", short_id(digest))
+                streamed = prepared.pop(layer.digest, None)
+                if streamed is not None:
+                    work, size = streamed
+                    parent = chain[i - 1] if i else None
+                    svc.snapshots.add_prepared(parent, diff_id, work, size, lease)
+                else:
+                    svc.pull_layers(sources, lease)  # the missing ones of this prefix
+                report.status("Pull complete", short_id(layer.digest))
+        finally:
+            for work, _ in prepared.values():
+                shutil.rmtree(work, ignore_errors=True)
         # Record.
         svc.meta.add_blob(
             config_desc.digest,
@@ -165,8 +194,9 @@ def _pull(
             svc.content.write_blob(top_bytes, expected=top_digest)
             svc.meta.lease_add(lease, "blob", top_digest)
             svc.meta.add_blob(top_digest, len(top_bytes), top_type, (manifest_digest,))
-        layer_descs = list(manifest.layers)
-        record = svc.register(config, layer_descs, chain)
+        # Like ``svc.register`` but keeping the config's exact bytes (stored above, with
+        # its layers as children), so the image ID is the registry's config digest.
+        record = svc.meta.add_image(config_desc.digest, config_bytes, chain)
         if ref.digest is None:
             svc.meta.tag(ref, record.id)
         svc.meta.add_digest(ref.name, top_digest, record.id)
@@ -180,9 +210,7 @@ def _pull(
 
 def _fetch_manifest(client: RegistryClient, ref: Reference, what: str) -> tuple[bytes, str, str]:
     """(bytes, content type, digest) of a manifest by tag or digest."""
-    resp = client.request(
-        "GET", f"/manifests/{what}", headers={"Accept": ", ".join(mf.ACCEPT)}
-    )
+    resp = client.request("GET", f"/manifests/{what}", headers={"Accept": ", ".join(mf.ACCEPT)})
     with resp:
         if resp.status == 404:
             name = ref.familiar_name
@@ -215,17 +243,92 @@ def _fetch_small_blob(client: RegistryClient, desc: mf.Descriptor) -> bytes:
     return data
 
 
+class _Streamer:
+    """Feeds a download to the native unpacker through a pipe, so that download,
+    hashing, decompression and extraction overlap. The unpack is into a staging dir;
+    it is given up (``abandon``) when the download has to start over."""
+
+    def __init__(self, svc: ImageService, layer: mf.Descriptor, diff_id: str) -> None:
+        self.work = new_staging(svc.snapshots)
+        read_fd, self._fd = os.pipe()
+        with contextlib.suppress(OSError, AttributeError):
+            fcntl.fcntl(self._fd, fcntl.F_SETPIPE_SZ, _PIPE_SIZE)
+        self.abandoned = False
+        self.stats: dict[str, object] | None = None
+        self.error: BaseException | None = None
+        self._thread = threading.Thread(
+            target=self._run, args=(read_fd, layer.digest, diff_id), daemon=True
+        )
+        try:
+            self._thread.start()
+        except BaseException:
+            os.close(read_fd)
+            self._close()
+            shutil.rmtree(self.work, ignore_errors=True)
+            raise
+
+    def _run(self, read_fd: int, digest: str, diff_id: str) -> None:
+        try:
+            stats = _native.unpack_layer(
+                read_fd, self.work / "fs", expected_digest=digest, expected_diff_id=diff_id
+            )
+            self.stats = dict(stats)
+        except BaseException as err:
+            self.error = err
+
+    def _close(self) -> None:
+        if self._fd >= 0:
+            os.close(self._fd)
+            self._fd = -1
+
+    def feed(self, data: bytes) -> None:
+        if self._fd < 0:
+            return
+        view = memoryview(data)
+        try:
+            while view:
+                view = view[os.write(self._fd, view) :]
+        except OSError:  # the unpacker stopped (a broken layer): the stored blob decides
+            self.abandon()
+
+    def abandon(self) -> None:
+        self.abandoned = True
+        self._close()
+
+    def finish(self) -> tuple[Path, int] | None:
+        """(staging dir, unpacked size), or None when the streamed unpack did not
+        succeed (the layer is then unpacked from the stored blob)."""
+        self._close()
+        self._thread.join()
+        if self.abandoned or self.error is not None or self.stats is None:
+            shutil.rmtree(self.work, ignore_errors=True)
+            return None
+        size = self.stats.get("size")
+        return self.work, int(size) if isinstance(size, int) else 0
+
+    def discard(self) -> None:
+        self.abandon()
+        self._thread.join()
+        shutil.rmtree(self.work, ignore_errors=True)
+
+
 def _download(
-    svc: ImageService, client: RegistryClient, layer: mf.Descriptor, report: Progress
-) -> None:
-    """One layer blob into the content store, resuming dropped connections."""
+    svc: ImageService,
+    client: RegistryClient,
+    layer: mf.Descriptor,
+    diff_id: str | None,
+    report: Progress,
+) -> tuple[Path, int] | None:
+    """One layer blob into the content store, resuming dropped connections. With
+    ``diff_id`` the bytes are also unpacked on the way: returns the staged unpack
+    (None when there is none)."""
     sid = short_id(layer.digest)
     ref = f"pull-{layer.digest}"
     deadline = time.monotonic() + 600
     while True:  # another pull may be writing the same blob
         if svc.content.exists(layer.digest):
             report.status("Download complete", sid)
-            return
+            return None
         try:
             writer = svc.content.ingest(ref, layer.digest, layer.size)
         except Conflict:
@@ -235,47 +338,61 @@ def _download(
             continue
         break
     counter = Counter(report, "Downloading", sid, layer.size)
-    with writer:
-        failures = 0
-        while writer.offset < layer.size or layer.size == 0:
-            headers = {}
-            offset = writer.offset
-            if offset:
-                headers["Range"] = f"bytes={offset}-"
-            try:
-                resp = client.request(
-                    "GET", f"/blobs/{layer.digest}", headers=headers, follow_redirects=True
-                )
-                with resp:
-                    if resp.status == 200:
-                        if offset:
-                            writer.truncate(0)  # the server ignored the Range
-                    elif resp.status == 206:
-                        start = _range_start(resp.header("Content-Range"))
-                        if start != offset:
+    streamer: _Streamer | None = None
+    try:
+        with writer:
+            if diff_id is not None and writer.offset == 0 and layer.size > 0:
+                streamer = _Streamer(svc, layer, diff_id)
+            failures = 0
+            while True:
+                headers = {}
+                offset = writer.offset
+                if offset:
+                    headers["Range"] = f"bytes={offset}-"
+                try:
+                    resp = client.request(
+                        "GET", f"/blobs/{layer.digest}", headers=headers, follow_redirects=True
+                    )
+                    with resp:
+                        restart = False
+                        if resp.status == 200:
+                            restart = offset > 0  # the server ignored the Range
+                        elif resp.status == 206:
+                            restart = _range_start(resp.header("Content-Range")) != offset
+                        elif resp.status == 416 and offset:
+                            restart = True
+                        else:
+                            raise_for(resp, f"blob {layer.digest}")
+                        if restart:
                             writer.truncate(0)
-                            continue
-                    elif resp.status == 416 and offset:
-                        writer.truncate(0)
-                        continue
-                    else:
-                        raise_for(resp, f"blob {layer.digest}")
-                    counter.set(writer.offset)
-                    while chunk := resp.read(_CHUNK):
-                        writer.write(chunk)
+                            if streamer is not None:
+                                streamer.abandon()
+                            if resp.status != 200:
+                                raise ConnectionError("the registry did not resume the blob")
                         counter.set(writer.offset)
-                    if writer.offset < layer.size:
-                        raise ConnectionError("connection closed before the end of the blob")
-            except CONNECTION_ERRORS as err:
-                failures += 1
-                if failures > BLOB_RETRIES:
-                    raise Unavailable(f"downloading {layer.digest}: {err}") from err
-                time.sleep(min(0.25 * 2 ** (failures - 1), 5.0))
-                continue
-            break
-        report.status("Verifying Checksum", sid)
-        writer.commit()  # size and digest; a mismatch deletes the partial
-    report.status("Download complete", sid)
+                        while chunk := resp.read(_CHUNK):
+                            writer.write(chunk)
+                            if streamer is not None:
+                                streamer.feed(chunk)
+                            counter.set(writer.offset)
+                        if writer.offset < layer.size:
+                            raise ConnectionError("connection closed before the end of the blob")
+                except CONNECTION_ERRORS as err:
+                    failures += 1
+                    if failures > BLOB_RETRIES:
+                        raise Unavailable(f"downloading {layer.digest}: {err}") from err
+                    time.sleep(min(0.25 * 2 ** (failures - 1), 5.0))
+                    continue
+                break
+            report.status("Verifying Checksum", sid)
+            writer.commit()  # size and digest; a mismatch deletes the partial
+        report.status("Download complete", sid)
+        result = streamer.finish() if streamer is not None else None
+        streamer = None
+        return result
+    finally:
+        if streamer is not None:
+            streamer.discard()
 
 
 def _range_start(content_range: str) -> int | None:

@@ -24,7 +24,7 @@ import time
 import urllib.parse
 from collections.abc import Iterable, Mapping
 from types import TracebackType
-from typing import IO, Final
+from typing import Final, Protocol
 
 from skiff.errors import InvalidArgument, Unavailable
 from skiff.image.reference import registry_endpoint
@@ -114,7 +114,16 @@ class Response:
         self.close()
 
 
-Body = bytes | IO[bytes] | None
+class Stream(Protocol):
+    """A request body sent in blocks (a file, or a wrapper that counts)."""
+
+    def read(self, n: int = -1, /) -> bytes: ...
+    def seek(self, offset: int, whence: int = 0, /) -> int: ...
+    def tell(self) -> int: ...
+    def seekable(self) -> bool: ...
+
+
+Body = bytes | Stream | None
 
 
 class Transport:
@@ -171,9 +180,7 @@ class Transport:
             with contextlib.suppress(Exception):
                 conn.close()
 
-    def _send_once(
-        self, method: str, url: str, headers: Mapping[str, str], body: Body
-    ) -> Response:
+    def _send_once(self, method: str, url: str, headers: Mapping[str, str], body: Body) -> Response:
         parts = urllib.parse.urlsplit(url)
         conn = self._conn(parts.scheme, parts.netloc)
         target = parts.path or "/"

@@ -1,0 +1,185 @@
+"""``docker push``: an image from the store to a registry.
+
+The manifest pushed is the store's OCI manifest of the image
+(:meth:`skiff.image.service.ImageService.manifest_of`: its config and the compressed
+blobs the store holds for its layers, with OCI media types). Each blob, layers then
+config, is checked with ``HEAD /v2/<name>/blobs/<digest>`` and, when missing, uploaded
+in one piece (``POST /v2/<name>/blobs/uploads/`` then ``PUT <location>?digest=`` with
+the whole body); then the manifest is put under the tag. The registry's
+``Docker-Content-Digest`` must equal the sha256 of the bytes sent; the digest is
+recorded as the image's repository digest.
+"""
+
+from __future__ import annotations
+
+import os
+import time
+import urllib.parse
+from typing import IO, Final
+
+from skiff.errors import DigestMismatch, InvalidArgument, Unavailable
+from skiff.image import manifest as mf
+from skiff.image.content import digest_bytes
+from skiff.image.reference import parse_normalized
+from skiff.image.service import ImageService
+from skiff.registry.client import RegistryClient, raise_for
+from skiff.registry.progress import Counter, Progress, ProgressFn, short_id
+from skiff.registry.transport import CONNECTION_ERRORS
+
+#: Attempts of one blob upload (each starts a new upload session).
+UPLOAD_ATTEMPTS: Final = 3
+
+
+def push(
+    svc: ImageService,
+    reference: str,
+    *,
+    config_path: str | os.PathLike[str] | None = None,
+    progress: ProgressFn | None = None,
+) -> str:
+    """Pushes the image ``reference`` names (``host:5000/x:tag``; ``latest`` when no
+    tag) under that tag; returns the manifest digest."""
+    ref = parse_normalized(reference)
+    if ref.digest is not None or ref.tag is None:
+        raise InvalidArgument(f"cannot push a digest reference: {reference}")
+    image_id = svc.meta.resolve(ref.string())
+    stored = svc.manifest_of(image_id)
+    layers = tuple(_oci_layer(layer) for layer in stored.layers)
+    manifest = mf.Manifest(mf.OCI_MANIFEST, stored.config, layers)
+    body = manifest.to_bytes()
+    digest = digest_bytes(body)
+    report = Progress(progress)
+    report.status(f"The push refers to repository [{ref.familiar_name}]")
+    client = RegistryClient(ref, push=True, config_path=config_path)
+    try:
+        unique = list(dict.fromkeys(layer.digest for layer in layers))
+        for layer_digest in unique:
+            report.status("Preparing", short_id(layer_digest))
+        sizes = {layer.digest: layer.size for layer in layers}
+        for layer_digest in unique:
+            sid = short_id(layer_digest)
+            if _exists(client, layer_digest):
+                report.status("Layer already exists", sid)
+                continue
+            counter = Counter(report, "Pushing", sid, sizes[layer_digest])
+            _upload(svc, client, layer_digest, counter)
+            report.status("Pushed", sid)
+        config_digest = manifest.config.digest
+        if not _exists(client, config_digest):
+            _upload(svc, client, config_digest, None)
+        resp = client.request(
+            "PUT",
+            f"/manifests/{ref.tag}",
+            headers={"Content-Type": manifest.media_type},
+            body=body,
+        )
+        with resp:
+            if resp.status not in (200, 201, 202):
+                raise_for(resp, f"manifest for {ref.familiar()}")
+            returned = resp.header("Docker-Content-Digest")
+            resp.read()
+        if returned and returned != digest:
+            raise DigestMismatch(f"registry stored manifest {returned}, sent {digest}")
+    finally:
+        client.close()
+    svc.meta.add_digest(ref.name, digest, image_id)
+    report.status(f"{ref.tag}: digest: {digest} size: {len(body)}")
+    report.send(
+        {
+            "progressDetail": {},
+            "aux": {"Tag": ref.tag, "Digest": digest, "Size": len(body)},
+        }
+    )
+    return digest
+
+
+def _oci_layer(layer: mf.Descriptor) -> mf.Descriptor:
+    """The layer with the OCI media type of its compression (stored Docker types)."""
+    if layer.media_type.startswith("application/vnd.oci."):
+        return layer
+    compression = mf.layer_compression(layer.media_type)
+    return mf.Descriptor(mf.layer_media_type(compression), layer.digest, layer.size)
+
+
+def _exists(client: RegistryClient, digest: str) -> bool:
+    resp = client.request("HEAD", f"/blobs/{digest}")
+    with resp:
+        resp.read()
+        if resp.status == 200:
+            return True
+        if resp.status == 404:
+            return False
+        raise_for(resp, f"blob {digest}")
+    return False
+
+
+class _CountingReader:
+    """A file whose reads report progress (http.client sends it in blocks)."""
+
+    def __init__(self, f: IO[bytes], counter: Counter | None) -> None:
+        self.f = f
+        self.counter = counter
+
+    def read(self, n: int = -1, /) -> bytes:
+        data = self.f.read(n)
+        if self.counter is not None and data:
+            self.counter.add(len(data))
+        return data
+
+    def seek(self, offset: int, whence: int = 0, /) -> int:
+        pos = self.f.seek(offset, whence)
+        if self.counter is not None:
+            self.counter.set(pos)
+        return pos
+
+    def tell(self) -> int:
+        return self.f.tell()
+
+    def seekable(self) -> bool:
+        return True
+
+
+def _upload(
+    svc: ImageService, client: RegistryClient, digest: str, counter: Counter | None
+) -> None:
+    size = svc.content.info(digest)
+    for attempt in range(UPLOAD_ATTEMPTS):
+        if attempt:
+            time.sleep(0.25 * 2 ** (attempt - 1))
+        resp = client.request("POST", "/blobs/uploads/")
+        with resp:
+            resp.read()
+            if resp.status not in (201, 202):
+                raise_for(resp, f"upload of {digest}")
+            location = resp.header("Location")
+        if not location:
+            raise InvalidArgument(f"upload of {digest}: the registry sent no Location")
+        url = urllib.parse.urljoin(client.url("/blobs/uploads/"), location)
+        sep = "&" if urllib.parse.urlsplit(url).query else "?"
+        url += sep + urllib.parse.urlencode({"digest": digest})
+        if counter is not None:
+            counter.set(0)
+        try:
+            with svc.content.open(digest) as f:
+                reader = _CountingReader(f, counter)
+                resp = client.request(
+                    "PUT",
+                    url,
+                    headers={
+                        "Content-Type": "application/octet-stream",
+                        "Content-Length": str(size),
+                    },
+                    body=reader,
+                    retry=False,
+                )
+        except (Unavailable, *CONNECTION_ERRORS) as err:
+            if attempt + 1 < UPLOAD_ATTEMPTS:
+                continue
+            raise Unavailable(f"upload of {digest}: {err}") from err
+        with resp:
+            if resp.status >= 500 and attempt + 1 < UPLOAD_ATTEMPTS:
+                continue
+            if resp.status not in (201, 204):
+                raise_for(resp, f"upload of {digest}")
+            resp.read()
+        return
