@@ -5,13 +5,13 @@ from __future__ import annotations
 import errno
 import hashlib
 import os
-import threading
 from pathlib import Path
 
 import pytest
 
 from skiff import _native
 from skiff.errors import DigestMismatch, InvalidArgument, SkiffError
+from tests.support.gil import MIN_TICKS, ticks_during
 
 ABC_SHA256 = "ba7816bf8f01cfea414140de5dae2223b00361a396177a9cb410ff61f20015ad"
 # xxh3-128 of b"abc", from the xxHash reference implementation (xxhsum -H2).
@@ -110,24 +110,5 @@ def test_long_calls_release_the_gil(tmp_path: Path) -> None:
         for _ in range(256):
             f.write(chunk)
     _native.sha256_file(path)  # warm the page cache
-    ticks = 0
-    done = threading.Event()
-
-    def count() -> None:
-        nonlocal ticks
-        while not done.is_set():
-            ticks += 1
-
-    worker = threading.Thread(target=count)
-    # Let the counter run only while the native call is in progress.
-    worker.start()
-    try:
-        before = ticks
-        _native.sha256_file(path)
-        during = ticks - before
-    finally:
-        done.set()
-        worker.join()
-    # With the GIL held for the whole call the counter could advance only at the
-    # switch points before and after it (a handful of ticks); released, it spins freely.
-    assert during > 10_000, f"the counter ran only {during} times during the hash"
+    during, _ = ticks_during(lambda: _native.sha256_file(path))
+    assert during > MIN_TICKS, f"the counter ran only {during} times during the hash"

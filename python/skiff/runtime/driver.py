@@ -58,27 +58,23 @@ class Runtime:
     root: str = DEFAULT_ROOT
     binary: Path = field(default_factory=find_runtime)
 
-    def call(
+    def _invoke(
         self,
-        *args: str,
+        args: tuple[str, ...],
+        *,
+        container_exit_ok: bool,
         input: bytes | None = None,
         timeout: float = 60,
         stdout: Stdio = subprocess.PIPE,
         stderr: Stdio = subprocess.DEVNULL,
         stdin: Stdio = None,
     ) -> subprocess.CompletedProcess[bytes]:
-        """Runs the runtime; errors (read from its JSON log) raise SkiffError."""
+        """Runs the runtime with a JSON log of its own. A failure raises the SkiffError
+        its last error line names — unless ``container_exit_ok`` (run, exec) and the
+        log has no error: then the non-zero status is the container's own."""
         with tempfile.NamedTemporaryFile(prefix="skiff-runtime-", suffix=".log") as log:
-            argv = [
-                str(self.binary),
-                "--root",
-                self.root,
-                "--log",
-                log.name,
-                "--log-format",
-                "json",
-                *args,
-            ]
+            argv = [str(self.binary), "--root", self.root, "--log", log.name]
+            argv += ["--log-format", "json", *args]
             proc = subprocess.run(
                 argv,
                 input=input,
@@ -88,8 +84,28 @@ class Runtime:
                 timeout=timeout,
             )
             if proc.returncode != 0:
-                raise _error(Path(log.name).read_text(errors="replace"), argv, proc.returncode)
+                text = Path(log.name).read_text(errors="replace")
+                if not container_exit_ok or '"level":"error"' in text:
+                    raise _error(text, argv, proc.returncode)
         return proc
+
+    def call(
+        self,
+        *args: str,
+        input: bytes | None = None,
+        timeout: float = 60,
+        stdout: Stdio = subprocess.PIPE,
+        stderr: Stdio = subprocess.DEVNULL,
+    ) -> subprocess.CompletedProcess[bytes]:
+        """Runs a runtime command; its errors raise SkiffError."""
+        return self._invoke(
+            args,
+            container_exit_ok=False,
+            input=input,
+            timeout=timeout,
+            stdout=stdout,
+            stderr=stderr,
+        )
 
     def create(
         self,
@@ -178,27 +194,7 @@ class Runtime:
     def _run_container(
         self, *args: str, stdout: Stdio = subprocess.PIPE, timeout: float = 60
     ) -> subprocess.CompletedProcess[bytes]:
-        """run / exec: a non-zero exit is the container's own unless the log says
-        the runtime failed."""
-        with tempfile.NamedTemporaryFile(prefix="skiff-runtime-", suffix=".log") as log:
-            argv = [
-                str(self.binary),
-                "--root",
-                self.root,
-                "--log",
-                log.name,
-                "--log-format",
-                "json",
-                *args,
-            ]
-            proc = subprocess.run(
-                argv,
-                stdin=subprocess.DEVNULL,
-                stdout=stdout,
-                stderr=subprocess.PIPE,
-                timeout=timeout,
-            )
-            text = Path(log.name).read_text(errors="replace")
-            if proc.returncode != 0 and '"level":"error"' in text:
-                raise _error(text, argv, proc.returncode)
-        return proc
+        """run / exec: the container's output and exit status; runtime failures raise."""
+        return self._invoke(
+            args, container_exit_ok=True, timeout=timeout, stdout=stdout, stderr=subprocess.PIPE
+        )
