@@ -433,7 +433,16 @@ class TokenFront:
     that hands them out (``/token``, Basic auth checked when ``user`` is set): the
     Docker Hub scheme, on 127.0.0.1."""
 
-    def __init__(self, upstream: str, user: str = "", password: str = "") -> None:
+    def __init__(
+        self,
+        upstream: str,
+        user: str = "",
+        password: str = "",
+        *,
+        bearer: bool = True,
+        fail_blob_gets: int = 0,
+        redirect_blobs: bool = False,
+    ) -> None:
         import http.client
         import http.server
         import secrets
@@ -442,6 +451,9 @@ class TokenFront:
         front = self
         self.token_requests: list[dict[str, Any]] = []
         self.tokens: dict[str, list[str]] = {}
+        self.failures_left = fail_blob_gets
+        self.failed: list[str] = []
+        self.redirected: list[str] = []
 
         class Handler(http.server.BaseHTTPRequestHandler):
             protocol_version = "HTTP/1.1"
@@ -478,9 +490,18 @@ class TokenFront:
                     return
                 length = int(self.headers.get("Content-Length") or 0)
                 body = self.rfile.read(length) if length else None
+                if self.command == "GET" and "/blobs/" in self.path and front.failures_left > 0:
+                    front.failures_left -= 1
+                    front.failed.append(self.path)
+                    self._send(503, b'{"errors":[{"code":"UNAVAILABLE","message":"busy"}]}', {})
+                    return
+                if self.command == "GET" and "/blobs/" in self.path and redirect_blobs:
+                    front.redirected.append(self.path)  # to "storage": the registry itself
+                    self._send(307, b"", {"Location": f"http://{upstream}{self.path}"})
+                    return
                 auth = self.headers.get("Authorization", "")
                 token = auth.removeprefix("Bearer ")
-                if not auth.startswith("Bearer ") or token not in front.tokens:
+                if bearer and (not auth.startswith("Bearer ") or token not in front.tokens):
                     challenge = f'Bearer realm="http://{front.host}/token",service="skiff-test"'
                     parts = self.path.split("/")
                     if len(parts) > 4 and parts[1] == "v2":
@@ -531,8 +552,10 @@ def test_bearer_tokens(
         config = _write_config(tmp_path / "cfg", front.host, "tok", "pw")
         digest = push(src, name, config_path=config)
         pushes = [r for r in front.token_requests if r["auth"].startswith("Basic ")]
+        # One token for the whole push (the first challenge's scope is added to ours).
+        assert len(pushes) == 1
         assert any(
-            r["query"].get("scope") == ["repository:tok/busybox:pull,push"]
+            "repository:tok/busybox:pull,push" in r["query"].get("scope", [])
             and r["query"].get("service") == ["skiff-test"]
             for r in pushes
         )
@@ -688,11 +711,16 @@ def test_multi_layer_pull_streams_every_layer(
     assert (lowers[0] / "shared.txt").read_text() == "4\n"
     assert (lowers[-1] / "layer0.bin").stat().st_size == 300_000
     assert log.statuses().count("Pull complete") == 5
+    assert log.statuses().count("Waiting") == 2  # 5 layers, 3 at a time
 
     # Skiff pushes it on; a pull from the other repository gets the same image.
     other = f"{registry.host}/multi/copy:v1"
     dst.tag(record.id, other)
-    push(dst, other)
+    log = Log()
+    push(dst, other, progress=log)
+    # Same registry: the blobs are mounted from the repository they were pulled from.
+    assert log.statuses().count("Mounted from multi/image") == 5
+    assert "Pushed" not in log.statuses()
     again = stores()
     assert pull(again, other).id == record.id
 
@@ -853,3 +881,117 @@ def test_concurrent_pulls_of_one_image(
     assert len(set(results)) == 1 and len(results) == 3
     assert svc.meta.incomplete_layers() == []
     assert svc.content.ingest_refs() == []
+
+
+def test_server_errors_are_retried(
+    registry: Registry, stores: StoreFactory, busybox_tar: Path
+) -> None:
+    from skiff.errors import Unavailable
+
+    name = f"{registry.host}/flaky/busybox:v1"
+    src, image_id = _source(stores, busybox_tar, name)
+    push(src, name)
+    front = TokenFront(registry.host, bearer=False, fail_blob_gets=2)
+    try:
+        assert pull(stores(), f"{front.host}/flaky/busybox:v1").id == image_id
+        assert len(front.failed) == 2
+        front.failures_left = 1000  # more than any retry budget
+        with pytest.raises(Unavailable):
+            pull(stores(), f"{front.host}/flaky/busybox:v1")
+    finally:
+        front.close()
+
+
+def test_endpoints() -> None:
+    from skiff.registry.transport import endpoint
+
+    assert endpoint("docker.io") == "https://registry-1.docker.io"
+    assert endpoint("localhost:5000") == "http://localhost:5000"
+    assert endpoint("127.1.2.3:80") == "http://127.1.2.3:80"
+    assert endpoint("[::1]:5000") == "http://[::1]:5000"
+    assert endpoint("registry.example.com") == "https://registry.example.com"
+    assert endpoint("10.0.0.1:5000", insecure=["10.0.0.1:5000"]) == "http://10.0.0.1:5000"
+
+
+def test_docker_schema2_image(registry: Registry, stores: StoreFactory, tmp_path: Path) -> None:
+    layout = tmp_path / "layout"
+    _multi_layer_layout(layout, 2)
+    name = f"{registry.host}/schema2/image:v1"
+    _skopeo(
+        "copy",
+        "--format",
+        "v2s2",
+        "--dest-tls-verify=false",
+        f"oci:{layout}:v1",
+        f"docker://{name}",
+    )
+    raw = subprocess.run(
+        ["skopeo", "inspect", "--raw", "--tls-verify=false", f"docker://{name}"],
+        check=True,
+        capture_output=True,
+        timeout=60,
+    ).stdout
+    manifest = json.loads(raw)
+    assert manifest["mediaType"] == "application/vnd.docker.distribution.manifest.v2+json"
+    svc = stores()
+    record = pull(svc, name)
+    assert record.id == manifest["config"]["digest"]
+    assert svc.meta.digests_of(record.id) == [f"{registry.host}/schema2/image@{digest_bytes(raw)}"]
+    # Pushed on by Skiff as an OCI manifest of the same blobs.
+    other = f"{registry.host}/schema2/copy:v1"
+    svc.tag(record.id, other)
+    push(svc, other)
+    pushed = json.loads(
+        subprocess.run(
+            ["skopeo", "inspect", "--raw", "--tls-verify=false", f"docker://{other}"],
+            check=True,
+            capture_output=True,
+            timeout=60,
+        ).stdout
+    )
+    assert pushed["mediaType"] == "application/vnd.oci.image.manifest.v1+json"
+    assert pushed["config"]["digest"] == record.id
+    assert [x["digest"] for x in pushed["layers"]] == [x["digest"] for x in manifest["layers"]]
+    assert {x["mediaType"] for x in pushed["layers"]} == {
+        "application/vnd.oci.image.layer.v1.tar+gzip"
+    }
+
+
+def test_one_corrupt_layer_of_several(
+    registry: Registry, stores: StoreFactory, tmp_path: Path
+) -> None:
+    layout = tmp_path / "layout"
+    _multi_layer_layout(layout, 4)
+    name = f"{registry.host}/corrupt/multi:v1"
+    _skopeo("copy", "--dest-tls-verify=false", f"oci:{layout}:v1", f"docker://{name}")
+    index = json.loads((layout / "index.json").read_text())
+    manifest = json.loads(
+        (layout / "blobs/sha256" / index["manifests"][0]["digest"][7:]).read_text()
+    )
+    bad = manifest["layers"][2]["digest"]
+    data = registry.blob_data(bad)
+    blob = bytearray(data.read_bytes())
+    blob[len(blob) // 2] ^= 0xFF  # one flipped byte in the middle of the gzip stream
+    data.write_bytes(bytes(blob))
+    svc = stores()
+    with pytest.raises(DigestMismatch):
+        pull(svc, name)
+    assert not svc.content.exists(bad)
+    assert svc.meta.list_images() == []
+    assert svc.meta.list_layers() == []  # nothing committed before every blob checked out
+    staging = svc.snapshots.staging
+    assert not staging.exists() or list(staging.iterdir()) == []
+
+
+def test_blob_redirects_are_followed(
+    registry: Registry, stores: StoreFactory, busybox_tar: Path
+) -> None:
+    name = f"{registry.host}/redirect/busybox:v1"
+    src, image_id = _source(stores, busybox_tar, name)
+    push(src, name)
+    front = TokenFront(registry.host, redirect_blobs=True)
+    try:
+        assert pull(stores(), f"{front.host}/redirect/busybox:v1").id == image_id
+        assert len(front.redirected) == 2  # config and layer
+    finally:
+        front.close()

@@ -109,8 +109,11 @@ def load_credentials(
     domain: str, config_path: str | os.PathLike[str] | None = None
 ) -> Credentials | None:
     """The credentials ``config.json`` holds for registry ``domain`` (a reference's
-    domain: ``docker.io``, ``127.0.0.1:5000``), or None."""
+    domain: ``docker.io``, ``127.0.0.1:5000``), or None. ``config_path`` is the file or
+    the directory holding it; by default ``$DOCKER_CONFIG`` or ``~/.docker``."""
     path = Path(config_path) if config_path is not None else config_path_default()
+    if path.is_dir():  # a config directory, as ``docker --config`` takes
+        path = path / "config.json"
     try:
         raw = path.read_bytes()
     except FileNotFoundError:
@@ -209,12 +212,24 @@ class Authenticator:
                 chosen = ch
         if chosen is None:
             raise Unauthorized(f"unsupported authentication challenge {www_authenticate!r}")
-        scopes = list(scopes)
+        wanted = list(scopes)
+        merged = list(wanted)
         extra = chosen.params.get("scope")
         if extra:
-            scopes += [s for s in extra.split(" ") if s and s not in scopes]
+            merged += [s for s in extra.split(" ") if s and s not in merged]
         self._challenge = chosen
-        return self._authorize(chosen, scopes, fresh=True)
+        header = self._authorize(chosen, merged, fresh=True)
+        if chosen.scheme == "bearer" and merged != wanted:
+            # The token covers what this client asks for: later requests reuse it.
+            key = self._key(chosen, wanted)
+            with self._lock:
+                self._tokens[key] = self._tokens[self._key(chosen, merged)]
+        return header
+
+    @staticmethod
+    def _key(challenge: Challenge, scopes: Sequence[str]) -> tuple[str, str, tuple[str, ...]]:
+        realm = challenge.params.get("realm", "")
+        return realm, challenge.params.get("service", ""), tuple(sorted(scopes))
 
     def _authorize(self, challenge: Challenge, scopes: Sequence[str], fresh: bool) -> str:
         if challenge.scheme == "basic":
@@ -223,7 +238,7 @@ class Authenticator:
             return basic_header(self.credentials)
         realm = challenge.params["realm"]
         service = challenge.params.get("service", "")
-        key = (realm, service, tuple(sorted(scopes)))
+        key = self._key(challenge, scopes)
         with self._lock:
             cached = self._tokens.get(key)
             if cached is not None and not fresh and cached[1] > time.monotonic():

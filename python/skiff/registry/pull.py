@@ -30,7 +30,7 @@ import os
 import shutil
 import threading
 import time
-from concurrent.futures import ThreadPoolExecutor
+from concurrent.futures import FIRST_EXCEPTION, ThreadPoolExecutor, wait
 from pathlib import Path
 from typing import Final
 
@@ -136,24 +136,10 @@ def _pull(
                 report.status("Pulling fs layer", short_id(layer.digest))
         prepared: dict[str, tuple[Path, int]] = {}
         try:
+            for digest in list(todo)[concurrency:]:
+                report.status("Waiting", short_id(digest))  # queued behind the others
             if todo:
-                workers = min(concurrency, len(todo))
-                with ThreadPoolExecutor(max_workers=workers) as pool:
-                    futures = {
-                        digest: pool.submit(_download, svc, client, layer, diff_id, report)
-                        for digest, (layer, diff_id) in todo.items()
-                    }
-                    first_error: BaseException | None = None
-                    for digest, fut in futures.items():
-                        err = fut.exception()
-                        if err is not None:
-                            first_error = first_error or err
-                            continue
-                        result = fut.result()
-                        if result is not None:
-                            prepared[digest] = result
-                if first_error is not None:
-                    raise first_error
+                prepared.update(_download_all(svc, client, todo, concurrency, report))
             sources = []
             for i, (layer, diff_id, cid) in enumerate(
                 zip(manifest.layers, config.diff_ids, chain, strict=True)
@@ -206,6 +192,49 @@ def _pull(
     else:
         report.status(f"Status: Downloaded newer image for {ref.familiar()}")
     return record
+
+
+class _Cancelled(Exception):
+    """Another download of the pull failed: this one stops."""
+
+
+def _download_all(
+    svc: ImageService,
+    client: RegistryClient,
+    todo: dict[str, tuple[mf.Descriptor, str | None]],
+    concurrency: int,
+    report: Progress,
+) -> dict[str, tuple[Path, int]]:
+    """Downloads (and stream-unpacks) ``todo`` concurrently; returns the staged unpacks
+    by blob digest. The first failure stops the others and is raised (after every
+    staged unpack was removed)."""
+    cancel = threading.Event()
+    prepared: dict[str, tuple[Path, int]] = {}
+    first_error: BaseException | None = None
+    with ThreadPoolExecutor(max_workers=min(concurrency, len(todo))) as pool:
+        futures = {
+            digest: pool.submit(_download, svc, client, layer, diff_id, report, cancel)
+            for digest, (layer, diff_id) in todo.items()
+        }
+        wait(futures.values(), return_when=FIRST_EXCEPTION)
+        if any(f.done() and not f.cancelled() and f.exception() for f in futures.values()):
+            cancel.set()
+            pool.shutdown(wait=True, cancel_futures=True)
+        for digest, fut in futures.items():
+            if fut.cancelled():
+                continue
+            err = fut.exception()
+            if err is None:
+                result = fut.result()
+                if result is not None:
+                    prepared[digest] = result
+            elif not isinstance(err, _Cancelled) and first_error is None:
+                first_error = err
+    if first_error is not None:
+        for work, _ in prepared.values():
+            shutil.rmtree(work, ignore_errors=True)
+        raise first_error
+    return prepared
 
 
 def _fetch_manifest(client: RegistryClient, ref: Reference, what: str) -> tuple[bytes, str, str]:
@@ -318,6 +347,7 @@ def _download(
     layer: mf.Descriptor,
     diff_id: str | None,
     report: Progress,
+    cancel: threading.Event | None = None,
 ) -> tuple[Path, int] | None:
     """One layer blob into the content store, resuming dropped connections. With
     ``diff_id`` the bytes are also unpacked on the way: returns the staged unpack
@@ -332,6 +362,8 @@ def _download(
         try:
             writer = svc.content.ingest(ref, layer.digest, layer.size)
         except Conflict:
+            if cancel is not None and cancel.is_set():
+                raise _Cancelled() from None
             if time.monotonic() > deadline:
                 raise
             time.sleep(0.2)
@@ -371,6 +403,8 @@ def _download(
                                 raise ConnectionError("the registry did not resume the blob")
                         counter.set(writer.offset)
                         while chunk := resp.read(_CHUNK):
+                            if cancel is not None and cancel.is_set():
+                                raise _Cancelled()
                             writer.write(chunk)
                             if streamer is not None:
                                 streamer.feed(chunk)

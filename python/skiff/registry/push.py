@@ -5,22 +5,34 @@ The manifest pushed is the store's OCI manifest of the image
 blobs the store holds for its layers, with OCI media types). Each blob, layers then
 config, is checked with ``HEAD /v2/<name>/blobs/<digest>`` and, when missing, uploaded
 in one piece (``POST /v2/<name>/blobs/uploads/`` then ``PUT <location>?digest=`` with
-the whole body); then the manifest is put under the tag. The registry's
+the whole body), ``concurrency`` layers at a time; a blob the store knows to be in
+another repository of the same registry is mounted from there first (``POST
+.../blobs/uploads/?mount=<digest>&from=<repository>``). Then the manifest is put
+under the tag (only the tag named: a reference without one pushes ``latest``). The registry's
 ``Docker-Content-Digest`` must equal the sha256 of the bytes sent; the digest is
 recorded as the image's repository digest.
 """
 
 from __future__ import annotations
 
+import io
 import os
 import time
 import urllib.parse
+from concurrent.futures import ThreadPoolExecutor
 from typing import IO, Final
 
-from skiff.errors import DigestMismatch, InvalidArgument, Unavailable
+from skiff.errors import (
+    DigestMismatch,
+    Forbidden,
+    InvalidArgument,
+    NotFound,
+    Unauthorized,
+    Unavailable,
+)
 from skiff.image import manifest as mf
 from skiff.image.content import digest_bytes
-from skiff.image.reference import parse_normalized
+from skiff.image.reference import Reference, parse_normalized
 from skiff.image.service import ImageService
 from skiff.registry.client import RegistryClient, raise_for
 from skiff.registry.progress import Counter, Progress, ProgressFn, short_id
@@ -36,14 +48,17 @@ def push(
     *,
     config_path: str | os.PathLike[str] | None = None,
     progress: ProgressFn | None = None,
+    concurrency: int = 5,
 ) -> str:
     """Pushes the image ``reference`` names (``host:5000/x:tag``; ``latest`` when no
-    tag) under that tag; returns the manifest digest."""
+    tag) under that tag; returns the manifest digest. Layers upload ``concurrency``
+    at a time (Docker's default is 5)."""
     ref = parse_normalized(reference)
     if ref.digest is not None or ref.tag is None:
         raise InvalidArgument(f"cannot push a digest reference: {reference}")
     image_id = svc.meta.resolve(ref.string())
     stored = svc.manifest_of(image_id)
+    diff_ids = mf.ImageConfig.from_json(svc.meta.get_image(image_id).config).diff_ids
     layers = tuple(_oci_layer(layer) for layer in stored.layers)
     manifest = mf.Manifest(mf.OCI_MANIFEST, stored.config, layers)
     body = manifest.to_bytes()
@@ -56,17 +71,33 @@ def push(
         for layer_digest in unique:
             report.status("Preparing", short_id(layer_digest))
         sizes = {layer.digest: layer.size for layer in layers}
-        for layer_digest in unique:
+
+        def one(layer_digest: str) -> None:
             sid = short_id(layer_digest)
             if _exists(client, layer_digest):
                 report.status("Layer already exists", sid)
-                continue
+                return
+            mounted = _mount(client, layer_digest, _mount_sources(svc, ref, layer_digest))
+            if mounted is not None:
+                report.status(f"Mounted from {mounted}", sid)
+                return
             counter = Counter(report, "Pushing", sid, sizes[layer_digest])
             _upload(svc, client, layer_digest, counter)
             report.status("Pushed", sid)
+
+        if unique:
+            with ThreadPoolExecutor(max_workers=max(1, min(concurrency, len(unique)))) as pool:
+                futures = [pool.submit(one, d) for d in unique]
+                errors = [f.exception() for f in futures]
+            for err in errors:
+                if err is not None:
+                    raise err
         config_digest = manifest.config.digest
         if not _exists(client, config_digest):
-            _upload(svc, client, config_digest, None)
+            config_bytes = None
+            if not svc.content.exists(config_digest):
+                config_bytes = svc.meta.get_image(image_id).config
+            _upload(svc, client, config_digest, None, config_bytes)
         resp = client.request(
             "PUT",
             f"/manifests/{ref.tag}",
@@ -83,6 +114,11 @@ def push(
     finally:
         client.close()
     svc.meta.add_digest(ref.name, digest, image_id)
+    for layer, diff_id in zip(stored.layers, diff_ids, strict=True):
+        # Where the blob now is: a later push to another repository mounts it from here.
+        svc.meta.add_layer_blob(
+            layer.digest, diff_id, layer.media_type, layer.size, repository=ref.name
+        )
     report.status(f"{ref.tag}: digest: {digest} size: {len(body)}")
     report.send(
         {
@@ -99,6 +135,36 @@ def _oci_layer(layer: mf.Descriptor) -> mf.Descriptor:
         return layer
     compression = mf.layer_compression(layer.media_type)
     return mf.Descriptor(mf.layer_media_type(compression), layer.digest, layer.size)
+
+
+def _mount_sources(svc: ImageService, ref: Reference, digest: str) -> list[str]:
+    """Other repositories of the same registry the blob is known to be in (paths)."""
+    diff_id = svc.meta.diff_id_of_blob(digest)
+    if diff_id is None:
+        return []
+    prefix = ref.domain + "/"
+    return [
+        b.repository[len(prefix) :]
+        for b in svc.meta.blobs_of_diff_id(diff_id)
+        if b.blob_digest == digest and b.repository.startswith(prefix) and b.repository != ref.name
+    ]
+
+
+def _mount(client: RegistryClient, digest: str, sources: list[str]) -> str | None:
+    """Mounts the blob from the first source the registry accepts (cross-repository
+    blob mount); returns that source, or None (then the blob is uploaded)."""
+    for source in sources[:3]:
+        query = urllib.parse.urlencode({"mount": digest, "from": source})
+        try:
+            resp = client.request("POST", f"/blobs/uploads/?{query}")
+        except (Unauthorized, Forbidden, NotFound):
+            continue
+        with resp:
+            resp.read()
+            if resp.status == 201:
+                return source
+        # 202: the registry opened an upload session instead; it expires unused.
+    return None
 
 
 def _exists(client: RegistryClient, digest: str) -> bool:
@@ -140,9 +206,14 @@ class _CountingReader:
 
 
 def _upload(
-    svc: ImageService, client: RegistryClient, digest: str, counter: Counter | None
+    svc: ImageService,
+    client: RegistryClient,
+    digest: str,
+    counter: Counter | None,
+    data: bytes | None = None,
 ) -> None:
-    size = svc.content.info(digest)
+    """One blob, from the content store (or ``data``), in one PUT."""
+    size = svc.content.info(digest) if data is None else len(data)
     for attempt in range(UPLOAD_ATTEMPTS):
         if attempt:
             time.sleep(0.25 * 2 ** (attempt - 1))
@@ -160,7 +231,7 @@ def _upload(
         if counter is not None:
             counter.set(0)
         try:
-            with svc.content.open(digest) as f:
+            with svc.content.open(digest) if data is None else io.BytesIO(data) as f:
                 reader = _CountingReader(f, counter)
                 resp = client.request(
                     "PUT",

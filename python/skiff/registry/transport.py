@@ -36,6 +36,8 @@ DEFAULT_RETRIES: Final = 3
 DEFAULT_BACKOFF: Final = 0.25
 MAX_REDIRECTS: Final = 5
 USER_AGENT: Final = f"skiff/{_version}"
+#: Block size of request bodies sent from files (uploads).
+_BLOCK: Final = 256 * 1024
 _REDIRECTS: Final = frozenset({301, 302, 303, 307, 308})
 #: What a failed connection raises (resets, timeouts, refused, truncated answers).
 CONNECTION_ERRORS: Final = (OSError, http.client.HTTPException)
@@ -161,10 +163,12 @@ class Transport:
             host, port = split_host(netloc)
             if scheme == "https":
                 conn = http.client.HTTPSConnection(
-                    host, port, timeout=self.timeout, context=self._context()
+                    host, port, timeout=self.timeout, context=self._context(), blocksize=_BLOCK
                 )
             elif scheme == "http":
-                conn = http.client.HTTPConnection(host, port, timeout=self.timeout)
+                conn = http.client.HTTPConnection(
+                    host, port, timeout=self.timeout, blocksize=_BLOCK
+                )
             else:
                 raise InvalidArgument(f"unsupported URL scheme {scheme!r}")
             pool[(scheme, netloc)] = conn
@@ -222,6 +226,8 @@ class Transport:
                     body.seek(start)
             try:
                 resp = self._follow(method, url, headers, body, follow_redirects)
+            except ssl.SSLCertVerificationError as err:  # trying again will not help
+                raise Unavailable(f"{method} {_redact(url)}: {err}") from err
             except CONNECTION_ERRORS as err:
                 if attempt + 1 < attempts:
                     continue
