@@ -995,3 +995,85 @@ def test_blob_redirects_are_followed(
         assert len(front.redirected) == 2  # config and layer
     finally:
         front.close()
+
+
+def _tls_material(d: Path) -> tuple[Path, Path, Path]:
+    """A throwaway CA and a server certificate for 127.0.0.1 signed by it."""
+
+    def ssl(*args: str) -> None:
+        subprocess.run(["openssl", *args], cwd=d, check=True, capture_output=True)
+
+    ssl(
+        "req",
+        "-x509",
+        "-newkey",
+        "rsa:2048",
+        "-nodes",
+        "-keyout",
+        "ca.key",
+        "-out",
+        "ca.crt",
+        "-days",
+        "2",
+        "-subj",
+        "/CN=skiff-test-ca",
+    )
+    ssl(
+        "req",
+        "-newkey",
+        "rsa:2048",
+        "-nodes",
+        "-keyout",
+        "server.key",
+        "-out",
+        "server.csr",
+        "-subj",
+        "/CN=127.0.0.1",
+    )
+    (d / "ext.cnf").write_text("subjectAltName=IP:127.0.0.1\n")
+    ssl(
+        "x509",
+        "-req",
+        "-in",
+        "server.csr",
+        "-CA",
+        "ca.crt",
+        "-CAkey",
+        "ca.key",
+        "-CAcreateserial",
+        "-out",
+        "server.crt",
+        "-days",
+        "2",
+        "-extfile",
+        "ext.cnf",
+    )
+    return d / "ca.crt", d / "server.crt", d / "server.key"
+
+
+def test_tls_registry_trusted_through_certs_d(
+    stores: StoreFactory, busybox_tar: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    from skiff.errors import SkiffError
+    from tests.support.registry import start_registry
+
+    ca, cert, key = _tls_material(tmp_path)
+    reg = start_registry(short_tmpdir("skiff-reg-tls-"), tls=(cert, key))
+    try:
+        certs_d = tmp_path / "certs.d"
+        (certs_d / reg.host).mkdir(parents=True)
+        shutil.copy(ca, certs_d / reg.host / "ca.crt")
+        monkeypatch.setenv("SKIFF_CERTS_D", str(certs_d))
+        ref = f"{reg.host}/tls/busybox:1"
+        src = stores()
+        rec = src.import_tar(busybox_tar, tag=ref)
+        digest = push(src, ref)
+        dst = stores()
+        assert pull(dst, ref).id == rec.id
+        assert f"{reg.host}/tls/busybox@{digest}" in dst.inspect(ref)["RepoDigests"]
+        # The same registry without its CA: TLS is still used, and not trusted.
+        (certs_d / reg.host / "ca.crt").unlink()
+        with pytest.raises(SkiffError):
+            pull(stores(), ref)
+    finally:
+        reg.stop()

@@ -51,7 +51,9 @@ def _free_port() -> int:
         return int(s.getsockname()[1])
 
 
-def _config(root: Path, port: int, htpasswd: Path | None) -> str:
+def _config(
+    root: Path, port: int, htpasswd: Path | None, tls: tuple[Path, Path] | None = None
+) -> str:
     auth = ""
     if htpasswd is not None:
         auth = f"auth:\n  htpasswd:\n    realm: skiff-test\n    path: {htpasswd}\n"
@@ -62,11 +64,14 @@ def _config(root: Path, port: int, htpasswd: Path | None) -> str:
         f"  filesystem:\n    rootdirectory: {root / 'storage'}\n"
         "  delete:\n    enabled: true\n"
         f"http:\n  addr: 127.0.0.1:{port}\n"
-        f"{auth}"
+        + (f"  tls:\n    certificate: {tls[0]}\n    key: {tls[1]}\n" if tls else "")
+        + f"{auth}"
     )
 
 
-def start_registry(root: Path, *, user: str = "", password: str = "") -> Registry:
+def start_registry(
+    root: Path, *, user: str = "", password: str = "", tls: tuple[Path, Path] | None = None
+) -> Registry:
     """Starts a registry under ``root`` (a fresh temp dir the Registry then owns)."""
     htpasswd = None
     if user:
@@ -79,7 +84,7 @@ def start_registry(root: Path, *, user: str = "", password: str = "") -> Registr
     for attempt in range(5):
         port = _free_port()
         config = root / "config.yml"
-        config.write_text(_config(root, port, htpasswd))
+        config.write_text(_config(root, port, htpasswd, tls))
         log = (root / "registry.log").open("ab")
         proc = subprocess.Popen(
             [BINARY, "serve", str(config)], stdout=log, stderr=log, stdin=subprocess.DEVNULL
@@ -89,7 +94,15 @@ def start_registry(root: Path, *, user: str = "", password: str = "") -> Registr
         deadline = time.monotonic() + 15
         while time.monotonic() < deadline and proc.poll() is None:
             try:
-                conn = http.client.HTTPConnection("127.0.0.1", port, timeout=2)
+                conn: http.client.HTTPConnection
+                if tls:
+                    import ssl
+
+                    conn = http.client.HTTPSConnection(
+                        "127.0.0.1", port, timeout=2, context=ssl._create_unverified_context()
+                    )
+                else:
+                    conn = http.client.HTTPConnection("127.0.0.1", port, timeout=2)
                 conn.request("GET", "/v2/")
                 status = conn.getresponse().status
                 conn.close()

@@ -2,8 +2,10 @@
 
 - Endpoints: ``docker.io`` is served by ``https://registry-1.docker.io``; ``localhost``,
   ``127.0.0.0/8`` and ``::1`` are insecure registries by default (plain http), as in
-  Docker; every other host is https, verified against the system CAs. More insecure
-  hosts can be named per transport.
+  Docker; every other host is https, verified against the system CAs plus the CAs and
+  client certificate in its ``certs.d/<host:port>/`` (Docker's layout; a registry with
+  a certs.d directory is spoken to over TLS even on loopback). More insecure hosts can
+  be named per transport.
 - One keep-alive connection per (thread, scheme, host): concurrent downloads each use
   their own. A response read to its end leaves the connection reusable; one closed
   early closes its connection.
@@ -18,11 +20,13 @@ from __future__ import annotations
 import contextlib
 import http.client
 import ipaddress
+import os
 import ssl
 import threading
 import time
 import urllib.parse
 from collections.abc import Iterable, Mapping
+from pathlib import Path
 from types import TracebackType
 from typing import Final, Protocol
 
@@ -66,10 +70,44 @@ def is_insecure_default(netloc: str) -> bool:
         return False
 
 
+#: Where per-registry TLS material lives, as Docker's ``certs.d``: a directory named
+#: ``host[:port]`` holding ``*.crt`` (CAs, added to the system's) and ``*.cert`` /
+#: ``*.key`` pairs (client certificates). ``SKIFF_CERTS_D`` (colon-separated) overrides.
+DEFAULT_CERTS_D: Final = ("/etc/skiff/certs.d", "/etc/docker/certs.d")
+
+
+def certs_dir(netloc: str) -> Path | None:
+    """The certs.d directory configured for ``netloc``, if any."""
+    roots = os.environ.get("SKIFF_CERTS_D")
+    for root in roots.split(":") if roots else DEFAULT_CERTS_D:
+        d = Path(root) / netloc
+        if d.is_dir():
+            return d
+    return None
+
+
+def tls_context(netloc: str) -> ssl.SSLContext:
+    """The system CAs plus ``netloc``'s certs.d CAs and client certificate."""
+    ctx = ssl.create_default_context()
+    d = certs_dir(netloc)
+    if d is None:
+        return ctx
+    for ca in sorted(d.glob("*.crt")):
+        ctx.load_verify_locations(cafile=str(ca))
+    for cert in sorted(d.glob("*.cert")):
+        key = cert.with_suffix(".key")
+        if not key.exists():
+            raise InvalidArgument(f"{cert}: missing client key {key.name}")
+        ctx.load_cert_chain(str(cert), str(key))
+    return ctx
+
+
 def endpoint(domain: str, insecure: Iterable[str] = ()) -> str:
-    """``scheme://host[:port]`` of the registry that serves reference domain ``domain``."""
+    """``scheme://host[:port]`` of the registry that serves reference domain ``domain``:
+    https, unless the registry is insecure (loopback by default, as Docker) and has
+    no certs.d directory (TLS material configured for it means TLS)."""
     host = registry_endpoint(domain)
-    plain = is_insecure_default(host) or host in set(insecure)
+    plain = (is_insecure_default(host) or host in set(insecure)) and certs_dir(host) is None
     return f"{'http' if plain else 'https'}://{host}"
 
 
@@ -146,11 +184,16 @@ class Transport:
         self._local = threading.local()
         self._all: list[http.client.HTTPConnection] = []
         self._all_lock = threading.Lock()
+        self._contexts: dict[str, ssl.SSLContext] = {}
 
-    def _context(self) -> ssl.SSLContext:
-        if self._ssl is None:
-            self._ssl = ssl.create_default_context()
-        return self._ssl
+    def _context(self, netloc: str) -> ssl.SSLContext:
+        if self._ssl is not None:
+            return self._ssl
+        with self._all_lock:
+            ctx = self._contexts.get(netloc)
+            if ctx is None:
+                ctx = self._contexts[netloc] = tls_context(netloc)
+        return ctx
 
     def _conn(self, scheme: str, netloc: str) -> http.client.HTTPConnection:
         pool: dict[tuple[str, str], http.client.HTTPConnection] | None = getattr(
@@ -163,7 +206,11 @@ class Transport:
             host, port = split_host(netloc)
             if scheme == "https":
                 conn = http.client.HTTPSConnection(
-                    host, port, timeout=self.timeout, context=self._context(), blocksize=_BLOCK
+                    host,
+                    port,
+                    timeout=self.timeout,
+                    context=self._context(netloc),
+                    blocksize=_BLOCK,
                 )
             elif scheme == "http":
                 conn = http.client.HTTPConnection(
