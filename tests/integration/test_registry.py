@@ -8,6 +8,7 @@ from __future__ import annotations
 import base64
 import contextlib
 import json
+import os
 import shutil
 import socket
 import subprocess
@@ -31,6 +32,18 @@ from tests.support.registry import Registry
 pytestmark = pytest.mark.root
 
 StoreFactory = Callable[[], ImageService]
+
+#: A credential helper speaking docker-credential-helpers' protocol: `get` reads the
+#: server on stdin and answers JSON, or "credentials not found" for unknown servers.
+HELPER_SCRIPT = """#!/bin/sh
+[ "$1" = get ] || exit 1
+read server
+if [ "$server" = "{server}" ]; then
+  printf '{{"ServerURL":"%s","Username":"{user}","Secret":"{password}"}}' "$server"
+else
+  echo "credentials not found in native keychain"; exit 1
+fi
+"""
 
 
 @pytest.fixture
@@ -410,8 +423,7 @@ def test_challenge_parsing_and_config_lookup(tmp_path: Path) -> None:
                     "example.com:5000": {"username": "a", "password": "b"},
                     "helped.example.com": {},
                 },
-                "credHelpers": {"ecr.example.com": "ecr-login"},
-                "credsStore": "desktop",
+                "credHelpers": {"ecr.example.com": "skiff-missing-helper"},
             }
         )
     )
@@ -422,10 +434,9 @@ def test_challenge_parsing_and_config_lookup(tmp_path: Path) -> None:
     assert load_credentials("other.example.com", config) is None
     from skiff.errors import InvalidArgument
 
-    with pytest.raises(InvalidArgument):
+    with pytest.raises(InvalidArgument, match="not installed"):
         load_credentials("ecr.example.com", config)
-    with pytest.raises(InvalidArgument):
-        load_credentials("helped.example.com", config)
+    assert load_credentials("helped.example.com", config) is None
 
 
 class TokenFront:
@@ -1077,3 +1088,38 @@ def test_tls_registry_trusted_through_certs_d(
             pull(stores(), ref)
     finally:
         reg.stop()
+
+
+@pytest.mark.parametrize("how", ["credHelpers", "credsStore"])
+def test_credentials_from_a_credential_helper(
+    stores: StoreFactory,
+    registry_auth: Registry,
+    busybox_tar: Path,
+    tmp_path: Path,
+    how: str,
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    bindir = tmp_path / "bin"
+    bindir.mkdir()
+    helper = bindir / "docker-credential-skifftest"
+    helper.write_text(
+        HELPER_SCRIPT.format(
+            server=registry_auth.host, user=registry_auth.user, password=registry_auth.password
+        )
+    )
+    helper.chmod(0o755)
+    monkeypatch.setenv("PATH", f"{bindir}:{os.environ['PATH']}")
+    config = tmp_path / "config.json"
+    entry: dict[str, Any] = (
+        {"credHelpers": {registry_auth.host: "skifftest"}}
+        if how == "credHelpers"
+        else {"credsStore": "skifftest"}
+    )
+    config.write_text(json.dumps(entry))
+    ref = f"{registry_auth.host}/helped/busybox:1"
+    src = stores()
+    rec = src.import_tar(busybox_tar, tag=ref)
+    push(src, ref, config_path=config)
+    assert pull(stores(), ref, config_path=config).id == rec.id
+    # A server the helper does not know: no credentials, so the registry refuses.
+    assert load_credentials("elsewhere.example.com", config) is None

@@ -11,8 +11,9 @@ Credentials come from a docker-compatible ``config.json``: an explicit path, els
 ``$DOCKER_CONFIG/config.json``, else ``~/.docker/config.json``; entries of ``auths``
 are matched by host name (``https://index.docker.io/v1/`` for Docker Hub), with
 ``auth`` (base64 ``user:password``), ``username``/``password`` or ``identitytoken``.
-Credential helpers (``credsStore``, ``credHelpers``) are not supported yet: a config
-that hands this registry's credentials to one is refused with InvalidArgument.
+Credential helpers are run the way docker runs them: ``credHelpers[<registry>]``
+first, then ``credsStore`` for every registry, then ``auths``; a helper is the program
+``docker-credential-<name>`` asked ``get`` with the server on stdin.
 """
 
 from __future__ import annotations
@@ -126,14 +127,17 @@ def load_credentials(
         raise InvalidArgument(f"{path}: invalid JSON: {err}") from None
     if not isinstance(config, dict):
         raise InvalidArgument(f"{path}: not a JSON object")
+    # Docker's order: the registry's own helper, then the store for all, then auths.
     helpers = config.get("credHelpers") or {}
     if isinstance(helpers, dict):
         for key, helper in helpers.items():
             if _matches(str(key), domain):
-                raise InvalidArgument(
-                    f"{path}: credential helper {helper!r} for {domain} is not supported"
-                    ' (credentials must be in "auths")'
-                )
+                return helper_credentials(str(helper), _server_url(domain))
+    store = config.get("credsStore")
+    if isinstance(store, str) and store:
+        found = helper_credentials(store, _server_url(domain))
+        if found is not None:
+            return found
     auths = config.get("auths") or {}
     if not isinstance(auths, dict):
         raise InvalidArgument(f'{path}: "auths" is not an object')
@@ -147,13 +151,45 @@ def load_credentials(
         creds = _entry_credentials(entry, path, key)
         if creds is not None:
             return creds
-        if config.get("credsStore"):
-            raise InvalidArgument(
-                f"{path}: credentials for {domain} are in the credential store"
-                f" {config['credsStore']!r}, which is not supported (credentials must be"
-                ' in "auths")'
-            )
     return None
+
+
+def _server_url(domain: str) -> str:
+    """The server name credential helpers store Docker Hub and other registries under."""
+    return "https://index.docker.io/v1/" if domain == DEFAULT_DOMAIN else domain
+
+
+def helper_credentials(helper: str, server: str) -> Credentials | None:
+    """Asks ``docker-credential-<helper> get`` the way docker does (the server on
+    stdin, JSON with Username and Secret on stdout; ``<token>`` as the user name means
+    an identity token). "Not found" answers None; any other failure is clear."""
+    import shutil
+    import subprocess
+
+    program = f"docker-credential-{helper}"
+    if shutil.which(program) is None:
+        raise InvalidArgument(
+            f"credential helper {program} is not installed (named in config.json)"
+        )
+    try:
+        proc = subprocess.run(
+            [program, "get"], input=server.encode(), capture_output=True, timeout=60
+        )
+    except (OSError, subprocess.TimeoutExpired) as err:
+        raise InvalidArgument(f"credential helper {program}: {err}") from None
+    if proc.returncode != 0:
+        message = (proc.stdout or proc.stderr).decode(errors="replace").strip()
+        if "credentials not found" in message.lower():  # the helpers' agreed answer
+            return None
+        raise InvalidArgument(f"credential helper {program}: {message or proc.returncode}")
+    try:
+        answer = json.loads(proc.stdout)
+        username, secret = str(answer.get("Username", "")), str(answer.get("Secret", ""))
+    except (ValueError, AttributeError):
+        raise InvalidArgument(f"credential helper {program}: invalid answer") from None
+    if username == "<token>":
+        return Credentials(identity_token=secret)
+    return Credentials(username, secret)
 
 
 def _entry_credentials(entry: dict[str, Any], path: Path, key: str) -> Credentials | None:
