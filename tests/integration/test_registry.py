@@ -1123,3 +1123,25 @@ def test_credentials_from_a_credential_helper(
     assert pull(stores(), ref, config_path=config).id == rec.id
     # A server the helper does not know: no credentials, so the registry refuses.
     assert load_credentials("elsewhere.example.com", config) is None
+
+
+def test_docker_io_images_come_from_a_mirror(
+    stores: StoreFactory, registry: Registry, busybox_tar: Path
+) -> None:
+    """`busybox` is docker.io/library/busybox: with a mirror configured it is pulled
+    from the mirror (this machine cannot reach Docker Hub); a dead mirror before it is
+    skipped."""
+    src = stores()
+    rec = src.import_tar(busybox_tar, tag=f"{registry.host}/library/busybox:latest")
+    push(src, f"{registry.host}/library/busybox:latest")
+    dst = stores()
+    dead = f"http://127.0.0.1:{_dead_port()}"
+    pulled = pull(dst, "busybox", mirrors=[dead, f"http://{registry.host}"])
+    assert pulled.id == rec.id
+    assert dst.inspect("busybox")["RepoTags"] == ["busybox:latest"]
+
+
+def _dead_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return int(s.getsockname()[1])

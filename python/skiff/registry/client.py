@@ -28,9 +28,11 @@ class RegistryClient:
         config_path: str | os.PathLike[str] | None = None,
         transport: Transport | None = None,
         insecure: Iterable[str] = (),
+        base: str | None = None,
     ) -> None:
         self.ref = ref
-        self.base = endpoint(ref.domain, insecure)
+        # ``base``: another endpoint serving the same names (a mirror of docker.io).
+        self.base = base.rstrip("/") if base else endpoint(ref.domain, insecure)
         self.repository = ref.path
         self.transport = transport or Transport()
         self._own_transport = transport is None

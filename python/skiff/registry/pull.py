@@ -30,6 +30,7 @@ import os
 import shutil
 import threading
 import time
+from collections.abc import Sequence
 from concurrent.futures import FIRST_EXCEPTION, ThreadPoolExecutor, wait
 from pathlib import Path
 from typing import Final
@@ -40,7 +41,7 @@ from skiff.image import manifest as mf
 from skiff.image.content import digest_bytes
 from skiff.image.metadata import ImageRecord
 from skiff.image.platform import Platform, parse_platform, select_manifest
-from skiff.image.reference import Reference, parse_docker_ref
+from skiff.image.reference import DEFAULT_DOMAIN, Reference, parse_docker_ref
 from skiff.image.service import ImageService
 from skiff.image.snapshots import LayerSource, new_staging
 from skiff.registry.client import RegistryClient, raise_for
@@ -66,17 +67,28 @@ def pull(
     config_path: str | os.PathLike[str] | None = None,
     concurrency: int = 3,
     progress: ProgressFn | None = None,
+    mirrors: Sequence[str] = (),
 ) -> ImageRecord:
     """Pulls ``reference`` (``busybox``, ``host:5000/x:tag``, ``name@sha256:...``) into
-    ``svc``; returns the image's record."""
+    ``svc``; returns the image's record. ``mirrors`` (URLs, the daemon's
+    registry-mirrors) serve docker.io images: each is tried in turn, as Docker does,
+    and docker.io itself last; an unreachable mirror or one without the image falls
+    through to the next."""
     ref = parse_docker_ref(reference)
     want = parse_platform(platform) if platform else None
     report = Progress(progress)
-    client = RegistryClient(ref, config_path=config_path)
-    try:
-        return _pull(svc, client, ref, want, max(1, concurrency), report)
-    finally:
-        client.close()
+    bases: list[str | None] = [*mirrors] if ref.domain == DEFAULT_DOMAIN else []
+    bases.append(None)
+    for base in bases:
+        client = RegistryClient(ref, config_path=config_path, base=base)
+        try:
+            return _pull(svc, client, ref, want, max(1, concurrency), report)
+        except (Unavailable, NotFound):
+            if base is None:
+                raise
+        finally:
+            client.close()
+    raise AssertionError("unreachable: the last endpoint raises or returns")
 
 
 def _pull(
