@@ -1145,3 +1145,17 @@ def _dead_port() -> int:
     with socket.socket() as s:
         s.bind(("127.0.0.1", 0))
         return int(s.getsockname()[1])
+
+
+def test_chunked_push(stores: StoreFactory, registry: Registry, busybox_tar: Path) -> None:
+    """Blobs go up as PATCH chunks (Content-Range) and a closing PUT with the digest."""
+    ref = f"{registry.host}/chunked/busybox:1"
+    src = stores()
+    rec = src.import_tar(busybox_tar, tag=ref)
+    digest = push(src, ref, chunk_size=256 * 1024)
+    layer = src.manifest_of(rec.id).layers[0]
+    assert layer.size > 256 * 1024  # it really took several chunks
+    assert registry.blob_data(layer.digest).stat().st_size == layer.size
+    dst = stores()
+    assert pull(dst, ref).id == rec.id
+    assert f"{registry.host}/chunked/busybox@{digest}" in dst.inspect(ref)["RepoDigests"]

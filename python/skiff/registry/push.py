@@ -5,7 +5,8 @@ The manifest pushed is the store's OCI manifest of the image
 blobs the store holds for its layers, with OCI media types). Each blob, layers then
 config, is checked with ``HEAD /v2/<name>/blobs/<digest>`` and, when missing, uploaded
 in one piece (``POST /v2/<name>/blobs/uploads/`` then ``PUT <location>?digest=`` with
-the whole body), ``concurrency`` layers at a time; a blob the store knows to be in
+the whole body) or in chunks (``PATCH`` with ``Content-Range``, then an empty ``PUT``),
+``concurrency`` layers at a time; a blob the store knows to be in
 another repository of the same registry is mounted from there first (``POST
 .../blobs/uploads/?mount=<digest>&from=<repository>``). Then the manifest is put
 under the tag (only the tag named: a reference without one pushes ``latest``). The registry's
@@ -49,10 +50,12 @@ def push(
     config_path: str | os.PathLike[str] | None = None,
     progress: ProgressFn | None = None,
     concurrency: int = 5,
+    chunk_size: int | None = None,
 ) -> str:
     """Pushes the image ``reference`` names (``host:5000/x:tag``; ``latest`` when no
     tag) under that tag; returns the manifest digest. Layers upload ``concurrency``
-    at a time (Docker's default is 5)."""
+    at a time (Docker's default is 5), each in one PUT, or in ``PATCH`` chunks of
+    ``chunk_size`` bytes when given (for registries or proxies that limit bodies)."""
     ref = parse_normalized(reference)
     if ref.digest is not None or ref.tag is None:
         raise InvalidArgument(f"cannot push a digest reference: {reference}")
@@ -82,7 +85,7 @@ def push(
                 report.status(f"Mounted from {mounted}", sid)
                 return
             counter = Counter(report, "Pushing", sid, sizes[layer_digest])
-            _upload(svc, client, layer_digest, counter)
+            _upload(svc, client, layer_digest, counter, chunk_size=chunk_size)
             report.status("Pushed", sid)
 
         if unique:
@@ -205,14 +208,49 @@ class _CountingReader:
         return True
 
 
+def _patch_chunks(
+    client: RegistryClient, url: str, reader: _CountingReader, size: int, chunk: int, digest: str
+) -> str:
+    """Sends ``size`` bytes as PATCH requests of ``chunk`` bytes with Content-Range;
+    returns the upload URL the registry gave last (each answer may move it)."""
+    offset = 0
+    while offset < size:
+        data = reader.read(min(chunk, size - offset))
+        if not data:
+            raise InvalidArgument(f"upload of {digest}: the blob ended at {offset} of {size} bytes")
+        resp = client.request(
+            "PATCH",
+            url,
+            headers={
+                "Content-Type": "application/octet-stream",
+                "Content-Length": str(len(data)),
+                "Content-Range": f"{offset}-{offset + len(data) - 1}",
+            },
+            body=data,
+            retry=False,
+        )
+        with resp:
+            resp.read()
+            if resp.status != 202:
+                raise_for(resp, f"upload of {digest} at {offset}")
+            location = resp.header("Location")
+        if location:
+            url = urllib.parse.urljoin(url, location)
+        offset += len(data)
+    return url
+
+
 def _upload(
     svc: ImageService,
     client: RegistryClient,
     digest: str,
     counter: Counter | None,
     data: bytes | None = None,
+    *,
+    chunk_size: int | None = None,
 ) -> None:
-    """One blob, from the content store (or ``data``), in one PUT."""
+    """One blob, from the content store (or ``data``): in one PUT, or as PATCH chunks
+    then an empty PUT with the digest."""
     size = svc.content.info(digest) if data is None else len(data)
     for attempt in range(UPLOAD_ATTEMPTS):
         if attempt:
@@ -226,19 +264,24 @@ def _upload(
         if not location:
             raise InvalidArgument(f"upload of {digest}: the registry sent no Location")
         url = urllib.parse.urljoin(client.url("/blobs/uploads/"), location)
-        sep = "&" if urllib.parse.urlsplit(url).query else "?"
-        url += sep + urllib.parse.urlencode({"digest": digest})
         if counter is not None:
             counter.set(0)
         try:
             with svc.content.open(digest) if data is None else io.BytesIO(data) as f:
                 reader = _CountingReader(f, counter)
+                body_size = size
+                if chunk_size:
+                    url = _patch_chunks(client, url, reader, size, chunk_size, digest)
+                    reader = _CountingReader(io.BytesIO(b""), None)
+                    body_size = 0
+                sep = "&" if urllib.parse.urlsplit(url).query else "?"
+                url += sep + urllib.parse.urlencode({"digest": digest})
                 resp = client.request(
                     "PUT",
                     url,
                     headers={
                         "Content-Type": "application/octet-stream",
-                        "Content-Length": str(size),
+                        "Content-Length": str(body_size),
                     },
                     body=reader,
                     retry=False,
