@@ -1159,3 +1159,42 @@ def test_chunked_push(stores: StoreFactory, registry: Registry, busybox_tar: Pat
     dst = stores()
     assert pull(dst, ref).id == rec.id
     assert f"{registry.host}/chunked/busybox@{digest}" in dst.inspect(ref)["RepoDigests"]
+
+
+def test_login_and_logout_with_the_cli(registry_auth: Registry, tmp_path: Path) -> None:
+    """`skiff login` checks the password against the registry and keeps it in
+    config.json (mode 0600), where pulls find it; `skiff logout` forgets it."""
+    import sys
+
+    env = {**os.environ, "DOCKER_CONFIG": str(tmp_path)}
+    skiff = [sys.executable, "-m", "skiff.cli"]
+    bad = subprocess.run(
+        [*skiff, "login", registry_auth.host, "-u", registry_auth.user, "--password-stdin"],
+        input="wrong\n",
+        capture_output=True,
+        text=True,
+        env=env,
+    )
+    assert bad.returncode != 0 and "Traceback" not in bad.stderr
+    assert not (tmp_path / "config.json").exists()
+    ok = subprocess.run(
+        [*skiff, "login", registry_auth.host, "-u", registry_auth.user, "--password-stdin"],
+        input=registry_auth.password + "\n",
+        capture_output=True,
+        text=True,
+        env=env,
+    )
+    assert ok.returncode == 0, ok.stderr
+    assert ok.stdout.strip() == "Login Succeeded"
+    config = tmp_path / "config.json"
+    assert (config.stat().st_mode & 0o777) == 0o600
+    creds = load_credentials(registry_auth.host, config)
+    assert creds is not None and (creds.username, creds.password) == (
+        registry_auth.user,
+        registry_auth.password,
+    )
+    out = subprocess.run(
+        [*skiff, "logout", registry_auth.host], capture_output=True, text=True, env=env
+    )
+    assert out.stdout.strip() == f"Removing login credentials for {registry_auth.host}"
+    assert load_credentials(registry_auth.host, config) is None

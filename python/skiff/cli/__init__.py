@@ -14,8 +14,10 @@ import click
 
 from skiff.cli.app import App
 
-#: command name -> module under skiff.cli holding ``command``.
+#: command name -> module under skiff.cli holding ``command`` (or ``module:attribute``).
 COMMANDS = {
+    "login": "skiff.cli.login",
+    "logout": "skiff.cli.login:logout_command",
     "version": "skiff.cli.version",
 }
 
@@ -30,7 +32,8 @@ class LazyGroup(click.Group):
             return None
         import importlib
 
-        command: click.Command = importlib.import_module(module_name).command
+        module, _, attr = module_name.partition(":")
+        command: click.Command = getattr(importlib.import_module(module), attr or "command")
         return command
 
 
