@@ -5,7 +5,6 @@ from __future__ import annotations
 
 import json
 import os
-import signal
 import socket
 import subprocess
 import time
@@ -457,7 +456,7 @@ def test_runtime_cli_basics() -> None:
     assert "network" in features["linux"]["namespaces"]
     bad = subprocess.run([rt, "frobnicate", "x"], capture_output=True)
     assert bad.returncode == 2
-    assert signal.SIGTERM == 15
+    assert b"unknown command" in bad.stderr
 
 
 def test_user_namespace_maps_root(runtime: Runtime, bundle: BundleFactory, probe_tar: Path) -> None:
