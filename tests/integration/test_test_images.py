@@ -18,7 +18,11 @@ from tests.support import images
 
 def _unpack(tar_path: Path) -> Path:
     root = short_tmpdir("skiff-rootfs-")
-    subprocess.run(["tar", "-xf", str(tar_path), "-C", str(root)], check=True)
+    try:
+        subprocess.run(["tar", "-xf", str(tar_path), "-C", str(root)], check=True)
+    except BaseException:
+        shutil.rmtree(root, ignore_errors=True)
+        raise
     return root
 
 
