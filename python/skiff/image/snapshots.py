@@ -19,6 +19,7 @@ from __future__ import annotations
 import os
 import shutil
 import tempfile
+import time
 from collections.abc import Sequence
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
@@ -26,12 +27,14 @@ from pathlib import Path
 from typing import Any
 
 from skiff import _native
-from skiff.errors import DigestMismatch
+from skiff.errors import Conflict, DigestMismatch
 from skiff.image.content import digest_hex
 from skiff.image.manifest import chain_ids
 from skiff.image.metadata import ImageMetadata
 
 STAGING = ".staging"
+#: How long a commit waits for another operation committing the same layer.
+COMMIT_WAIT = 120.0
 
 
 @dataclass(frozen=True)
@@ -139,11 +142,24 @@ class SnapshotStore:
         cid = chain_id(parent, diff_id)
         if lease is not None:
             self.meta.lease_add(lease, "layer", cid)
-        existing = self.meta.find_layer(cid)
-        if existing is not None and not existing.incomplete:
-            shutil.rmtree(work, ignore_errors=True)
-            return cid
-        self.meta.add_layer(cid, diff_id, parent, size=size)
+        # Another operation may be committing the same layer right now (two pulls of
+        # one image): wait for it, then use its snapshot.
+        deadline = time.monotonic() + COMMIT_WAIT
+        while True:
+            existing = self.meta.find_layer(cid)
+            if existing is not None and not existing.incomplete:
+                shutil.rmtree(work, ignore_errors=True)
+                return cid
+            if existing is None:
+                try:
+                    self.meta.add_layer(cid, diff_id, parent, size=size)
+                    break
+                except Conflict:
+                    pass  # it got there between our look and our write
+            if time.monotonic() > deadline:
+                shutil.rmtree(work, ignore_errors=True)
+                raise Conflict(f"layer {cid} is still being written by another operation")
+            time.sleep(0.01)
         target = self.dir(cid)
         shutil.rmtree(target, ignore_errors=True)
         os.rename(work, target)

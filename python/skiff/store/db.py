@@ -22,7 +22,8 @@ import contextlib
 import os
 import sqlite3
 import threading
-from collections.abc import Iterator, Sequence
+import time
+from collections.abc import Callable, Iterator, Sequence
 from pathlib import Path
 from typing import Any, Final
 
@@ -143,6 +144,24 @@ def statements(script: str) -> Iterator[str]:
         yield buf.strip()
 
 
+def _retry_busy(step: Callable[[], object], deadline: float) -> None:
+    """Runs ``step``, again after a short pause while SQLite answers busy/locked."""
+    pause = 0.005
+    while True:
+        try:
+            step()
+            return
+        except sqlite3.OperationalError as err:
+            code = getattr(err, "sqlite_errorcode", None)
+            if (
+                code not in (sqlite3.SQLITE_BUSY, sqlite3.SQLITE_LOCKED)
+                or time.monotonic() > deadline
+            ):
+                raise
+        time.sleep(pause)
+        pause = min(pause * 2, 0.1)
+
+
 class Database:
     """One connection to ``skiff.db``, usable from any thread (calls are serialized)."""
 
@@ -163,10 +182,14 @@ class Database:
         try:
             self.conn.row_factory = sqlite3.Row
             self.conn.execute(f"PRAGMA busy_timeout = {int(busy_timeout_ms)}")
-            self.conn.execute("PRAGMA journal_mode = WAL")
+            # Switching a new database to WAL, and the first migration, can meet
+            # SQLITE_BUSY without the busy handler (SQLite returns it at once when
+            # waiting could deadlock, e.g. several processes opening it together).
+            deadline = time.monotonic() + busy_timeout_ms / 1000
+            _retry_busy(lambda: self.conn.execute("PRAGMA journal_mode = WAL"), deadline)
             self.conn.execute("PRAGMA synchronous = NORMAL")
             self.conn.execute("PRAGMA foreign_keys = ON")
-            self.migrate(migrations)
+            _retry_busy(lambda: self.migrate(migrations), deadline)
         except BaseException:
             self.conn.close()
             raise
