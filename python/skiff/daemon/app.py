@@ -99,8 +99,17 @@ def common_headers() -> dict[str, str]:
     }
 
 
+#: The modules under ``skiff.daemon.routes``, one per API resource; each has
+#: ``routes(daemon) -> list[RouteSpec]``.
+ROUTE_MODULES = ("system", "containers")
+
+
 def build_router(daemon: Daemon) -> Router:
     """All routes of the API, bound to one daemon."""
-    from skiff.daemon.routes import system
+    import importlib
 
-    return Router([*system.routes(daemon)])
+    specs: list[RouteSpec] = []
+    for name in ROUTE_MODULES:
+        module = importlib.import_module(f"skiff.daemon.routes.{name}")
+        specs.extend(module.routes(daemon))
+    return Router(specs)

@@ -27,6 +27,18 @@ class DaemonConfig:
     group: str = "skiff"
     debug: bool = False
     log_level: str = "info"
+    registry_mirrors: list[str] = field(default_factory=list)
+    insecure_registries: list[str] = field(default_factory=list)
+    log_driver: str = "json-file"
+    log_opts: dict[str, str] = field(default_factory=dict)
+    live_restore: bool = False
+    default_runtime: str = "skiff-runtime"
+    default_ulimits: dict[str, dict[str, int]] = field(default_factory=dict)
+    default_address_pools: list[dict[str, object]] = field(default_factory=list)
+    max_concurrent_downloads: int = 3
+    max_concurrent_uploads: int = 5
+    shutdown_timeout: int = 15
+    cgroup_parent: str = "/skiff"
 
     @property
     def listen(self) -> list[Host]:
@@ -91,6 +103,18 @@ def _validate(config: DaemonConfig) -> None:
             raise InvalidArgument(
                 f"{name.replace('_', '-')} must be an absolute path, not {value!r}"
             )
+    if config.log_driver not in ("json-file", "none"):
+        raise InvalidArgument(
+            f"log driver {config.log_driver!r} is not supported: json-file or none"
+        )
+    if not isinstance(config.log_opts, dict) or not all(
+        isinstance(v, str) for v in config.log_opts.values()
+    ):
+        raise InvalidArgument("log-opts must be an object of strings")
+    for name in ("registry_mirrors", "insecure_registries"):
+        value = getattr(config, name)
+        if not isinstance(value, list) or not all(isinstance(v, str) for v in value):
+            raise InvalidArgument(f"{name.replace('_', '-')} must be a list of strings")
     if config.log_level not in _LOG_LEVELS:
         raise InvalidArgument(
             f"invalid log level {config.log_level!r}: one of {', '.join(_LOG_LEVELS)}"

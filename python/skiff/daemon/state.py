@@ -15,11 +15,17 @@ import logging
 import os
 import socket
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 from skiff.daemon.config import DaemonConfig
 from skiff.daemon.http import HTTPServer
+from skiff.engine.events import EventBus
 from skiff.errors import Conflict, NotFound
 from skiff.runtime.binary import find_runtime, runtime_version
+
+if TYPE_CHECKING:
+    from skiff.engine.containers import ContainerService
+    from skiff.image.service import ImageService
 
 log = logging.getLogger("skiff.daemon")
 
@@ -33,6 +39,9 @@ class Daemon:
         self.build_time = ""
         self.runtime_version = ""
         self._server: HTTPServer | None = None
+        self.events = EventBus()
+        self.images: ImageService | None = None  # set by start()
+        self.containers: ContainerService  # set by start()
         self._sockets: list[Path] = []
         self._pidfile: Path | None = None
 
@@ -46,6 +55,8 @@ class Daemon:
             self.runtime_version = runtime_version(find_runtime())
         except NotFound as err:
             log.warning("%s", err)
+        self.events.bind(asyncio.get_running_loop())
+        await self._start_engine()
 
         self._server = HTTPServer(build_router(self).dispatch, common_headers())
         for host in self.config.listen:
@@ -56,9 +67,38 @@ class Daemon:
             secure_socket(path, self.config.group)
             log.info("API listen on %s", path)
 
+    async def _start_engine(self) -> None:
+        from skiff.engine.containers import ContainerService
+        from skiff.image.service import ImageService
+        from skiff.runtime.driver import Runtime
+
+        self.images = images = await asyncio.to_thread(ImageService, self.data_root)
+        await asyncio.to_thread(images.recover)
+        runtime_root = self.exec_root / "runtime"
+        runtime_root.mkdir(parents=True, exist_ok=True, mode=0o700)
+        self.containers = ContainerService(
+            data_root=self.data_root,
+            exec_root=self.exec_root,
+            images=images,
+            events=self.events,
+            runtime=Runtime(root=str(runtime_root)),
+            log_opts=self.config.log_opts,
+            log_driver=self.config.log_driver,
+            cgroup_parent=self.config.cgroup_parent,
+        )
+        await self.containers.restore()
+
     async def stop(self) -> None:
         if self._server is not None:
             await self._server.close()
+        if self.images is not None:
+            try:
+                await self.containers.shutdown(
+                    self.config.live_restore, self.config.shutdown_timeout
+                )
+            except Exception:
+                log.exception("stopping containers at shutdown")
+            self.images.close()
         for path in self._sockets:
             with contextlib.suppress(FileNotFoundError):
                 path.unlink()

@@ -127,8 +127,23 @@ CREATE TABLE lease_resources (
 CREATE INDEX lease_resources_key ON lease_resources (kind, key);
 """
 
+_V2_CONTAINERS = """
+-- Containers: the Docker-shaped record (Config, HostConfig, State, ...) as JSON,
+-- rewritten whole on every state change; id and name are columns for lookups.
+-- image_id is not a foreign key: docker lets `rmi -f` remove an image in use (the
+-- container's lease keeps its layers).
+CREATE TABLE containers (
+    id         TEXT PRIMARY KEY,
+    name       TEXT NOT NULL UNIQUE,
+    image_id   TEXT NOT NULL,
+    record     TEXT NOT NULL,
+    created_at INTEGER NOT NULL
+) WITHOUT ROWID;
+CREATE INDEX containers_image_id ON containers (image_id);
+"""
+
 #: ``MIGRATIONS[i]`` upgrades the schema from version i to i + 1.
-MIGRATIONS: Final[Sequence[str]] = (_V1_IMAGES,)
+MIGRATIONS: Final[Sequence[str]] = (_V1_IMAGES, _V2_CONTAINERS)
 
 
 def statements(script: str) -> Iterator[str]:

@@ -1,0 +1,1000 @@
+"""The container lifecycle: create, start, stop, kill, restart, pause, wait, remove,
+rename, list — and what happens on their own: exits noticed through the monitor,
+restart policies, ``--rm``, and adopting running containers after a daemon restart.
+
+Every container has an in-memory :class:`Live` beside its record: a lock serialising
+lifecycle operations on it, a condition waiters sleep on, and the pidfd watch on its
+monitor. Blocking work (the runtime, mounts, the monitor's start) runs in threads.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+import os
+import secrets
+import shutil
+import signal as signals
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import TYPE_CHECKING, Any
+
+from skiff.engine import monitor as mon
+from skiff.engine.monitor import StartFailed
+from skiff.engine import names, ocispec
+from skiff.engine.container import (
+    DEAD,
+    EXITED,
+    PAUSED,
+    REMOVING,
+    RESTARTING,
+    RUNNING,
+    Container,
+    rfc3339_nano,
+)
+from skiff.engine.store import ContainerStore
+from skiff.errors import Conflict, InvalidArgument, NotFound, NotModified, SkiffError
+from skiff.image.rootfs import RootfsMounter
+from skiff.runtime.bundle import write_bundle
+from skiff.runtime.driver import Runtime
+
+if TYPE_CHECKING:
+    from skiff.engine.events import EventBus
+    from skiff.image.service import ImageService
+
+log = logging.getLogger("skiff.engine.containers")
+
+DEFAULT_STOP_TIMEOUT = 10
+
+HOSTS_BASE = (
+    "127.0.0.1\tlocalhost\n"
+    "::1\tlocalhost ip6-localhost ip6-loopback\n"
+    "fe00::\tip6-localnet\n"
+    "ff00::\tip6-mcastprefix\n"
+    "ff02::1\tip6-allnodes\n"
+    "ff02::2\tip6-allrouters\n"
+)
+
+#: HostConfig keys and the values docker reports when the client sent none.
+HOST_CONFIG_DEFAULTS: dict[str, Any] = {
+    "Binds": None,
+    "ContainerIDFile": "",
+    "LogConfig": {"Type": "json-file", "Config": {}},
+    "NetworkMode": "default",
+    "PortBindings": {},
+    "RestartPolicy": {"Name": "no", "MaximumRetryCount": 0},
+    "AutoRemove": False,
+    "VolumeDriver": "",
+    "VolumesFrom": None,
+    "ConsoleSize": [0, 0],
+    "CapAdd": None,
+    "CapDrop": None,
+    "CgroupnsMode": "host",
+    "Dns": [],
+    "DnsOptions": [],
+    "DnsSearch": [],
+    "ExtraHosts": None,
+    "GroupAdd": None,
+    "IpcMode": "private",
+    "Cgroup": "",
+    "Links": None,
+    "OomScoreAdj": 0,
+    "PidMode": "",
+    "Privileged": False,
+    "PublishAllPorts": False,
+    "ReadonlyRootfs": False,
+    "SecurityOpt": None,
+    "UTSMode": "",
+    "UsernsMode": "",
+    "ShmSize": 67108864,
+    "Runtime": "skiff-runtime",
+    "Isolation": "",
+    "CpuShares": 0,
+    "Memory": 0,
+    "NanoCpus": 0,
+    "CgroupParent": "",
+    "BlkioWeight": 0,
+    "BlkioWeightDevice": [],
+    "BlkioDeviceReadBps": [],
+    "BlkioDeviceWriteBps": [],
+    "BlkioDeviceReadIOps": [],
+    "BlkioDeviceWriteIOps": [],
+    "CpuPeriod": 0,
+    "CpuQuota": 0,
+    "CpuRealtimePeriod": 0,
+    "CpuRealtimeRuntime": 0,
+    "CpusetCpus": "",
+    "CpusetMems": "",
+    "Devices": [],
+    "DeviceCgroupRules": None,
+    "DeviceRequests": None,
+    "MemoryReservation": 0,
+    "MemorySwap": 0,
+    "MemorySwappiness": None,
+    "OomKillDisable": False,
+    "PidsLimit": None,
+    "Ulimits": None,
+    "CpuCount": 0,
+    "CpuPercent": 0,
+    "IOMaximumIOps": 0,
+    "IOMaximumBandwidth": 0,
+    "MaskedPaths": None,
+    "ReadonlyPaths": None,
+    "Init": None,
+    "Sysctls": None,
+    "Tmpfs": None,
+    "Mounts": None,
+}
+
+RESTART_POLICIES = ("", "no", "always", "unless-stopped", "on-failure")
+
+
+@dataclass
+class AttachWaiter:
+    """An attach client waiting for the next start: ``monitor`` gets the monitor's
+    files once it runs; the client sets ``connected`` once attached."""
+
+    monitor: asyncio.Future[mon.MonitorFiles]
+    connected: asyncio.Future[None]
+
+
+@dataclass
+class Live:
+    """What the daemon keeps in memory for a container."""
+
+    lock: asyncio.Lock = field(default_factory=asyncio.Lock)
+    changed: asyncio.Condition = field(default_factory=asyncio.Condition)
+    exits: int = 0  # how many exits were seen (next-exit waiters compare)
+    removed: bool = False
+    pidfd: int | None = None
+    #: attach clients waiting for the monitor of the next start (they connect
+    #: before the user process runs, so no output is lost)
+    attach_waiters: list[AttachWaiter] = field(default_factory=list)
+    restart_task: asyncio.Task[None] | None = None
+    stopping: bool = False
+
+
+def signal_number(sig: str | int | None, default: int = signals.SIGTERM) -> int:
+    """ "SIGKILL", "KILL", "9" or 9 as a signal number; InvalidArgument otherwise."""
+    if sig is None or sig == "":
+        return default
+    if isinstance(sig, int):
+        return sig
+    text = str(sig).strip().upper()
+    if text.isdigit():
+        n = int(text)
+        if 0 < n < 65:
+            return n
+    else:
+        name = text if text.startswith("SIG") else "SIG" + text
+        if name.startswith(("SIGRTMIN", "SIGRTMAX")):
+            base = int(signals.SIGRTMIN) if name.startswith("SIGRTMIN") else int(signals.SIGRTMAX)
+            rest = name[8:]
+            try:
+                return base + int(rest) if rest else base
+            except ValueError:
+                pass
+        with contextlib.suppress(AttributeError):
+            return int(getattr(signals, name))
+    raise InvalidArgument(f"Invalid signal: {sig}")
+
+
+def start_error_code(message: str) -> int:
+    """The exit code of a container whose process could not be started, by dockerd's
+    rule (and the docker CLI's): 127 not found, 126 not executable, else 128."""
+    text = message.lower()
+    if "executable file not found" in text or "no such file or directory" in text:
+        return 127
+    if "permission denied" in text:
+        return 126
+    return 128
+
+
+def parse_size(text: str) -> int:
+    """docker's RAMInBytes: "10m", "1g", "512k", "100" (bytes)."""
+    t = text.strip().lower()
+    units = {"b": 1, "k": 1024, "m": 1024**2, "g": 1024**3, "t": 1024**4}
+    t = t.removesuffix("b") if len(t) > 1 and t[-2] in units else t
+    if t and t[-1] in units:
+        return int(float(t[:-1]) * units[t[-1]])
+    return int(t)
+
+
+class ContainerService:
+    def __init__(
+        self,
+        *,
+        data_root: Path,
+        exec_root: Path,
+        images: ImageService,
+        events: EventBus,
+        runtime: Runtime,
+        log_opts: dict[str, str] | None = None,
+        log_driver: str = "json-file",
+        cgroup_parent: str = "/skiff",
+    ) -> None:
+        self.root = data_root / "containers"
+        self.volumes_root = data_root / "volumes"
+        self.monitors_root = exec_root / "monitors"
+        self.images = images
+        self.events = events
+        self.runtime = runtime
+        self.store = ContainerStore(images.db)
+        self.mounter = RootfsMounter(data_root)
+        self.log_opts = dict(log_opts or {})
+        self.log_driver = log_driver
+        self.cgroup_parent = "/" + cgroup_parent.strip("/")
+        self.init_binary = ocispec.find_init_binary()
+        self._containers: dict[str, Container] = {}
+        self._live: dict[str, Live] = {}
+        self._names: dict[str, str] = {}
+        self._tasks: set[asyncio.Future[None]] = set()
+        self.root.mkdir(parents=True, exist_ok=True, mode=0o711)
+
+    # ------------------------------------------------------------------ lookup
+
+    def get(self, ref: str) -> Container:
+        """By full ID, name (with or without "/") or unique ID prefix."""
+        c = self._containers.get(ref)
+        if c is not None:
+            return c
+        cid = self._names.get(ref.lstrip("/"))
+        if cid is not None:
+            return self._containers[cid]
+        if ref:
+            found = [c for cid, c in self._containers.items() if cid.startswith(ref)]
+            if len(found) == 1:
+                return found[0]
+            if len(found) > 1:
+                raise InvalidArgument(f"multiple IDs found with provided prefix: {ref}")
+        raise NotFound(f"No such container: {ref}")
+
+    def all(self) -> list[Container]:
+        return list(self._containers.values())
+
+    def is_running(self, c: Container) -> bool:
+        """Running (or paused, or about to restart) and not removed."""
+        return c.id in self._live and c.state.status in (RUNNING, PAUSED, RESTARTING)
+
+    def live(self, c: Container) -> Live:
+        return self._live[c.id]
+
+    def _publish(self, c: Container, action: str, **extra: str) -> None:
+        attrs = {"image": c.image_name, "name": c.name}
+        attrs.update({k: str(v) for k, v in (c.config.get("Labels") or {}).items()})
+        attrs.update(extra)
+        self.events.publish("container", action, c.id, attrs)
+
+    def _save(self, c: Container) -> None:
+        self.store.save(c)
+
+    def monitor_files(self, c: Container) -> mon.MonitorFiles:
+        return mon.MonitorFiles(self.monitors_root / c.id)
+
+    # ------------------------------------------------------------------ create
+
+    async def create(self, body: dict[str, Any], name: str | None) -> Container:
+        if not isinstance(body, dict):
+            raise InvalidArgument("config cannot be empty in order to create a container")
+        image_ref = body.get("Image")
+        if not image_ref or not isinstance(image_ref, str):
+            raise InvalidArgument("config cannot be empty in order to create a container")
+        hc = body.get("HostConfig") or {}
+        if not isinstance(hc, dict):
+            raise InvalidArgument("HostConfig must be an object")
+        _validate_host_config(hc)
+        if name:
+            name = names.validate(name)
+            if name in self._names:
+                other = self._names[name]
+                raise Conflict(
+                    f'Conflict. The container name "/{name}" is already in use by container '
+                    f'"{other}". You have to remove (or rename) that container to be able '
+                    "to reuse that name."
+                )
+        else:
+            name = names.generate(set(self._names))
+        try:
+            image = await asyncio.to_thread(self.images.get, image_ref)
+        except NotFound:
+            raise NotFound(f"No such image: {_familiar(image_ref)}") from None
+
+        config = _merge_config(body, image.config.config)
+        entry = list(config.get("Entrypoint") or [])
+        cmd = list(config.get("Cmd") or [])
+        argv = entry + cmd
+        if not argv:
+            raise InvalidArgument("no command specified")
+        host_config = {**HOST_CONFIG_DEFAULTS, **hc}
+        if not host_config.get("LogConfig", {}).get("Type"):
+            host_config["LogConfig"] = {"Type": self.log_driver, "Config": dict(self.log_opts)}
+        if host_config.get("NetworkMode") == "":
+            host_config["NetworkMode"] = "default"
+
+        cid = secrets.token_hex(32)
+        lowers = [str(p) for p in self.images.snapshots.lowers(image.record.chain)]
+        c = Container(
+            id=cid,
+            name=name,
+            created=rfc3339_nano(),
+            image_id=image.record.id,
+            config=config,
+            host_config=host_config,
+            path=argv[0],
+            args=argv[1:],
+            root=self.root / cid,
+            lowers=lowers,
+        )
+        await asyncio.to_thread(self._prepare_dir, c, image.record.chain)
+        try:
+            self.store.add(c)
+        except BaseException:
+            shutil.rmtree(c.root, ignore_errors=True)
+            raise
+        self._register(c)
+        self._publish(c, "create")
+        return c
+
+    def _register(self, c: Container) -> None:
+        self._containers[c.id] = c
+        self._names[c.name] = c.id
+        self._live[c.id] = Live()
+
+    def _prepare_dir(self, c: Container, chain: tuple[str, ...]) -> None:
+        c.root.mkdir(mode=0o710)
+        for d in (c.upper, c.work, c.rootfs):
+            d.mkdir()
+        if chain:
+            lease = self.images.meta.create_lease(None, lease_id=f"container-{c.id}")
+            self.images.meta.lease_add(lease, "layer", chain[-1])
+        hc = c.host_config
+        host_net = hc.get("NetworkMode") == "host"
+        hostname = os.uname().nodename if host_net else (c.config.get("Hostname") or c.id[:12])
+        (c.root / "hostname").write_text(hostname + "\n")
+        hosts = _read_text("/etc/hosts") if host_net else HOSTS_BASE
+        for entry in hc.get("ExtraHosts") or []:
+            host, _, ip = entry.partition(":")
+            if not ip:
+                raise InvalidArgument(f"invalid extra host {entry!r}: use host:ip")
+            if ip == "host-gateway":
+                ip = "127.0.0.1"
+            hosts += f"{ip}\t{host}\n"
+        (c.root / "hosts").write_text(hosts)
+        (c.root / "resolv.conf").write_text(_resolv_conf(hc, host_net))
+
+    # ------------------------------------------------------------------ start
+
+    async def start(self, c: Container) -> None:
+        live = self.live(c)
+        async with live.lock:
+            if c.state.status in (RUNNING, PAUSED):
+                raise NotModified("container already started")
+            if c.state.status == REMOVING or live.removed:
+                raise Conflict(f"container {c.id} is marked for removal and cannot be started")
+            if c.state.status == DEAD:
+                raise Conflict(f"container {c.id} is dead and cannot be started")
+            try:
+                await self._start_locked(c)
+            except SkiffError:
+                failed = True
+                if not c.host_config.get("AutoRemove"):
+                    raise
+            else:
+                failed = False
+        if failed:
+            # As dockerd: an --rm container that cannot start is removed (the docker
+            # CLI waits for that before it reports the error).
+            with contextlib.suppress(SkiffError):
+                await self.remove(c, force=True)
+            if c.state.exit_code in (126, 127):
+                raise InvalidArgument(c.state.error)
+            raise StartFailed(c.state.error)
+
+    async def _start_locked(self, c: Container) -> None:
+        live = self.live(c)
+        live.stopping = False
+        c.manually_stopped = False
+        files = self.monitor_files(c)
+        try:
+            started = await asyncio.to_thread(self._create_in_runtime, c, files)
+        except SkiffError as err:
+            c.state.error = err.message
+            c.state.exit_code = start_error_code(err.message)
+            self._save(c)
+            await asyncio.to_thread(self._cleanup_after_exit, c)
+            for waiter in live.attach_waiters:
+                if not waiter.monitor.done():
+                    waiter.monitor.set_exception(err)
+            live.attach_waiters.clear()
+            if c.state.exit_code in (126, 127):
+                # dockerd's rule: a command that cannot be run is the caller's error.
+                raise InvalidArgument(err.message) from None
+            raise
+        # Attach clients connect to the monitor now, before the user process runs.
+        waiters, live.attach_waiters = live.attach_waiters, []
+        for waiter in waiters:
+            if not waiter.monitor.done():
+                waiter.monitor.set_result(files)
+        if waiters:
+            await asyncio.wait([w.connected for w in waiters], timeout=2)
+        c.state.pid = started.pid
+        c.state.monitor_pid = started.monitor_pid
+        try:
+            await asyncio.to_thread(self.runtime.start, c.id)
+        except SkiffError as err:
+            c.state.error = err.message
+            self._save(c)
+            with contextlib.suppress(SkiffError):
+                await asyncio.to_thread(self.runtime.kill, c.id, "KILL")
+            raise
+        c.state.status = RUNNING
+        c.state.started_at = rfc3339_nano()
+        c.state.error = ""
+        c.state.exit_code = 0
+        c.state.oom_killed = False
+        c.has_been_started = True
+        self._save(c)
+        self._watch(c)
+        self._publish(c, "start")
+        async with live.changed:
+            live.changed.notify_all()
+
+    def _create_in_runtime(self, c: Container, files: mon.MonitorFiles) -> mon.Started:
+        """Mount the rootfs, write the bundle and start the monitor (runtime create)."""
+        if not os.path.ismount(c.rootfs):
+            lowers = [Path(p) for p in c.lowers]
+            self.mounter.mount(lowers, c.rootfs, upper=c.upper, work=c.work)
+        try:
+            net_ns = None
+            mode = c.host_config.get("NetworkMode") or ""
+            if mode.startswith("container:"):
+                other = self.get(mode.split(":", 1)[1])
+                if other.state.status != RUNNING:
+                    raise Conflict(f"cannot join network of a non running container: {other.id}")
+                net_ns = f"/proc/{other.state.pid}/ns/net"
+            spec = ocispec.build(
+                c, volumes_root=self.volumes_root, netns_path=net_ns, init_binary=self.init_binary
+            )
+            spec["linux"]["cgroupsPath"] = f"{self.cgroup_parent}/{c.id}"
+            write_bundle(c.root, spec)
+            opts = c.host_config.get("LogConfig", {}).get("Config") or {}
+            log_type = c.host_config.get("LogConfig", {}).get("Type") or "json-file"
+            max_size = parse_size(opts["max-size"]) if opts.get("max-size") else 0
+            max_files = int(opts.get("max-file", "1") or 1)
+            with contextlib.suppress(SkiffError):
+                self.runtime.delete(c.id, force=True)
+            return mon.spawn(
+                container_id=c.id,
+                bundle=c.root,
+                files=files,
+                runtime=self.runtime.binary,
+                runtime_root=self.runtime.root,
+                log=c.log_path if log_type != "none" else Path("/dev/null"),
+                terminal=c.tty,
+                stdin=bool(c.config.get("OpenStdin")),
+                log_max_size=max_size,
+                log_max_files=max_files,
+            )
+        except BaseException:
+            with contextlib.suppress(OSError):
+                self.mounter.unmount(c.rootfs, detach=True)
+            raise
+
+    # ------------------------------------------------------------------ exits
+
+    def _watch(self, c: Container) -> None:
+        """Calls :meth:`_on_monitor_exit` when the container's monitor ends."""
+        live = self.live(c)
+        fd = mon.pidfd(c.state.monitor_pid) if c.state.monitor_pid else None
+        if fd is None:
+            asyncio.get_running_loop().call_soon(self._on_monitor_exit_cb, c.id)
+            return
+        live.pidfd = fd
+        asyncio.get_running_loop().add_reader(fd, self._on_monitor_exit_cb, c.id)
+
+    def _on_monitor_exit_cb(self, cid: str) -> None:
+        live = self._live.get(cid)
+        if live is not None and live.pidfd is not None:
+            asyncio.get_running_loop().remove_reader(live.pidfd)
+            os.close(live.pidfd)
+            live.pidfd = None
+        c = self._containers.get(cid)
+        if c is not None:
+            task = asyncio.ensure_future(self._handle_exit(c))
+            self._tasks.add(task)
+            task.add_done_callback(self._tasks.discard)
+
+    async def _handle_exit(self, c: Container) -> None:
+        live = self.live(c)
+        async with live.lock:
+            if c.state.status not in (RUNNING, PAUSED):
+                return
+            files = self.monitor_files(c)
+            record = mon.read_exit(files) or {}
+            code = int(record.get("exit_code", 255))
+            state_oom = bool(record.get("oom_killed"))
+            c.state.exit_code = code
+            c.state.oom_killed = state_oom
+            c.state.finished_at = str(record.get("finished_at") or rfc3339_nano())
+            c.state.status = EXITED
+            c.state.pid = 0
+            c.state.monitor_pid = 0
+            await asyncio.to_thread(self._cleanup_after_exit, c)
+            restart = self._should_restart(c)
+            if restart:
+                c.restart_count += 1
+                c.state.status = RESTARTING
+            self._save(c)
+            live.exits += 1
+            self._publish(c, "die", exitCode=str(code))
+            async with live.changed:
+                live.changed.notify_all()
+        if restart:
+            live.restart_task = asyncio.ensure_future(self._restart_later(c))
+        elif c.host_config.get("AutoRemove"):
+            with contextlib.suppress(SkiffError):
+                await self.remove(c, force=True, volumes=True)
+
+    def _cleanup_after_exit(self, c: Container) -> None:
+        with contextlib.suppress(SkiffError):
+            self.runtime.delete(c.id, force=True)
+        if os.path.ismount(c.rootfs):
+            with contextlib.suppress(OSError):
+                self.mounter.unmount(c.rootfs, detach=True)
+        mon.remove_files(self.monitor_files(c))
+
+    def _should_restart(self, c: Container) -> bool:
+        live = self.live(c)
+        if live.stopping or c.manually_stopped or live.removed:
+            return False
+        policy = c.host_config.get("RestartPolicy") or {}
+        name = policy.get("Name") or "no"
+        if name in ("always", "unless-stopped"):
+            return True
+        if name == "on-failure":
+            limit = int(policy.get("MaximumRetryCount") or 0)
+            return c.state.exit_code != 0 and (limit == 0 or c.restart_count < limit)
+        return False
+
+    async def _restart_later(self, c: Container) -> None:
+        delay = min(0.1 * (2 ** max(0, c.restart_count - 1)), 60.0)
+        await asyncio.sleep(delay)
+        live = self.live(c)
+        async with live.lock:
+            if c.state.status != RESTARTING or live.removed:
+                return
+            try:
+                await self._start_locked(c)
+            except SkiffError as err:
+                log.warning("restarting container %s failed: %s", c.id[:12], err.message)
+                c.state.status = EXITED
+                self._save(c)
+                async with live.changed:
+                    live.changed.notify_all()
+
+    # ------------------------------------------------------------------ stop, kill
+
+    async def kill(self, c: Container, sig: str | int | None = None) -> None:
+        number = signal_number(sig, signals.SIGKILL)
+        if c.state.status not in (RUNNING, PAUSED, RESTARTING):
+            raise Conflict(f"Cannot kill container: {c.id}: container {c.id} is not running")
+        if c.state.status == RESTARTING:
+            live = self.live(c)
+            live.stopping = True
+            if live.restart_task is not None:
+                live.restart_task.cancel()
+            c.state.status = EXITED
+            self._save(c)
+            return
+        if number == signals.SIGKILL:
+            self.live(c).stopping = True
+        await asyncio.to_thread(self.runtime.kill, c.id, str(number))
+        self._publish(c, "kill", signal=str(number))
+
+    async def stop(self, c: Container, timeout: int | None = None, sig: str | None = None) -> None:
+        live = self.live(c)
+        if c.state.status == RESTARTING:
+            live.stopping = True
+            c.manually_stopped = True
+            if live.restart_task is not None:
+                live.restart_task.cancel()
+            c.state.status = EXITED
+            self._save(c)
+            return
+        if c.state.status not in (RUNNING, PAUSED):
+            raise NotModified("container already stopped")
+        live.stopping = True
+        c.manually_stopped = True
+        self._save(c)
+        stop_signal = signal_number(sig or c.config.get("StopSignal"), signals.SIGTERM)
+        if timeout is None:
+            timeout = c.config.get("StopTimeout")
+            timeout = DEFAULT_STOP_TIMEOUT if timeout is None else int(timeout)
+        exits = live.exits
+        if c.state.status == PAUSED:
+            await self.unpause(c)
+        with contextlib.suppress(SkiffError):
+            await asyncio.to_thread(self.runtime.kill, c.id, str(stop_signal))
+            self._publish(c, "kill", signal=str(stop_signal))
+        if timeout < 0 or not await self._wait_exit(c, exits, timeout):
+            if timeout >= 0:
+                with contextlib.suppress(SkiffError):
+                    await asyncio.to_thread(self.runtime.kill, c.id, "KILL")
+                    self._publish(c, "kill", signal=str(int(signals.SIGKILL)))
+            await self._wait_exit(c, exits, None)
+        self._publish(c, "stop")
+
+    async def _wait_exit(self, c: Container, exits: int, timeout: float | None) -> bool:
+        live = self.live(c)
+
+        async def done() -> None:
+            async with live.changed:
+                await live.changed.wait_for(lambda: live.exits > exits or live.removed)
+
+        try:
+            await asyncio.wait_for(done(), timeout)
+            return True
+        except TimeoutError:
+            return False
+
+    async def restart(
+        self, c: Container, timeout: int | None = None, sig: str | None = None
+    ) -> None:
+        if c.state.status in (RUNNING, PAUSED, RESTARTING):
+            await self.stop(c, timeout, sig)
+        live = self.live(c)
+        async with live.lock:
+            if c.state.status not in (RUNNING, PAUSED):
+                await self._start_locked(c)
+        self._publish(c, "restart")
+
+    async def pause(self, c: Container) -> None:
+        if c.state.status == PAUSED:
+            raise Conflict(f"Container {c.id} is already paused")
+        if c.state.status != RUNNING:
+            raise Conflict(f"Container {c.id} is not running")
+        await asyncio.to_thread(self.runtime.pause, c.id)
+        c.state.status = PAUSED
+        self._save(c)
+        self._publish(c, "pause")
+
+    async def unpause(self, c: Container) -> None:
+        if c.state.status != PAUSED:
+            raise Conflict(f"Container {c.id} is not paused")
+        await asyncio.to_thread(self.runtime.resume, c.id)
+        c.state.status = RUNNING
+        self._save(c)
+        self._publish(c, "unpause")
+
+    # ------------------------------------------------------------------ wait
+
+    async def wait(self, c: Container, condition: str = "not-running") -> tuple[int, str]:
+        """Waits for the condition; returns (exit code, error message)."""
+        if condition not in ("not-running", "next-exit", "removed", ""):
+            raise InvalidArgument(f"invalid condition: {condition!r}")
+        live = self.live(c)
+        start_exits = live.exits
+
+        def ready() -> bool:
+            if condition == "removed":
+                return live.removed
+            if condition == "next-exit":
+                return live.exits > start_exits or live.removed
+            return c.state.status not in (RUNNING, PAUSED, RESTARTING) or live.removed
+
+        async with live.changed:
+            await live.changed.wait_for(ready)
+        return c.state.exit_code, c.state.error
+
+    # ------------------------------------------------------------------ remove
+
+    async def remove(self, c: Container, *, force: bool = False, volumes: bool = False) -> None:
+        live = self.live(c)
+        if live.removed:
+            return
+        if c.state.status in (RUNNING, PAUSED, RESTARTING) and not force:
+            state = "paused" if c.state.status == PAUSED else "running"
+            if c.state.status == PAUSED:
+                raise Conflict(
+                    f'cannot remove container "/{c.name}": container is paused and must '
+                    "be unpaused first"
+                )
+            raise Conflict(
+                f'cannot remove container "/{c.name}": container is {state}: stop the '
+                "container before removing or force remove"
+            )
+        if c.state.status in (RUNNING, PAUSED, RESTARTING):
+            live.stopping = True
+            if live.restart_task is not None:
+                live.restart_task.cancel()
+            if c.state.status == RESTARTING:
+                c.state.status = EXITED
+            else:
+                exits = live.exits
+                with contextlib.suppress(SkiffError):
+                    await asyncio.to_thread(self.runtime.kill, c.id, "KILL")
+                    self._publish(c, "kill", signal=str(int(signals.SIGKILL)))
+                if not await self._wait_exit(c, exits, 15):
+                    raise Conflict(f"could not kill container {c.id}")
+        async with live.lock:
+            if live.removed:
+                return
+            c.state.status = REMOVING
+            await asyncio.to_thread(self._remove_files, c)
+            self.store.delete(c.id)
+            with contextlib.suppress(NotFound):
+                self.images.meta.delete_lease(f"container-{c.id}")
+            self._containers.pop(c.id, None)
+            if self._names.get(c.name) == c.id:
+                del self._names[c.name]
+            live.removed = True
+            self._publish(c, "destroy")
+            async with live.changed:
+                live.changed.notify_all()
+        self._live.pop(c.id, None)
+
+    def _remove_files(self, c: Container) -> None:
+        self._cleanup_after_exit(c)
+        shutil.rmtree(c.root, ignore_errors=True)
+
+    # ------------------------------------------------------------------ rename, list
+
+    def rename(self, c: Container, new: str) -> None:
+        new = names.validate(new)
+        if new == c.name:
+            raise InvalidArgument("Renaming a container with the same name as its current name")
+        if new in self._names:
+            raise Conflict(
+                f'Conflict. The container name "/{new}" is already in use by container '
+                f'"{self._names[new]}". You have to remove (or rename) that container to '
+                "be able to reuse that name."
+            )
+        old = c.name
+        c.name = new
+        try:
+            self._save(c)
+        except BaseException:
+            c.name = old
+            raise
+        del self._names[old]
+        self._names[new] = c.id
+        self._publish(c, "rename", oldName="/" + old)
+
+    def list(
+        self,
+        *,
+        all: bool = False,
+        limit: int = -1,
+        size: bool = False,
+        filters: dict[str, list[str]] | None = None,
+    ) -> list[dict[str, Any]]:
+        from skiff.engine.filters import container_matches
+
+        filters = filters or {}
+        items = sorted(self._containers.values(), key=lambda c: c.created, reverse=True)
+        if limit > 0 or "status" in filters or "exited" in filters:
+            all = True
+        out = []
+        for c in items:
+            if not all and c.state.status not in (RUNNING, PAUSED, RESTARTING):
+                continue
+            if not container_matches(c, filters, self):
+                continue
+            entry = c.summary()
+            if size:
+                entry["SizeRw"] = _du(c.upper)
+                entry["SizeRootFs"] = entry["SizeRw"] + self._image_size(c)
+            out.append(entry)
+            if 0 < limit <= len(out):
+                break
+        return out
+
+    def _image_size(self, c: Container) -> int:
+        try:
+            return int(self.images.meta.get_image(c.image_id).size)
+        except NotFound:
+            return 0
+
+    # ------------------------------------------------------------------ daemon start/stop
+
+    async def restore(self) -> None:
+        """At daemon start: load every container, adopt the running ones (their
+        monitors still run), record the exits of those that ended meanwhile, apply
+        restart policies and ``--rm``."""
+        for c in await asyncio.to_thread(self.store.all):
+            self._register(c)
+        for c in list(self._containers.values()):
+            if c.state.status in (RUNNING, PAUSED):
+                if mon.monitor_alive(c.state.monitor_pid, c.id):
+                    self._watch(c)
+                    log.info("adopted running container %s", c.id[:12])
+                    continue
+                await self._handle_exit(c)
+            elif c.state.status == RESTARTING:
+                c.state.status = EXITED
+                self._save(c)
+                if self._should_restart(c):
+                    c.state.status = RESTARTING
+                    self.live(c).restart_task = asyncio.ensure_future(self._restart_later(c))
+            elif c.state.status == REMOVING or (
+                c.host_config.get("AutoRemove") and c.state.status == EXITED
+            ):
+                await self.remove(c, force=True)
+
+    async def shutdown(self, live_restore: bool, timeout: float = 15) -> None:
+        """At daemon stop: without live restore, stop every running container (each
+        with its own stop timeout, all at once), as dockerd does."""
+        for live in self._live.values():
+            if live.restart_task is not None:
+                live.restart_task.cancel()
+        if not live_restore:
+            running = [c for c in self._containers.values() if c.state.status in (RUNNING, PAUSED)]
+
+            async def stop_one(c: Container) -> None:
+                try:
+                    await self.stop(c)
+                except SkiffError as err:
+                    log.warning("stopping %s at shutdown: %s", c.id[:12], err.message)
+                self.live(c).stopping = False
+                c.manually_stopped = False
+                self._save(c)
+
+            if running:
+                await asyncio.wait_for(asyncio.gather(*(stop_one(c) for c in running)), timeout + 5)
+        loop = asyncio.get_running_loop()
+        for live in self._live.values():
+            if live.pidfd is not None:
+                loop.remove_reader(live.pidfd)
+                os.close(live.pidfd)
+                live.pidfd = None
+
+
+# ----------------------------------------------------------------------- helpers
+
+
+def _familiar(ref: str) -> str:
+    from skiff.image.reference import looks_like_id, parse_normalized
+
+    if looks_like_id(ref) or ref.startswith("sha256:"):
+        return ref
+    try:
+        return parse_normalized(ref).familiar()
+    except SkiffError:
+        return ref
+
+
+def _validate_host_config(hc: dict[str, Any]) -> None:
+    policy = hc.get("RestartPolicy") or {}
+    name = policy.get("Name") or ""
+    if name not in RESTART_POLICIES:
+        raise InvalidArgument(f"invalid restart policy: unknown policy '{name}'")
+    if hc.get("AutoRemove") and name not in ("", "no"):
+        raise InvalidArgument("can't create 'AutoRemove' container with restart policy")
+    if policy.get("MaximumRetryCount") and name != "on-failure":
+        raise InvalidArgument(
+            "invalid restart policy: maximum retry count can only be used with 'on-failure'"
+        )
+    if int(policy.get("MaximumRetryCount") or 0) < 0:
+        raise InvalidArgument("invalid restart policy: maximum retry count cannot be negative")
+    mode = hc.get("NetworkMode") or "default"
+    if mode not in ("default", "bridge", "none", "host") and not mode.startswith("container:"):
+        raise NotFound(f"network {mode} not found")
+    mem = int(hc.get("Memory") or 0)
+    if mem and mem < 6 * 1024 * 1024:
+        raise InvalidArgument("Minimum memory limit allowed is 6MB")
+    swap = int(hc.get("MemorySwap") or 0)
+    if mem and swap > 0 and swap < mem:
+        raise InvalidArgument(
+            "Minimum memoryswap limit should be larger than memory limit, see usage"
+        )
+    if hc.get("NanoCpus") and (hc.get("CpuQuota") or hc.get("CpuPeriod")):
+        raise InvalidArgument("Conflicting options: Nano CPUs and CPU Period cannot both be set")
+    ocispec.capabilities(hc)
+    ocispec.rlimits(hc)
+
+
+def _merge_config(body: dict[str, Any], image: Any) -> dict[str, Any]:
+    """The container's Config: what the client sent, completed from the image's
+    config the way dockerd merges them."""
+    cfg: dict[str, Any] = {
+        "Hostname": body.get("Hostname") or "",
+        "Domainname": body.get("Domainname") or "",
+        "User": body.get("User") or image.user or "",
+        "AttachStdin": bool(body.get("AttachStdin")),
+        "AttachStdout": bool(body.get("AttachStdout")),
+        "AttachStderr": bool(body.get("AttachStderr")),
+        "Tty": bool(body.get("Tty")),
+        "OpenStdin": bool(body.get("OpenStdin")),
+        "StdinOnce": bool(body.get("StdinOnce")),
+        "Image": body["Image"],
+        "Volumes": {**(image.volumes or {}), **(body.get("Volumes") or {})} or None,
+        "WorkingDir": body.get("WorkingDir") or image.working_dir or "",
+        "OnBuild": None,
+        "Labels": {**(image.labels or {}), **(body.get("Labels") or {})},
+    }
+    ports = {**(image.exposed_ports or {}), **(body.get("ExposedPorts") or {})}
+    if ports:
+        cfg["ExposedPorts"] = ports
+    env: dict[str, str] = {}
+    order: list[str] = []
+    for item in [*(image.env or []), *(body.get("Env") or [])]:
+        if not isinstance(item, str):
+            raise InvalidArgument(f"invalid environment variable: {item!r}")
+        key = item.partition("=")[0]
+        if not key:
+            raise InvalidArgument(f"invalid environment variable: {item}")
+        if key not in env:
+            order.append(key)
+        env[key] = item
+    cfg["Env"] = [env[k] for k in order]
+    body_entry = body.get("Entrypoint")
+    body_cmd = body.get("Cmd")
+    if isinstance(body_entry, str):
+        body_entry = [body_entry]
+    if isinstance(body_cmd, str):
+        body_cmd = [body_cmd]
+    if body_entry is not None and body_entry != []:
+        cfg["Entrypoint"] = body_entry
+        cfg["Cmd"] = body_cmd
+    elif body_entry == []:
+        cfg["Entrypoint"] = None
+        cfg["Cmd"] = body_cmd if body_cmd else image.cmd
+    else:
+        cfg["Entrypoint"] = image.entrypoint
+        cfg["Cmd"] = body_cmd if body_cmd else image.cmd
+    stop_signal = body.get("StopSignal") or image.stop_signal
+    if stop_signal:
+        signal_number(stop_signal)
+        cfg["StopSignal"] = stop_signal
+    if body.get("StopTimeout") is not None:
+        cfg["StopTimeout"] = int(body["StopTimeout"])
+    health = body.get("Healthcheck")
+    if health is None and image.healthcheck is not None:
+        health = image.healthcheck.to_json()
+    if health:
+        cfg["Healthcheck"] = health
+    return cfg
+
+
+def _read_text(path: str) -> str:
+    try:
+        return Path(path).read_text()
+    except OSError:
+        return ""
+
+
+def _resolv_conf(hc: dict[str, Any], host_net: bool) -> str:
+    host = _read_text("/etc/resolv.conf")
+    servers = [
+        line.split()[1]
+        for line in host.splitlines()
+        if line.startswith("nameserver") and len(line.split()) > 1
+    ]
+    if not host_net:
+        servers = [s for s in servers if not s.startswith("127.") and s != "::1"]
+    if hc.get("Dns"):
+        servers = list(hc["Dns"])
+    if not servers:
+        servers = ["8.8.8.8", "8.8.4.4"]
+    search = list(hc.get("DnsSearch") or [])
+    if not search:
+        for line in host.splitlines():
+            if line.startswith(("search", "domain")):
+                search = line.split()[1:]
+    options = list(hc.get("DnsOptions") or [])
+    lines = [f"nameserver {s}" for s in servers]
+    if search:
+        lines.append("search " + " ".join(search))
+    if options:
+        lines.append("options " + " ".join(options))
+    return "\n".join(lines) + "\n"
+
+
+def _du(path: Path) -> int:
+    total = 0
+    for dirpath, _, filenames in os.walk(path):
+        for name in filenames:
+            with contextlib.suppress(OSError):
+                total += os.lstat(os.path.join(dirpath, name)).st_size
+    return total

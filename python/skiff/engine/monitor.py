@@ -1,0 +1,173 @@
+"""Starting a container's monitor (``skiff-monitor``, rust/runtime/src/bin) and
+following it: the monitor runs the runtime's ``create``, owns the container's stdio
+and log, and writes an exit file when the container's init ends.
+
+Files under ``<exec root>/monitors/<id>/``: ``attach.sock`` (the attach protocol, see
+the monitor's main.rs), ``exit.json`` (written when init exits), ``init.pid``,
+``runtime.log``. The daemon learns that a container ended from a pidfd on the monitor
+(it exits right after writing the exit file), so it works the same for a monitor
+adopted after a daemon restart.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import json
+import os
+import shutil
+import subprocess
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+from skiff.errors import SkiffError
+from skiff.runtime.binary import find_runtime
+
+
+class StartFailed(SkiffError):
+    """The runtime could not create the container (bad command, mount, ...)."""
+
+
+def find_monitor() -> Path:
+    runtime = find_runtime()
+    beside = runtime.parent / "skiff-monitor"
+    if beside.exists():
+        return beside
+    found = shutil.which("skiff-monitor")
+    if found is None:
+        raise StartFailed("skiff-monitor not found (run scripts/setup)")
+    return Path(found)
+
+
+@dataclass(frozen=True)
+class MonitorFiles:
+    dir: Path
+
+    @property
+    def socket(self) -> Path:
+        return self.dir / "attach.sock"
+
+    @property
+    def exit_file(self) -> Path:
+        return self.dir / "exit.json"
+
+    @property
+    def pid_file(self) -> Path:
+        return self.dir / "init.pid"
+
+
+@dataclass(frozen=True)
+class Started:
+    pid: int
+    monitor_pid: int
+
+
+def spawn(
+    *,
+    container_id: str,
+    bundle: Path,
+    files: MonitorFiles,
+    runtime: Path,
+    runtime_root: str,
+    log: Path,
+    terminal: bool,
+    stdin: bool,
+    log_max_size: int = 0,
+    log_max_files: int = 1,
+    monitor: Path | None = None,
+) -> Started:
+    """Starts the monitor (which runs the runtime's ``create``) and waits until the
+    container exists, blocked before its user process; raises StartFailed with the
+    runtime's message otherwise."""
+    shutil.rmtree(files.dir, ignore_errors=True)
+    files.dir.mkdir(parents=True, mode=0o700)
+    argv = [
+        str(monitor or find_monitor()),
+        "--id",
+        container_id,
+        "--bundle",
+        str(bundle),
+        "--runtime",
+        str(runtime),
+        "--runtime-root",
+        runtime_root,
+        "--log",
+        str(log),
+        "--exit-file",
+        str(files.exit_file),
+        "--socket",
+        str(files.socket),
+        "--pid-file",
+        str(files.pid_file),
+    ]
+    if terminal:
+        argv.append("--terminal")
+    if stdin:
+        argv.append("--stdin")
+    if log_max_size > 0:
+        argv += ["--log-max-size", str(log_max_size), "--log-max-files", str(max(1, log_max_files))]
+    r, w = os.pipe()
+    try:
+        argv += ["--sync-fd", str(w)]
+        proc = subprocess.Popen(
+            argv,
+            stdin=subprocess.DEVNULL,
+            stdout=subprocess.DEVNULL,
+            stderr=subprocess.PIPE,
+            pass_fds=(w,),
+            close_fds=True,
+        )
+        os.close(w)
+        w = -1
+        chunks = []
+        while chunk := os.read(r, 4096):
+            chunks.append(chunk)
+        _, err = proc.communicate()
+    finally:
+        os.close(r)
+        if w >= 0:
+            os.close(w)
+    line = b"".join(chunks).decode(errors="replace").strip()
+    try:
+        answer: dict[str, Any] = json.loads(line) if line else {}
+    except ValueError:
+        answer = {"error": line}
+    if "pid" in answer:
+        return Started(int(answer["pid"]), int(answer.get("monitor_pid", 0)))
+    message = str(answer.get("error") or err.decode(errors="replace").strip())
+    raise StartFailed(message or f"skiff-monitor exited with {proc.returncode}")
+
+
+def read_exit(files: MonitorFiles) -> dict[str, Any] | None:
+    """The monitor's exit record, or None when it wrote none."""
+    try:
+        data: dict[str, Any] = json.loads(files.exit_file.read_text())
+    except (FileNotFoundError, ValueError):
+        return None
+    return data
+
+
+def monitor_alive(pid: int, container_id: str) -> bool:
+    """Whether ``pid`` is still this container's monitor (not a reused pid)."""
+    if pid <= 0:
+        return False
+    try:
+        cmdline = Path(f"/proc/{pid}/cmdline").read_bytes().split(b"\0")
+    except (FileNotFoundError, ProcessLookupError, PermissionError):
+        return False
+    return (
+        bool(cmdline) and cmdline[0].endswith(b"skiff-monitor") and container_id.encode() in cmdline
+    )
+
+
+def pidfd(pid: int) -> int | None:
+    """A pidfd for ``pid`` (readable once it exits), or None when it is gone."""
+    try:
+        return os.pidfd_open(pid)
+    except ProcessLookupError:
+        return None
+
+
+def remove_files(files: MonitorFiles) -> None:
+    with contextlib.suppress(FileNotFoundError):
+        shutil.rmtree(files.dir)

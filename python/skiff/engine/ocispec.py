@@ -1,0 +1,531 @@
+"""A container's OCI config.json from its Docker ``Config`` and ``HostConfig``.
+
+Starts from :func:`skiff.runtime.spec.default_config` (Docker's defaults) and applies
+what the client asked for: user, env, working dir, mounts (binds, ``Mounts``, tmpfs,
+and the container's hostname/hosts/resolv.conf files), resources, capabilities,
+seccomp, sysctls, rlimits, namespaces by network/pid/ipc/uts mode. User and group
+names are looked up in the container's own /etc/passwd and /etc/group (the rootfs
+must be mounted), as Docker does.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+from pathlib import Path
+from typing import Any
+
+from skiff.engine.container import Container
+from skiff.engine.seccomp_default import default_profile
+from skiff.errors import InvalidArgument, NotFound
+from skiff.runtime.spec import DEFAULT_CAPS, DEFAULT_PATH, default_config
+
+#: The capabilities of ``--privileged`` and of ``--cap-add ALL``.
+ALL_CAPS = [
+    "CAP_CHOWN",
+    "CAP_DAC_OVERRIDE",
+    "CAP_DAC_READ_SEARCH",
+    "CAP_FOWNER",
+    "CAP_FSETID",
+    "CAP_KILL",
+    "CAP_SETGID",
+    "CAP_SETUID",
+    "CAP_SETPCAP",
+    "CAP_LINUX_IMMUTABLE",
+    "CAP_NET_BIND_SERVICE",
+    "CAP_NET_BROADCAST",
+    "CAP_NET_ADMIN",
+    "CAP_NET_RAW",
+    "CAP_IPC_LOCK",
+    "CAP_IPC_OWNER",
+    "CAP_SYS_MODULE",
+    "CAP_SYS_RAWIO",
+    "CAP_SYS_CHROOT",
+    "CAP_SYS_PTRACE",
+    "CAP_SYS_PACCT",
+    "CAP_SYS_ADMIN",
+    "CAP_SYS_BOOT",
+    "CAP_SYS_NICE",
+    "CAP_SYS_RESOURCE",
+    "CAP_SYS_TIME",
+    "CAP_SYS_TTY_CONFIG",
+    "CAP_MKNOD",
+    "CAP_LEASE",
+    "CAP_AUDIT_WRITE",
+    "CAP_AUDIT_CONTROL",
+    "CAP_SETFCAP",
+    "CAP_MAC_OVERRIDE",
+    "CAP_MAC_ADMIN",
+    "CAP_SYSLOG",
+    "CAP_WAKE_ALARM",
+    "CAP_BLOCK_SUSPEND",
+    "CAP_AUDIT_READ",
+    "CAP_PERFMON",
+    "CAP_BPF",
+    "CAP_CHECKPOINT_RESTORE",
+]
+
+INIT_PATH = "/sbin/docker-init"
+#: Where ``--init``'s binary comes from: tini's static build (Debian's ``tini``).
+INIT_BINARIES = ("/usr/bin/tini-static", "/usr/bin/docker-init")
+
+
+def cap_name(name: str) -> str:
+    upper = name.upper()
+    return upper if upper.startswith("CAP_") or upper == "ALL" else "CAP_" + upper
+
+
+def capabilities(host_config: dict[str, Any]) -> list[str]:
+    """Docker's rule: start from the default set (all when privileged); ``CapAdd``
+    adds, ``CapDrop`` removes; ALL in either means every capability."""
+    if host_config.get("Privileged"):
+        return list(ALL_CAPS)
+    add = [cap_name(c) for c in host_config.get("CapAdd") or []]
+    drop = [cap_name(c) for c in host_config.get("CapDrop") or []]
+    for name in add + drop:
+        if name != "ALL" and name not in ALL_CAPS:
+            raise InvalidArgument(f"unknown capability: {name!r}")
+    caps = list(ALL_CAPS) if "ALL" in add else list(DEFAULT_CAPS)
+    caps += [c for c in add if c != "ALL" and c not in caps]
+    if "ALL" in drop:
+        return [c for c in add if c != "ALL"]
+    return [c for c in caps if c not in drop]
+
+
+# ----------------------------------------------------------------------- users
+
+
+def _read_db(path: Path) -> list[list[str]]:
+    try:
+        text = path.read_text(errors="replace")
+    except (FileNotFoundError, NotADirectoryError, IsADirectoryError):
+        return []
+    return [line.split(":") for line in text.splitlines() if line and not line.startswith("#")]
+
+
+def resolve_user(rootfs: Path, user: str, group_add: list[str]) -> dict[str, Any]:
+    """``User`` ("name", "uid", "name:group", "uid:gid") and ``GroupAdd`` as the
+    OCI user {uid, gid, additionalGids}, from the container's passwd and group."""
+    passwd = _read_db(rootfs / "etc/passwd")
+    groups = _read_db(rootfs / "etc/group")
+    name, _, group = (user or "").partition(":")
+    uid, gid, home_user = 0, 0, "root"
+    if name:
+        by_name = [p for p in passwd if len(p) > 3 and p[0] == name]
+        by_uid = [p for p in passwd if len(p) > 3 and p[2] == name] if name.isdigit() else []
+        entry: list[str] | None = (by_name or by_uid)[0] if by_name or by_uid else None
+        if entry is not None:
+            uid, gid, home_user = int(entry[2]), int(entry[3]), entry[0]
+        elif name.isdigit():
+            uid, gid, home_user = int(name), 0, ""
+        else:
+            raise NotFound(f"unable to find user {name}: no matching entries in passwd file")
+    else:
+        root = [p for p in passwd if len(p) > 3 and p[2] == "0"]
+        if root:
+            home_user = root[0][0]
+
+    def group_id(text: str) -> int:
+        if text.isdigit():
+            return int(text)
+        found = next((g for g in groups if len(g) > 2 and g[0] == text), None)
+        if found is None:
+            raise NotFound(f"unable to find group {text}: no matching entries in group file")
+        return int(found[2])
+
+    if group:
+        gid = group_id(group)
+    extra: list[int] = []
+    if home_user and not group:
+        for member in groups:
+            if len(member) > 3 and home_user in member[3].split(",") and int(member[2]) != gid:
+                extra.append(int(member[2]))
+    for added in group_add or []:
+        extra.append(group_id(added))
+    out: dict[str, Any] = {"uid": uid, "gid": gid}
+    if extra:
+        out["additionalGids"] = sorted(set(extra))
+    return out
+
+
+def home_of(rootfs: Path, uid: int) -> str:
+    for p in _read_db(rootfs / "etc/passwd"):
+        if len(p) > 5 and p[2] == str(uid):
+            return p[5] or "/"
+    return "/"
+
+
+# ----------------------------------------------------------------------- mounts
+
+
+def _bind_options(opts: list[str]) -> list[str]:
+    out = ["rbind"]
+    out.append("ro" if "ro" in opts else "rw")
+    for o in opts:
+        if o in ("shared", "rshared", "slave", "rslave", "private", "rprivate"):
+            out.append(o)
+    if not any(o.endswith(("shared", "slave", "private")) for o in out):
+        out.append("rprivate")
+    return out
+
+
+def user_mounts(host_config: dict[str, Any], volumes_root: Path) -> list[dict[str, Any]]:
+    """Binds (``src:dst[:opts]``), ``Mounts`` and ``Tmpfs`` as OCI mounts."""
+    mounts: list[dict[str, Any]] = []
+    for bind in host_config.get("Binds") or []:
+        parts = bind.split(":")
+        if len(parts) < 2 or len(parts) > 3:
+            raise InvalidArgument(f"invalid volume specification: '{bind}'")
+        src, dst = parts[0], parts[1]
+        opts = parts[2].split(",") if len(parts) == 3 else []
+        if not dst.startswith("/"):
+            raise InvalidArgument(
+                f"invalid volume specification: '{bind}': invalid mount config for type "
+                f"\"bind\": invalid mount path: '{dst}' mount path must be absolute"
+            )
+        if not src.startswith("/"):
+            src = str(_volume_dir(volumes_root, src))
+        else:
+            Path(src).mkdir(parents=True, exist_ok=True)
+        mounts.append(
+            {"destination": dst, "type": "bind", "source": src, "options": _bind_options(opts)}
+        )
+    for m in host_config.get("Mounts") or []:
+        kind = m.get("Type") or "volume"
+        target = m.get("Target") or m.get("Destination") or ""
+        if not target.startswith("/"):
+            raise InvalidArgument(f"invalid mount config: mount path must be absolute: {target!r}")
+        ro = bool(m.get("ReadOnly"))
+        if kind == "bind":
+            src = m.get("Source") or ""
+            if not os.path.exists(src):
+                raise InvalidArgument(
+                    f'invalid mount config for type "bind": bind source path does not exist: {src}'
+                )
+            opts = ["ro" if ro else "rw"]
+            prop = (m.get("BindOptions") or {}).get("Propagation")
+            if prop:
+                opts.append(prop)
+            mounts.append(
+                {
+                    "destination": target,
+                    "type": "bind",
+                    "source": src,
+                    "options": _bind_options(opts),
+                }
+            )
+        elif kind == "tmpfs":
+            topts = m.get("TmpfsOptions") or {}
+            opts = ["nosuid", "nodev"]
+            if topts.get("SizeBytes"):
+                opts.append(f"size={int(topts['SizeBytes'])}")
+            if topts.get("Mode"):
+                opts.append(f"mode={int(topts['Mode']):o}")
+            if ro:
+                opts.append("ro")
+            mounts.append(
+                {"destination": target, "type": "tmpfs", "source": "tmpfs", "options": opts}
+            )
+        elif kind == "volume":
+            name = m.get("Source") or ""
+            src = _volume_dir(volumes_root, name or os.urandom(16).hex())
+            mounts.append(
+                {
+                    "destination": target,
+                    "type": "bind",
+                    "source": str(src),
+                    "options": _bind_options(["ro"] if ro else []),
+                }
+            )
+        else:
+            raise InvalidArgument(f"mount type {kind!r} is not supported")
+    for dst, text in (host_config.get("Tmpfs") or {}).items():
+        opts = ["nosuid", "nodev", "noexec"]
+        for o in (text or "").split(","):
+            if o and o not in opts:
+                opts.append(o)
+        mounts.append({"destination": dst, "type": "tmpfs", "source": "tmpfs", "options": opts})
+    return mounts
+
+
+def _volume_dir(volumes_root: Path, name: str) -> Path:
+    if "/" in name or name in (".", ".."):
+        raise InvalidArgument(f"invalid volume name {name!r}")
+    path = volumes_root / name / "_data"
+    path.mkdir(parents=True, exist_ok=True)
+    return path
+
+
+# ----------------------------------------------------------------------- resources
+
+
+def resources(hc: dict[str, Any]) -> dict[str, Any]:
+    out: dict[str, Any] = {}
+    memory: dict[str, Any] = {}
+    if hc.get("Memory"):
+        memory["limit"] = int(hc["Memory"])
+        swap = hc.get("MemorySwap")
+        if swap is None or swap == 0:
+            memory["swap"] = int(hc["Memory"]) * 2
+        elif swap != -1:
+            memory["swap"] = int(swap)
+        else:
+            memory["swap"] = -1
+    if hc.get("MemoryReservation"):
+        memory["reservation"] = int(hc["MemoryReservation"])
+    if memory:
+        out["memory"] = memory
+    cpu: dict[str, Any] = {}
+    if hc.get("NanoCpus"):
+        if hc.get("CpuQuota") or hc.get("CpuPeriod"):
+            raise InvalidArgument(
+                "conflicting options: Nano CPUs and CPU Period/Quota cannot both be set"
+            )
+        cpu["period"] = 100_000
+        cpu["quota"] = int(hc["NanoCpus"]) * 100_000 // 1_000_000_000
+    if hc.get("CpuQuota"):
+        cpu["quota"] = int(hc["CpuQuota"])
+    if hc.get("CpuPeriod"):
+        cpu["period"] = int(hc["CpuPeriod"])
+    if hc.get("CpuShares"):
+        cpu["shares"] = int(hc["CpuShares"])
+    if hc.get("CpusetCpus"):
+        cpu["cpus"] = str(hc["CpusetCpus"])
+    if hc.get("CpusetMems"):
+        cpu["mems"] = str(hc["CpusetMems"])
+    if cpu:
+        out["cpu"] = cpu
+    if hc.get("PidsLimit"):
+        limit = int(hc["PidsLimit"])
+        if limit > 0 or limit == -1:
+            out["pids"] = {"limit": limit}
+    if hc.get("BlkioWeight"):
+        out["blockIO"] = {"weight": int(hc["BlkioWeight"])}
+    return out
+
+
+# ----------------------------------------------------------------------- security
+
+
+def security(hc: dict[str, Any], caps: list[str]) -> tuple[bool, dict[str, Any] | None]:
+    """(no_new_privileges, seccomp profile or None) from ``SecurityOpt``."""
+    nnp = False
+    seccomp: dict[str, Any] | None = None if hc.get("Privileged") else default_profile(caps)
+    for opt in hc.get("SecurityOpt") or []:
+        key, sep, value = opt.partition("=")
+        if not sep:
+            key, sep, value = opt.partition(":")
+        if key == "no-new-privileges":
+            nnp = value in ("", "true", "1")
+        elif key == "seccomp":
+            if value == "unconfined":
+                seccomp = None
+            elif value in ("builtin", "default"):
+                seccomp = default_profile(caps)
+            else:
+                try:
+                    profile = json.loads(value)
+                except ValueError as err:
+                    raise InvalidArgument(f"decoding seccomp profile failed: {err}") from None
+                if not isinstance(profile, dict):
+                    raise InvalidArgument("decoding seccomp profile failed: not an object")
+                seccomp = _docker_profile_to_oci(profile)
+        elif key in ("apparmor", "label", "systempaths", "proc-opts"):
+            continue
+        else:
+            raise InvalidArgument(f"invalid --security-opt: {opt!r}")
+    return nnp, seccomp
+
+
+def _docker_profile_to_oci(profile: dict[str, Any]) -> dict[str, Any]:
+    """A profile in Docker's format (``syscalls[].names`` with ``includes``/``excludes``,
+    ``archMap``) as an OCI ``linux.seccomp``; OCI-shaped profiles pass through."""
+    out: dict[str, Any] = {"defaultAction": profile.get("defaultAction", "SCMP_ACT_ALLOW")}
+    if "defaultErrnoRet" in profile:
+        out["defaultErrnoRet"] = profile["defaultErrnoRet"]
+    arches = list(profile.get("architectures") or [])
+    for entry in profile.get("archMap") or []:
+        arches.append(entry.get("architecture"))
+        arches.extend(entry.get("subArchitectures") or [])
+    if arches:
+        out["architectures"] = [a for a in arches if a]
+    if profile.get("flags"):
+        out["flags"] = profile["flags"]
+    syscalls = []
+    for rule in profile.get("syscalls") or []:
+        if rule.get("includes") or rule.get("excludes"):
+            continue  # conditional on caps/arches/kernels: not applied
+        names = rule.get("names") or ([rule["name"]] if rule.get("name") else [])
+        item: dict[str, Any] = {"names": names, "action": rule.get("action", "SCMP_ACT_ALLOW")}
+        if rule.get("args"):
+            item["args"] = rule["args"]
+        if "errnoRet" in rule:
+            item["errnoRet"] = rule["errnoRet"]
+        syscalls.append(item)
+    out["syscalls"] = syscalls
+    return out
+
+
+RLIMITS = {
+    "core",
+    "cpu",
+    "data",
+    "fsize",
+    "locks",
+    "memlock",
+    "msgqueue",
+    "nice",
+    "nofile",
+    "nproc",
+    "rss",
+    "rtprio",
+    "rttime",
+    "sigpending",
+    "stack",
+    "as",
+}
+
+
+def rlimits(hc: dict[str, Any]) -> list[dict[str, Any]]:
+    out = []
+    for u in hc.get("Ulimits") or []:
+        name = str(u.get("Name", "")).lower()
+        if name not in RLIMITS:
+            raise InvalidArgument(f"invalid ulimit type: {name}")
+        out.append({"type": f"RLIMIT_{name.upper()}", "soft": u["Soft"], "hard": u["Hard"]})
+    return out
+
+
+# ----------------------------------------------------------------------- the config
+
+
+def build(
+    c: Container,
+    *,
+    volumes_root: Path,
+    netns_path: str | None = None,
+    init_binary: str | None = None,
+) -> dict[str, Any]:
+    """The config.json for starting ``c`` (its rootfs mounted at ``c.rootfs``)."""
+    cfg, hc = c.config, c.host_config
+    hostname = cfg.get("Hostname") or c.id[:12]
+    net_mode = hc.get("NetworkMode") or "default"
+    args = [c.path, *c.args] if c.path else list(c.args)
+    if not args:
+        raise InvalidArgument("no command specified")
+    if hc.get("Init"):
+        if init_binary is None:
+            raise NotFound("the init binary (tini-static) is not installed: install Debian's tini")
+        args = [INIT_PATH, "--", *args]
+
+    env = list(cfg.get("Env") or [])
+    names = {e.partition("=")[0] for e in env}
+    if "PATH" not in names:
+        env.insert(0, f"PATH={DEFAULT_PATH}")
+    if "HOSTNAME" not in names:
+        env.insert(1, f"HOSTNAME={hostname}")
+    if c.tty and "TERM" not in names:
+        env.append("TERM=xterm")
+
+    spec = default_config(
+        args,
+        rootfs=str(c.rootfs),
+        env=env,
+        cwd=cfg.get("WorkingDir") or "/",
+        hostname=hostname if net_mode != "host" else "",
+        terminal=c.tty,
+        network=net_mode != "host",
+        cgroups_path=f"/skiff/{c.id}",
+    )
+    proc = spec["process"]
+    user = resolve_user(c.rootfs, cfg.get("User") or "", hc.get("GroupAdd") or [])
+    proc["user"] = user
+    if "HOME" not in names:
+        proc["env"].append(f"HOME={home_of(c.rootfs, user['uid'])}")
+    caps = capabilities(hc)
+    proc["capabilities"] = {"bounding": caps, "effective": caps, "permitted": caps}
+    if user["uid"] != 0:
+        # A non-root user keeps no effective capabilities (as the kernel would give it).
+        proc["capabilities"]["effective"] = []
+        proc["capabilities"]["permitted"] = []
+    nnp, seccomp = security(hc, caps)
+    proc["noNewPrivileges"] = nnp
+    limits = rlimits(hc)
+    if limits:
+        proc["rlimits"] = limits
+    if hc.get("OomScoreAdj"):
+        proc["oomScoreAdj"] = int(hc["OomScoreAdj"])
+    if c.tty and hc.get("ConsoleSize"):
+        h, w = hc["ConsoleSize"]
+        if h and w:
+            proc["consoleSize"] = {"height": int(h), "width": int(w)}
+
+    spec["root"]["readonly"] = bool(hc.get("ReadonlyRootfs"))
+    linux = spec["linux"]
+    if seccomp is not None:
+        linux["seccomp"] = seccomp
+    res = resources(hc)
+    linux["resources"].update(res)
+    if hc.get("Sysctls"):
+        linux["sysctl"] = {str(k): str(v) for k, v in hc["Sysctls"].items()}
+
+    namespaces = linux["namespaces"]
+    if net_mode.startswith("container:") and netns_path:
+        for ns in namespaces:
+            if ns["type"] == "network":
+                ns["path"] = netns_path
+    for key, ns_type in (("PidMode", "pid"), ("IpcMode", "ipc"), ("UTSMode", "uts")):
+        if hc.get(key) == "host":
+            linux["namespaces"] = namespaces = [n for n in namespaces if n["type"] != ns_type]
+
+    if hc.get("Privileged"):
+        linux["maskedPaths"] = []
+        linux["readonlyPaths"] = []
+        linux["resources"]["devices"] = [{"allow": True, "access": "rwm"}]
+        for m in spec["mounts"]:
+            if m["destination"] in ("/sys", "/sys/fs/cgroup"):
+                m["options"] = [o for o in m["options"] if o != "ro"] + ["rw"]
+
+    mounts = spec["mounts"]
+    shm = hc.get("ShmSize")
+    for m in mounts:
+        if m["destination"] == "/dev/shm" and shm:
+            m["options"] = [o for o in m["options"] if not o.startswith("size=")]
+            m["options"].append(f"size={int(shm)}")
+    user_defined = user_mounts(hc, volumes_root)
+    taken = {m["destination"] for m in user_defined}
+    for fname, dst in (
+        ("hostname", "/etc/hostname"),
+        ("hosts", "/etc/hosts"),
+        ("resolv.conf", "/etc/resolv.conf"),
+    ):
+        if dst in taken:
+            continue
+        opts = ["rbind", "rprivate"]
+        if hc.get("ReadonlyRootfs"):
+            opts.append("ro")
+        mounts.append(
+            {"destination": dst, "type": "bind", "source": str(c.root / fname), "options": opts}
+        )
+    if hc.get("Init") and init_binary is not None:
+        mounts.append(
+            {
+                "destination": INIT_PATH,
+                "type": "bind",
+                "source": init_binary,
+                "options": ["bind", "ro", "rprivate"],
+            }
+        )
+    # Longer destinations after shorter ones, so /a/b lands inside a mount at /a.
+    spec["mounts"] = mounts + sorted(
+        user_defined, key=lambda m: m["destination"].rstrip("/").count("/")
+    )
+    spec["annotations"] = {"org.skiff.container.name": c.name}
+    return spec
+
+
+def find_init_binary() -> str | None:
+    for path in INIT_BINARIES:
+        if os.access(path, os.X_OK):
+            return path
+    return None
