@@ -21,7 +21,6 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from skiff.engine import monitor as mon
-from skiff.engine.monitor import StartFailed
 from skiff.engine import names, ocispec
 from skiff.engine.container import (
     DEAD,
@@ -33,6 +32,7 @@ from skiff.engine.container import (
     Container,
     rfc3339_nano,
 )
+from skiff.engine.monitor import StartFailed
 from skiff.engine.store import ContainerStore
 from skiff.errors import Conflict, InvalidArgument, NotFound, NotModified, SkiffError
 from skiff.image.rootfs import RootfsMounter
