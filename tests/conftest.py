@@ -145,6 +145,52 @@ def skiffd() -> Iterator[RunningDaemon]:
     assert code == 0, f"skiffd exited with {code}"
 
 
+@pytest.fixture(scope="session")
+def engine(busybox_tar: Path, probe_tar: Path) -> Iterator[RunningDaemon]:
+    """One skiffd for the session's container tests, with ``busybox:latest`` and
+    ``probe:latest``; its containers run under the session's cgroup parent. Tests
+    name their containers uniquely and remove them."""
+    from tests.support.cgroups import remove_tree
+    from tests.support.engine import start_engine
+
+    root = short_tmpdir("skiffd-e-")
+    daemon = start_engine(
+        root, {"busybox:latest": busybox_tar, "probe:latest": probe_tar}, CGROUP_PARENT
+    )
+    yield daemon
+    code = daemon.stop()
+    shutil.rmtree(root, ignore_errors=True)
+    remove_tree(CGROUP_PARENT)
+    assert code == 0, f"skiffd exited with {code}:\n{daemon.log()}"
+
+
+@pytest.fixture
+def engine_factory(busybox_tar: Path, probe_tar: Path) -> Iterator[Callable[..., RunningDaemon]]:
+    """Fresh daemons with the test images (``factory(config={...})``) for tests that
+    restart or kill them; stopped and removed afterwards."""
+    from tests.support.cgroups import remove_tree
+    from tests.support.engine import start_engine
+
+    started: list[tuple[RunningDaemon, Path]] = []
+
+    def factory(config: dict[str, object] | None = None) -> RunningDaemon:
+        root = short_tmpdir("skiffd-f-")
+        daemon = start_engine(
+            root,
+            {"busybox:latest": busybox_tar, "probe:latest": probe_tar},
+            CGROUP_PARENT,
+            config,
+        )
+        started.append((daemon, root))
+        return daemon
+
+    yield factory
+    for daemon, root in started:
+        daemon.stop()
+        shutil.rmtree(root, ignore_errors=True)
+    remove_tree(CGROUP_PARENT)
+
+
 @pytest.fixture
 def registry() -> Iterator[object]:
     """A real registry (Debian's docker-registry) on 127.0.0.1, no auth; stopped and

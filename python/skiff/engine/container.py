@@ -14,8 +14,8 @@ On disk, ``<data root>/containers/<id>/``::
     hostname, hosts, resolv.conf    bind-mounted into the container
     <id>-json.log       the json-file log (rotated as .1, .2, ... by the monitor)
 
-and ``<exec root>/monitors/<id>/`` holds the monitor's attach socket, exit file and the
-runtime's log while it runs.
+and ``<exec root>/m/<first 16 characters of the id>/`` holds the monitor's attach
+socket, exit file and the runtime's log while it runs.
 """
 
 from __future__ import annotations

@@ -46,6 +46,9 @@ if TYPE_CHECKING:
 log = logging.getLogger("skiff.engine.containers")
 
 DEFAULT_STOP_TIMEOUT = 10
+#: Monitor directories are named by this many characters of the container ID (kept
+#: unique at create), so that socket paths stay short.
+MONITOR_DIR_LEN = 16
 
 HOSTS_BASE = (
     "127.0.0.1\tlocalhost\n"
@@ -216,7 +219,8 @@ class ContainerService:
     ) -> None:
         self.root = data_root / "containers"
         self.volumes_root = data_root / "volumes"
-        self.monitors_root = exec_root / "monitors"
+        # Short: the attach socket's path must fit in 108 bytes.
+        self.monitors_root = exec_root / "m"
         self.images = images
         self.events = events
         self.runtime = runtime
@@ -270,7 +274,7 @@ class ContainerService:
         self.store.save(c)
 
     def monitor_files(self, c: Container) -> mon.MonitorFiles:
-        return mon.MonitorFiles(self.monitors_root / c.id)
+        return mon.MonitorFiles(self.monitors_root / c.id[:MONITOR_DIR_LEN])
 
     # ------------------------------------------------------------------ create
 
@@ -313,6 +317,8 @@ class ContainerService:
             host_config["NetworkMode"] = "default"
 
         cid = secrets.token_hex(32)
+        while any(other.startswith(cid[:MONITOR_DIR_LEN]) for other in self._containers):
+            cid = secrets.token_hex(32)
         lowers = [str(p) for p in self.images.snapshots.lowers(image.record.chain)]
         c = Container(
             id=cid,

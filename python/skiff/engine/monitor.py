@@ -2,7 +2,7 @@
 following it: the monitor runs the runtime's ``create``, owns the container's stdio
 and log, and writes an exit file when the container's init ends.
 
-Files under ``<exec root>/monitors/<id>/``: ``attach.sock`` (the attach protocol, see
+Files under ``<exec root>/m/<id prefix>/``: ``attach.sock`` (the attach protocol, see
 the monitor's main.rs), ``exit.json`` (written when init exits), ``init.pid``,
 ``runtime.log``. The daemon learns that a container ended from a pidfd on the monitor
 (it exits right after writing the exit file), so it works the same for a monitor

@@ -1,0 +1,67 @@
+"""A skiffd with images, for container tests: the data root is seeded with
+``busybox:latest`` (from Debian's busybox-static) and ``probe:latest`` (the static
+probe) through the image store before the daemon starts, so container tests need
+neither a registry nor the image routes."""
+
+from __future__ import annotations
+
+import json
+import shutil
+import subprocess
+from dataclasses import dataclass
+from pathlib import Path
+
+from skiff.image.service import ImageService
+from tests.support.daemon import RunningDaemon, start_daemon
+
+DOCKER = shutil.which("docker")
+
+
+def seed_images(data_root: Path, tars: dict[str, Path]) -> dict[str, str]:
+    """Imports each root filesystem tar as the tag naming it; returns tag -> image ID."""
+    svc = ImageService(data_root)
+    try:
+        return {tag: svc.import_tar(tar, tag=tag).id for tag, tar in tars.items()}
+    finally:
+        svc.close()
+
+
+def start_engine(
+    root: Path, tars: dict[str, Path], cgroup_parent: str, config: dict[str, object] | None = None
+) -> RunningDaemon:
+    root.mkdir(parents=True, exist_ok=True)
+    seed_images(root / "data", tars)
+    cfg = {"cgroup-parent": cgroup_parent, **(config or {})}
+    return start_daemon(root, config=json.dumps(cfg))
+
+
+@dataclass
+class DockerResult:
+    code: int
+    out: str
+    err: str
+
+
+def docker(
+    daemon: RunningDaemon, *args: str, input: str | None = None, timeout: float = 60
+) -> DockerResult:
+    """The real docker CLI against ``daemon``; any exit code (tests check it)."""
+    assert DOCKER is not None, "the docker CLI is not installed"
+    proc = subprocess.run(
+        [DOCKER, *args],
+        capture_output=True,
+        text=True,
+        env=daemon.env(),
+        timeout=timeout,
+        input=input,
+    )
+    return DockerResult(proc.returncode, proc.stdout, proc.stderr)
+
+
+def docker_ok(
+    daemon: RunningDaemon, *args: str, input: str | None = None, timeout: float = 60
+) -> str:
+    """Like :func:`docker`, asserting success; returns stdout."""
+    r = docker(daemon, *args, input=input, timeout=timeout)
+    assert r.code == 0, f"docker {' '.join(args)} exited {r.code}: {r.err}"
+    return r.out
