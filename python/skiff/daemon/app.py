@@ -101,7 +101,7 @@ def common_headers() -> dict[str, str]:
 
 #: The modules under ``skiff.daemon.routes``, one per API resource; each has
 #: ``routes(daemon) -> list[RouteSpec]``.
-ROUTE_MODULES = ("system", "containers")
+ROUTE_MODULES = ("system", "containers", "container_stats", "container_fs", "exec", "images")
 
 
 def build_router(daemon: Daemon) -> Router:
