@@ -36,6 +36,7 @@ class Daemon:
         self.data_root = Path(config.data_root)
         self.exec_root = Path(config.exec_root)
         self.git_commit = ""
+        self.engine_id = ""
         self.build_time = ""
         self.runtime_version = ""
         self._server: HTTPServer | None = None
@@ -55,6 +56,7 @@ class Daemon:
             self.runtime_version = runtime_version(find_runtime())
         except NotFound as err:
             log.warning("%s", err)
+        self.engine_id = engine_id(self.data_root)
         self.events.bind(asyncio.get_running_loop())
         await self._start_engine()
 
@@ -113,6 +115,21 @@ class Daemon:
             await stop.wait()
         finally:
             await self.stop()
+
+
+def engine_id(data_root: Path) -> str:
+    """This engine's ID (``/info``'s ID), made once and kept in the data root."""
+    path = data_root / "engine-id"
+    try:
+        return path.read_text().strip()
+    except FileNotFoundError:
+        import uuid
+
+        value = str(uuid.uuid4())
+        tmp = path.with_suffix(".tmp")
+        tmp.write_text(value + "\n")
+        os.replace(tmp, path)
+        return value
 
 
 def write_pidfile(path: Path) -> Path:

@@ -817,16 +817,19 @@ class ContainerService:
                     log.info("adopted running container %s", c.id[:12])
                     continue
                 await self._handle_exit(c)
-            elif c.state.status == RESTARTING:
-                c.state.status = EXITED
-                self._save(c)
-                if self._should_restart(c):
-                    c.state.status = RESTARTING
-                    self.live(c).restart_task = asyncio.ensure_future(self._restart_later(c))
             elif c.state.status == REMOVING or (
                 c.host_config.get("AutoRemove") and c.state.status == EXITED
             ):
                 await self.remove(c, force=True)
+            elif c.state.status in (RESTARTING, EXITED) and c.has_been_started:
+                # Restart policies apply at daemon start too (always; unless-stopped
+                # when not stopped by hand; on-failure after a failure).
+                c.state.status = EXITED
+                self._save(c)
+                if self._should_restart(c):
+                    c.state.status = RESTARTING
+                    task = asyncio.ensure_future(self._restart_later(c))
+                    self.live(c).restart_task = task
 
     async def shutdown(self, live_restore: bool, timeout: float = 15) -> None:
         """At daemon stop: without live restore, stop every running container (each

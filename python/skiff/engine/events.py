@@ -122,6 +122,11 @@ class EventBus:
                     loop.call_soon_threadsafe(queue.put_nowait, event)
         return event
 
+    @property
+    def listeners(self) -> int:
+        with self._lock:
+            return len(self._subscribers)
+
     def history(self) -> list[Event]:
         with self._lock:
             return list(self._history)
