@@ -1,0 +1,152 @@
+"""docker-py (from PyPI, unchanged) running containers on skiffd, and the answers
+dockerd gives to bad requests: malformed bodies, unknown IDs, names in use, versions."""
+
+from __future__ import annotations
+
+import http.client
+import json
+import secrets
+import socket
+import time
+
+import docker
+import pytest
+from docker.errors import APIError, ContainerError, ImageNotFound, NotFound
+
+from tests.support.daemon import RunningDaemon
+
+pytestmark = pytest.mark.root
+
+
+@pytest.fixture
+def client(engine: RunningDaemon) -> docker.DockerClient:
+    c = docker.DockerClient(base_url=engine.host, timeout=60)
+    yield c
+    c.close()
+
+
+def uname(prefix: str) -> str:
+    return f"{prefix}-{secrets.token_hex(4)}"
+
+
+def test_containers_run_attached_returns_output(client: docker.DockerClient) -> None:
+    out = client.containers.run("busybox", ["sh", "-c", "echo hello; echo err >&2"], remove=True)
+    assert out == b"hello\n"
+    with pytest.raises(ContainerError) as info:
+        client.containers.run("busybox", ["sh", "-c", "exit 4"], remove=True)
+    assert info.value.exit_status == 4
+
+
+def test_containers_run_detached_logs_stream_wait_remove(client: docker.DockerClient) -> None:
+    name = uname("py")
+    c = client.containers.run(
+        "busybox",
+        ["sh", "-c", "for i in 1 2 3; do echo n$i; sleep 0.1; done"],
+        detach=True,
+        name=name,
+        labels={"suite": name},
+        environment={"K": "V"},
+    )
+    try:
+        lines = b"".join(c.logs(stream=True, follow=True)).split()
+        assert lines == [b"n1", b"n2", b"n3"]
+        assert c.wait(timeout=10)["StatusCode"] == 0
+        c.reload()
+        assert c.status == "exited"
+        assert "K=V" in c.attrs["Config"]["Env"]
+        found = client.containers.list(all=True, filters={"label": f"suite={name}"})
+        assert [x.id for x in found] == [c.id]
+        assert client.containers.list(filters={"label": f"suite={name}"}) == []
+    finally:
+        c.remove(force=True)
+    with pytest.raises(NotFound):
+        client.containers.get(name)
+
+
+def test_stop_kill_restart_through_docker_py(client: docker.DockerClient) -> None:
+    c = client.containers.run("busybox", ["sleep", "60"], detach=True, name=uname("skr"))
+    try:
+        c.kill(signal="SIGKILL")
+        assert c.wait(timeout=10)["StatusCode"] == 137
+        c.restart(timeout=1)
+        c.reload()
+        assert c.status == "running"
+        c.stop(timeout=1)
+        c.reload()
+        assert c.status == "exited"
+    finally:
+        c.remove(force=True)
+
+
+def test_missing_image_is_image_not_found(client: docker.DockerClient) -> None:
+    with pytest.raises(ImageNotFound):
+        client.containers.create("no-such-image-" + secrets.token_hex(3))
+
+
+def _raw(
+    engine: RunningDaemon, method: str, path: str, body: bytes | None = None
+) -> tuple[int, dict]:
+    sock = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
+    sock.connect(str(engine.socket))
+    conn = http.client.HTTPConnection("localhost")
+    conn.sock = sock
+    headers = {"Content-Type": "application/json"} if body is not None else {}
+    conn.request(method, path, body=body, headers=headers)
+    resp = conn.getresponse()
+    data = resp.read()
+    conn.close()
+    return resp.status, json.loads(data) if data.strip() else {}
+
+
+def test_bad_requests_answered_like_dockerd(engine: RunningDaemon) -> None:
+    status, body = _raw(engine, "POST", "/v1.45/containers/create", b"{not json")
+    assert status == 400 and "invalid JSON" in body["message"]
+    status, body = _raw(engine, "POST", "/v1.45/containers/create", b"{}")
+    assert status == 400
+    status, body = _raw(engine, "GET", "/v1.45/containers/nope-" + secrets.token_hex(4) + "/json")
+    assert status == 404 and body["message"].startswith("No such container: nope-")
+    status, body = _raw(
+        engine, "POST", "/v1.45/containers/create?name=bad%20name", b'{"Image":"busybox"}'
+    )
+    assert status == 400 and "Invalid container name" in body["message"]
+    status, body = _raw(engine, "GET", "/v1.12/containers/json")
+    assert status == 400 and "too old" in body["message"]
+    status, body = _raw(engine, "GET", "/v9.99/containers/json")
+    assert status == 400 and "too new" in body["message"]
+    status, body = _raw(
+        engine,
+        "POST",
+        "/v1.45/containers/create",
+        b'{"Image":"busybox","HostConfig":{"RestartPolicy":{"Name":"sometimes"}}}',
+    )
+    assert status == 400 and "restart policy" in body["message"]
+    status, body = _raw(engine, "POST", "/containers/json?all=1")
+    assert status == 404  # wrong method: dockerd has no such route
+
+
+def test_name_in_use_is_409(engine: RunningDaemon, client: docker.DockerClient) -> None:
+    name = uname("dup")
+    c = client.containers.create("busybox", ["true"], name=name)
+    try:
+        with pytest.raises(APIError) as info:
+            client.containers.create("busybox", ["true"], name=name)
+        assert info.value.status_code == 409
+        assert "is already in use by container" in str(info.value)
+    finally:
+        c.remove(force=True)
+
+
+def test_events_stream_reports_container_lifecycle(
+    engine: RunningDaemon, client: docker.DockerClient
+) -> None:
+    name = uname("ev")
+    since = time.time()
+    c = client.containers.run("busybox", ["true"], detach=True, name=name)
+    c.wait(timeout=10)
+    c.remove()
+    events = client.events(
+        since=since, until=time.time() + 0.5, decode=True, filters={"container": name}
+    )
+    actions = [e["Action"] for e in events]
+    assert actions[:1] == ["create"]
+    assert "start" in actions and "die" in actions and actions[-1] == "destroy"
