@@ -276,3 +276,41 @@ def test_restart_policy_on_failure_counts(engine: RunningDaemon) -> None:
             time.sleep(0.1)
     finally:
         docker(engine, "rm", "-f", name)
+
+
+def test_health_check_goes_healthy_then_unhealthy(engine: RunningDaemon) -> None:
+    name = uname("health")
+    docker_ok(
+        engine,
+        "run",
+        "-d",
+        "--name",
+        name,
+        "--health-cmd",
+        "test -f /tmp/ok",
+        "--health-interval",
+        "200ms",
+        "--health-retries",
+        "2",
+        "busybox",
+        "sh",
+        "-c",
+        "touch /tmp/ok; sleep 1.5; rm /tmp/ok; sleep 60",
+    )
+    try:
+        seen = []
+        deadline = time.monotonic() + 20
+        while "unhealthy" not in seen:
+            assert time.monotonic() < deadline, seen
+            status = docker_ok(engine, "inspect", "-f", "{{.State.Health.Status}}", name).strip()
+            if not seen or seen[-1] != status:
+                seen.append(status)
+            time.sleep(0.1)
+        assert "healthy" in seen
+        assert seen.index("healthy") < seen.index("unhealthy")
+        ps = docker_ok(engine, "ps", "--filter", f"name={name}", "--format", "{{.Status}}")
+        assert "(unhealthy)" in ps
+        info = json.loads(docker_ok(engine, "inspect", "-f", "{{json .State.Health}}", name))
+        assert info["FailingStreak"] >= 2 and info["Log"][-1]["ExitCode"] == 1
+    finally:
+        docker(engine, "rm", "-f", name)

@@ -20,8 +20,8 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
+from skiff.engine import health, names, ocispec
 from skiff.engine import monitor as mon
-from skiff.engine import names, ocispec
 from skiff.engine.container import (
     DEAD,
     EXITED,
@@ -155,6 +155,7 @@ class Live:
     #: before the user process runs, so no output is lost)
     attach_waiters: list[AttachWaiter] = field(default_factory=list)
     restart_task: asyncio.Task[None] | None = None
+    health_task: asyncio.Task[None] | None = None
     stopping: bool = False
 
 
@@ -264,13 +265,13 @@ class ContainerService:
     def live(self, c: Container) -> Live:
         return self._live[c.id]
 
-    def _publish(self, c: Container, action: str, **extra: str) -> None:
+    def publish(self, c: Container, action: str, **extra: str) -> None:
         attrs = {"image": c.image_name, "name": c.name}
         attrs.update({k: str(v) for k, v in (c.config.get("Labels") or {}).items()})
         attrs.update(extra)
         self.events.publish("container", action, c.id, attrs)
 
-    def _save(self, c: Container) -> None:
+    def save(self, c: Container) -> None:
         self.store.save(c)
 
     def monitor_files(self, c: Container) -> mon.MonitorFiles:
@@ -339,7 +340,7 @@ class ContainerService:
             shutil.rmtree(c.root, ignore_errors=True)
             raise
         self._register(c)
-        self._publish(c, "create")
+        self.publish(c, "create")
         return c
 
     def _register(self, c: Container) -> None:
@@ -407,7 +408,7 @@ class ContainerService:
         except SkiffError as err:
             c.state.error = err.message
             c.state.exit_code = start_error_code(err.message)
-            self._save(c)
+            self.save(c)
             await asyncio.to_thread(self._cleanup_after_exit, c)
             for waiter in live.attach_waiters:
                 if not waiter.monitor.done():
@@ -430,7 +431,7 @@ class ContainerService:
             await asyncio.to_thread(self.runtime.start, c.id)
         except SkiffError as err:
             c.state.error = err.message
-            self._save(c)
+            self.save(c)
             with contextlib.suppress(SkiffError):
                 await asyncio.to_thread(self.runtime.kill, c.id, "KILL")
             raise
@@ -440,9 +441,10 @@ class ContainerService:
         c.state.exit_code = 0
         c.state.oom_killed = False
         c.has_been_started = True
-        self._save(c)
+        self.save(c)
         self._watch(c)
-        self._publish(c, "start")
+        self.publish(c, "start")
+        live.health_task = health.start(self, c)
         async with live.changed:
             live.changed.notify_all()
 
@@ -526,14 +528,19 @@ class ContainerService:
             c.state.status = EXITED
             c.state.pid = 0
             c.state.monitor_pid = 0
+            if live.health_task is not None:
+                live.health_task.cancel()
+                live.health_task = None
+                if c.state.health is not None:
+                    c.state.health["Status"] = "unhealthy"
             await asyncio.to_thread(self._cleanup_after_exit, c)
             restart = self._should_restart(c)
             if restart:
                 c.restart_count += 1
                 c.state.status = RESTARTING
-            self._save(c)
+            self.save(c)
             live.exits += 1
-            self._publish(c, "die", exitCode=str(code))
+            self.publish(c, "die", exitCode=str(code))
             async with live.changed:
                 live.changed.notify_all()
         if restart:
@@ -575,7 +582,7 @@ class ContainerService:
             except SkiffError as err:
                 log.warning("restarting container %s failed: %s", c.id[:12], err.message)
                 c.state.status = EXITED
-                self._save(c)
+                self.save(c)
                 async with live.changed:
                     live.changed.notify_all()
 
@@ -591,12 +598,12 @@ class ContainerService:
             if live.restart_task is not None:
                 live.restart_task.cancel()
             c.state.status = EXITED
-            self._save(c)
+            self.save(c)
             return
         if number == signals.SIGKILL:
             self.live(c).stopping = True
         await asyncio.to_thread(self.runtime.kill, c.id, str(number))
-        self._publish(c, "kill", signal=str(number))
+        self.publish(c, "kill", signal=str(number))
 
     async def stop(self, c: Container, timeout: int | None = None, sig: str | None = None) -> None:
         live = self.live(c)
@@ -606,13 +613,13 @@ class ContainerService:
             if live.restart_task is not None:
                 live.restart_task.cancel()
             c.state.status = EXITED
-            self._save(c)
+            self.save(c)
             return
         if c.state.status not in (RUNNING, PAUSED):
             raise NotModified("container already stopped")
         live.stopping = True
         c.manually_stopped = True
-        self._save(c)
+        self.save(c)
         stop_signal = signal_number(sig or c.config.get("StopSignal"), signals.SIGTERM)
         if timeout is None:
             timeout = c.config.get("StopTimeout")
@@ -622,14 +629,14 @@ class ContainerService:
             await self.unpause(c)
         with contextlib.suppress(SkiffError):
             await asyncio.to_thread(self.runtime.kill, c.id, str(stop_signal))
-            self._publish(c, "kill", signal=str(stop_signal))
+            self.publish(c, "kill", signal=str(stop_signal))
         if timeout < 0 or not await self._wait_exit(c, exits, timeout):
             if timeout >= 0:
                 with contextlib.suppress(SkiffError):
                     await asyncio.to_thread(self.runtime.kill, c.id, "KILL")
-                    self._publish(c, "kill", signal=str(int(signals.SIGKILL)))
+                    self.publish(c, "kill", signal=str(int(signals.SIGKILL)))
             await self._wait_exit(c, exits, None)
-        self._publish(c, "stop")
+        self.publish(c, "stop")
 
     async def _wait_exit(self, c: Container, exits: int, timeout: float | None) -> bool:
         live = self.live(c)
@@ -653,7 +660,7 @@ class ContainerService:
         async with live.lock:
             if c.state.status not in (RUNNING, PAUSED):
                 await self._start_locked(c)
-        self._publish(c, "restart")
+        self.publish(c, "restart")
 
     async def pause(self, c: Container) -> None:
         if c.state.status == PAUSED:
@@ -662,16 +669,16 @@ class ContainerService:
             raise Conflict(f"Container {c.id} is not running")
         await asyncio.to_thread(self.runtime.pause, c.id)
         c.state.status = PAUSED
-        self._save(c)
-        self._publish(c, "pause")
+        self.save(c)
+        self.publish(c, "pause")
 
     async def unpause(self, c: Container) -> None:
         if c.state.status != PAUSED:
             raise Conflict(f"Container {c.id} is not paused")
         await asyncio.to_thread(self.runtime.resume, c.id)
         c.state.status = RUNNING
-        self._save(c)
-        self._publish(c, "unpause")
+        self.save(c)
+        self.publish(c, "unpause")
 
     # ------------------------------------------------------------------ wait
 
@@ -720,7 +727,7 @@ class ContainerService:
                 exits = live.exits
                 with contextlib.suppress(SkiffError):
                     await asyncio.to_thread(self.runtime.kill, c.id, "KILL")
-                    self._publish(c, "kill", signal=str(int(signals.SIGKILL)))
+                    self.publish(c, "kill", signal=str(int(signals.SIGKILL)))
                 if not await self._wait_exit(c, exits, 15):
                     raise Conflict(f"could not kill container {c.id}")
         async with live.lock:
@@ -735,7 +742,7 @@ class ContainerService:
             if self._names.get(c.name) == c.id:
                 del self._names[c.name]
             live.removed = True
-            self._publish(c, "destroy")
+            self.publish(c, "destroy")
             async with live.changed:
                 live.changed.notify_all()
         self._live.pop(c.id, None)
@@ -759,13 +766,13 @@ class ContainerService:
         old = c.name
         c.name = new
         try:
-            self._save(c)
+            self.save(c)
         except BaseException:
             c.name = old
             raise
         del self._names[old]
         self._names[new] = c.id
-        self._publish(c, "rename", oldName="/" + old)
+        self.publish(c, "rename", oldName="/" + old)
 
     def list(
         self,
@@ -814,6 +821,7 @@ class ContainerService:
             if c.state.status in (RUNNING, PAUSED):
                 if mon.monitor_alive(c.state.monitor_pid, c.id):
                     self._watch(c)
+                    self.live(c).health_task = health.start(self, c)
                     log.info("adopted running container %s", c.id[:12])
                     continue
                 await self._handle_exit(c)
@@ -825,7 +833,7 @@ class ContainerService:
                 # Restart policies apply at daemon start too (always; unless-stopped
                 # when not stopped by hand; on-failure after a failure).
                 c.state.status = EXITED
-                self._save(c)
+                self.save(c)
                 if self._should_restart(c):
                     c.state.status = RESTARTING
                     task = asyncio.ensure_future(self._restart_later(c))
@@ -835,8 +843,9 @@ class ContainerService:
         """At daemon stop: without live restore, stop every running container (each
         with its own stop timeout, all at once), as dockerd does."""
         for live in self._live.values():
-            if live.restart_task is not None:
-                live.restart_task.cancel()
+            for task in (live.restart_task, live.health_task):
+                if task is not None:
+                    task.cancel()
         if not live_restore:
             running = [c for c in self._containers.values() if c.state.status in (RUNNING, PAUSED)]
 
@@ -847,7 +856,7 @@ class ContainerService:
                     log.warning("stopping %s at shutdown: %s", c.id[:12], err.message)
                 self.live(c).stopping = False
                 c.manually_stopped = False
-                self._save(c)
+                self.save(c)
 
             if running:
                 await asyncio.wait_for(asyncio.gather(*(stop_one(c) for c in running)), timeout + 5)
