@@ -16,6 +16,7 @@ import os
 import secrets
 import shutil
 import signal as signals
+import threading
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
@@ -49,6 +50,8 @@ DEFAULT_STOP_TIMEOUT = 10
 #: Monitor directories are named by this many characters of the container ID (kept
 #: unique at create), so that socket paths stay short.
 MONITOR_DIR_LEN = 16
+#: Removed containers' directories wait for their background delete under this name.
+TRASH_PREFIX = ".trash-"
 
 HOSTS_BASE = (
     "127.0.0.1\tlocalhost\n"
@@ -470,8 +473,10 @@ class ContainerService:
             log_type = c.host_config.get("LogConfig", {}).get("Type") or "json-file"
             max_size = parse_size(opts["max-size"]) if opts.get("max-size") else 0
             max_files = int(opts.get("max-file", "1") or 1)
-            with contextlib.suppress(SkiffError):
-                self.runtime.delete(c.id, force=True)
+            if (Path(self.runtime.root) / c.id).exists():
+                # Left by a crash between the runtime's create and our cleanup.
+                with contextlib.suppress(SkiffError):
+                    self.runtime.delete(c.id, force=True)
             return mon.spawn(
                 container_id=c.id,
                 bundle=c.root,
@@ -550,8 +555,9 @@ class ContainerService:
                 await self.remove(c, force=True, volumes=True)
 
     def _cleanup_after_exit(self, c: Container) -> None:
-        with contextlib.suppress(SkiffError):
-            self.runtime.delete(c.id, force=True)
+        if (Path(self.runtime.root) / c.id).exists():
+            with contextlib.suppress(SkiffError):
+                self.runtime.delete(c.id, force=True)
         if os.path.ismount(c.rootfs):
             with contextlib.suppress(OSError):
                 self.mounter.unmount(c.rootfs, detach=True)
@@ -748,8 +754,16 @@ class ContainerService:
         self._live.pop(c.id, None)
 
     def _remove_files(self, c: Container) -> None:
+        """Cleans up, then moves the container's directory aside: it is deleted in the
+        background (nobody waits for a tree delete), and swept at start if the daemon
+        stopped first."""
         self._cleanup_after_exit(c)
-        shutil.rmtree(c.root, ignore_errors=True)
+        trash = self.root / f"{TRASH_PREFIX}{c.id}"
+        try:
+            os.rename(c.root, trash)
+        except FileNotFoundError:
+            return
+        threading.Thread(target=_rmtree, args=(trash,), name="rm-container", daemon=True).start()
 
     # ------------------------------------------------------------------ rename, list
 
@@ -815,6 +829,8 @@ class ContainerService:
         """At daemon start: load every container, adopt the running ones (their
         monitors still run), record the exits of those that ended meanwhile, apply
         restart policies and ``--rm``."""
+        for trash in self.root.glob(f"{TRASH_PREFIX}*"):
+            await asyncio.to_thread(_rmtree, trash)
         for c in await asyncio.to_thread(self.store.all):
             self._register(c)
         for c in list(self._containers.values()):
@@ -1007,6 +1023,10 @@ def _resolv_conf(hc: dict[str, Any], host_net: bool) -> str:
     if options:
         lines.append("options " + " ".join(options))
     return "\n".join(lines) + "\n"
+
+
+def _rmtree(path: Path) -> None:
+    shutil.rmtree(path, ignore_errors=True)
 
 
 def _du(path: Path) -> int:
