@@ -1,0 +1,97 @@
+"""Density: 50 containers `sleep 300` started detached (`docker run -d`) from 1 and
+from 4 parallel clients, on skiffd and on Debian's dockerd; then what the engine keeps
+per running container (RSS and PSS of skiff-monitor vs containerd-shim, plus the
+daemon's own growth). Each side starts into a freshly emptied daemon.
+Goals (informational): 50 detached starts in under 0.5 s; at most 0.5 MiB RSS per
+running container beyond the container's own processes.
+"""
+
+from __future__ import annotations
+
+import argparse
+import subprocess
+import time
+from concurrent.futures import ThreadPoolExecutor
+from typing import Any
+
+import harness
+from _engine_bench import Engines, engines, pids_named, pss_kib, rss_kib
+
+COUNT = 50
+
+
+def start_many(cli: Any, clients: int) -> float:
+    """Seconds to start COUNT detached containers from ``clients`` parallel clients."""
+    argv = ["run", "-d", "--network", "none", "busybox", "sleep", "300"]
+
+    def one(_: int) -> None:
+        subprocess.run(cli(*argv), check=True, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
+
+    t0 = time.perf_counter()
+    with ThreadPoolExecutor(clients) as pool:
+        list(pool.map(one, range(COUNT)))
+    return time.perf_counter() - t0
+
+
+def clear(cli: Any) -> None:
+    ids = subprocess.run(cli("ps", "-aq"), capture_output=True, text=True, check=True).stdout
+    if ids.split():
+        subprocess.run(cli("rm", "-f", *ids.split()), check=True, stdout=subprocess.DEVNULL)
+
+
+def per_container_memory(e: Engines, ours: bool) -> tuple[float, float, float]:
+    """(RSS KiB, PSS KiB, daemon RSS KiB) of the per-container helper processes."""
+    if ours:
+        pids = pids_named("skiff-monitor", str(e.skiffd.root))
+        daemon = e.skiffd.proc.pid if e.skiffd.proc else 0
+    else:
+        pids = pids_named("containerd-shim-runc-v2", str(e.dockerd.containerd.root))
+        daemon = e.dockerd.proc.pid if e.dockerd.proc else 0
+    if not pids:
+        return 0.0, 0.0, float(rss_kib(daemon))
+    rss = sum(rss_kib(p) for p in pids) / len(pids)
+    pss = sum(pss_kib(p) for p in pids) / len(pids)
+    return rss, pss, float(rss_kib(daemon))
+
+
+def main(args: list[str]) -> dict[str, Any]:
+    p = argparse.ArgumentParser(prog="benches/run density", description=__doc__)
+    p.add_argument("--rounds", type=harness.count_arg(1), default=2)
+    opts = p.parse_args(args)
+    times: dict[str, list[float]] = {}
+    memory: dict[str, tuple[float, float, float]] = {}
+    with engines("skiff-bench-density") as e:
+        sides = {"skiffd": e.skiffd.cli, "dockerd": e.dockerd.cli}
+        for _ in range(opts.rounds):
+            for clients in (1, 4):
+                for label, cli in sides.items():
+                    base_rss = per_container_memory(e, label == "skiffd")[2]
+                    t = start_many(cli, clients)
+                    times.setdefault(f"{label} x{clients}", []).append(t)
+                    rss, pss, daemon = per_container_memory(e, label == "skiffd")
+                    memory[label] = (rss, pss, (daemon - base_rss) / COUNT)
+                    print(
+                        f"  {label:<8} {clients} client(s): {COUNT} starts in {t:.2f} s;"
+                        f" per container {rss / 1024:.2f} MiB RSS, {pss / 1024:.2f} MiB PSS,"
+                        f" daemon +{(daemon - base_rss) / COUNT / 1024:.2f} MiB",
+                        flush=True,
+                    )
+                    clear(cli)
+    med = {k: sorted(v)[len(v) // 2] for k, v in times.items()}
+    ours4, theirs4 = med["skiffd x4"], med["dockerd x4"]
+    rss, pss, daemon_growth = memory["skiffd"]
+    harness.goal("50 detached starts (4 clients) under 0.5 s", ours4 < 0.5)
+    harness.goal("at most 0.5 MiB RSS per running container (monitor)", rss / 1024 <= 0.5)
+    return harness.result(
+        bench="density",
+        ours=ours4,
+        anchor="dockerd 20.10: 50 x docker run -d from 4 clients",
+        anchor_value=theirs4,
+        skiffd_1_client=med["skiffd x1"],
+        dockerd_1_client=med["dockerd x1"],
+        monitor_rss_mib=rss / 1024,
+        monitor_pss_mib=pss / 1024,
+        shim_rss_mib=memory["dockerd"][0] / 1024,
+        shim_pss_mib=memory["dockerd"][1] / 1024,
+        skiffd_growth_per_container_mib=daemon_growth / 1024,
+    )
