@@ -39,6 +39,11 @@ class DaemonConfig:
     max_concurrent_uploads: int = 5
     shutdown_timeout: int = 15
     cgroup_parent: str = "/skiff"
+    tls: bool = False
+    tlsverify: bool = False
+    tlscacert: str = ""
+    tlscert: str = ""
+    tlskey: str = ""
 
     @property
     def listen(self) -> list[Host]:
@@ -92,11 +97,18 @@ def _validate(config: DaemonConfig) -> None:
     if not isinstance(config.hosts, list) or not config.hosts:
         raise InvalidArgument("hosts must be a non-empty list of addresses")
     for host in config.listen:
-        if host.scheme != "unix":
+        if host.scheme == "tcp" and not (
+            config.tlsverify and config.tlscacert and config.tlscert and config.tlskey
+        ):
             raise InvalidArgument(
-                f"cannot listen on {host}: TCP needs TLS with client certificates,"
-                " not supported yet"
+                f"cannot listen on {host}: TCP is served only with TLS and client "
+                "certificate verification (--tlsverify --tlscacert CA --tlscert CERT "
+                "--tlskey KEY)"
             )
+    for name in ("tlscacert", "tlscert", "tlskey"):
+        value = getattr(config, name)
+        if value and not Path(value).is_file():
+            raise InvalidArgument(f"{name}: no such file {value!r}")
     for name in ("data_root", "exec_root", "pidfile"):
         value = getattr(config, name)
         if not isinstance(value, str) or not value.startswith("/"):

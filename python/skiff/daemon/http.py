@@ -194,6 +194,12 @@ class HTTPServer:
         server = await asyncio.start_unix_server(self._on_connection, path=path, limit=MAX_HEAD)
         self._servers.append(server)
 
+    async def listen_tcp(self, host: str, port: int, ssl: Any) -> None:
+        server = await asyncio.start_server(
+            self._on_connection, host=host, port=port, limit=MAX_HEAD, ssl=ssl
+        )
+        self._servers.append(server)
+
     async def close(self, grace: float = 2.0) -> None:
         """Stops listening, lets requests in flight finish for ``grace`` seconds, then
         cancels the rest (streams such as event or log follows)."""

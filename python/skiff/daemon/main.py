@@ -87,6 +87,17 @@ def _parser() -> argparse.ArgumentParser:
     p.add_argument(
         "-l", "--log-level", dest="log_level", choices=["debug", "info", "warn", "error", "fatal"]
     )
+    p.add_argument(
+        "--tlsverify",
+        dest="tlsverify",
+        action="store_const",
+        const=True,
+        help="serve TCP with TLS, requiring client certificates signed by --tlscacert",
+    )
+    p.add_argument("--tls", dest="tls", action="store_const", const=True, help="use TLS")
+    p.add_argument("--tlscacert", dest="tlscacert", metavar="FILE", help="CA of client certs")
+    p.add_argument("--tlscert", dest="tlscert", metavar="FILE", help="server certificate")
+    p.add_argument("--tlskey", dest="tlskey", metavar="FILE", help="server key")
     p.add_argument("-v", "--version", action="store_true", help="print the version and exit")
     return p
 

@@ -14,6 +14,7 @@ import grp
 import logging
 import os
 import socket
+import ssl
 from pathlib import Path
 from typing import TYPE_CHECKING
 
@@ -62,12 +63,29 @@ class Daemon:
 
         self._server = HTTPServer(build_router(self).dispatch, common_headers())
         for host in self.config.listen:
+            if host.scheme == "tcp":
+                await self._server.listen_tcp(host.hostname, host.port, self._tls_context())
+                log.info(
+                    "API listen on %s:%d (TLS, client certificates required)",
+                    host.hostname,
+                    host.port,
+                )
+                continue
             path = Path(host.path)
             prepare_socket_path(path)
             await self._server.listen_unix(str(path))
             self._sockets.append(path)
             secure_socket(path, self.config.group)
             log.info("API listen on %s", path)
+
+    def _tls_context(self) -> ssl.SSLContext:
+        """TLS for TCP listeners: our certificate, and client certificates required
+        and verified against the configured CA (dockerd's --tlsverify)."""
+        ctx = ssl.create_default_context(ssl.Purpose.CLIENT_AUTH, cafile=self.config.tlscacert)
+        ctx.load_cert_chain(self.config.tlscert, self.config.tlskey)
+        ctx.verify_mode = ssl.CERT_REQUIRED
+        ctx.minimum_version = ssl.TLSVersion.TLSv1_2
+        return ctx
 
     async def _start_engine(self) -> None:
         from skiff.engine.containers import ContainerService
