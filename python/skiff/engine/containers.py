@@ -23,6 +23,7 @@ from typing import TYPE_CHECKING, Any
 
 from skiff.engine import health, names, ocispec
 from skiff.engine import monitor as mon
+from skiff.engine.cgroup_warm import CgroupWarmer
 from skiff.engine.container import (
     DEAD,
     EXITED,
@@ -234,6 +235,7 @@ class ContainerService:
         self.log_driver = log_driver
         self.cgroup_parent = "/" + cgroup_parent.strip("/")
         self.init_binary = ocispec.find_init_binary()
+        self.warmer = CgroupWarmer()
         self._containers: dict[str, Container] = {}
         self._live: dict[str, Live] = {}
         self._names: dict[str, str] = {}
@@ -303,6 +305,7 @@ class ContainerService:
                 )
         else:
             name = names.generate(set(self._names))
+        self.warmer.poke()  # a start usually follows a create
         try:
             image = await asyncio.to_thread(self.images.get, image_ref)
         except NotFound:
@@ -406,6 +409,7 @@ class ContainerService:
         live.stopping = False
         c.manually_stopped = False
         files = self.monitor_files(c)
+        self.warmer.poke()
         try:
             started = await asyncio.to_thread(self._create_in_runtime, c, files)
         except SkiffError as err:
