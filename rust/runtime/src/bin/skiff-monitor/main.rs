@@ -9,6 +9,7 @@
 //!               --exit-file FILE --socket PATH [--terminal] [--stdin]
 //!               [--log-max-size BYTES] [--log-max-files N] [--sync-fd N]
 //!               [--pid-file FILE] [--runtime-arg ARG]... [--no-daemonize]
+//!               [--delete-on-exit]
 //! ```
 //!
 //! What it does, in order:
@@ -34,6 +35,9 @@
 //!    `{"exit_code": N, "signal": S|null, "oom_killed": false, "finished_at":
 //!    "RFC3339"}` (exit_code is 128+S when killed by signal S; 255 when the status
 //!    could not be known), hangs up on clients, removes the socket, exits 0.
+//!    With `--delete-on-exit` it first runs `RUNTIME [--root DIR] delete --force ID`
+//!    (before the exit file, so whoever reads the exit file finds the container's
+//!    runtime state and cgroups gone), which spares the daemon that call.
 //!
 //! SIGTERM, SIGINT and SIGHUP are ignored: the daemon stops containers through
 //! the runtime, never by killing monitors.
@@ -78,7 +82,8 @@ use monitor::{Init, Monitor, Output};
 const USAGE: &str =
     "usage: skiff-monitor --id ID --bundle DIR --runtime PATH [--runtime-root DIR] \
 --log FILE --exit-file FILE --socket PATH [--terminal] [--stdin] [--log-max-size BYTES] \
-[--log-max-files N] [--sync-fd N] [--pid-file FILE] [--runtime-arg ARG]... [--no-daemonize]\n";
+[--log-max-files N] [--sync-fd N] [--pid-file FILE] [--runtime-arg ARG]... [--no-daemonize] \
+[--delete-on-exit]\n";
 
 fn main() {
     std::process::exit(run(std::env::args_os().skip(1).collect()));
@@ -101,6 +106,7 @@ struct Args {
     pid_file: Option<PathBuf>,
     runtime_args: Vec<OsString>,
     no_daemonize: bool,
+    delete_on_exit: bool,
 }
 
 impl Args {
@@ -126,6 +132,7 @@ impl Args {
                 "--terminal" => flag(&mut a.terminal)?,
                 "--stdin" => flag(&mut a.stdin)?,
                 "--no-daemonize" => flag(&mut a.no_daemonize)?,
+                "--delete-on-exit" => flag(&mut a.delete_on_exit)?,
                 _ => {
                     let value = match inline {
                         Some(v) => OsStr::from_bytes(v).to_os_string(),
@@ -461,8 +468,28 @@ fn start(args: &Args) -> Result<(Monitor, libc::pid_t), String> {
             lines: Lines::new(),
         })
         .collect();
+    let on_exit = args.delete_on_exit.then(|| {
+        let mut argv: Vec<OsString> = vec![args.runtime.clone().into_os_string()];
+        if let Some(root) = &args.runtime_root {
+            argv.extend([OsString::from("--root"), root.clone().into_os_string()]);
+        }
+        argv.extend([
+            OsString::from("--log"),
+            runtime_log.clone().into_os_string(),
+            OsString::from("--log-format"),
+            OsString::from("json"),
+        ]);
+        argv.extend(args.runtime_args.iter().cloned());
+        argv.extend([
+            OsString::from("delete"),
+            OsString::from("--force"),
+            args.id.clone(),
+        ]);
+        argv
+    });
     let monitor = Monitor {
         sigfd,
+        on_exit,
         listener,
         socket_path: args.socket.clone(),
         exit_file: args.exit_file.clone(),
@@ -477,6 +504,21 @@ fn start(args: &Args) -> Result<(Monitor, libc::pid_t), String> {
         shrink_soon: true,
     };
     Ok((monitor, pid))
+}
+
+/// Runs `argv` with /dev/null as stdio and waits for it; its exit status.
+fn run_quiet(argv: &[OsString]) -> Result<i32, String> {
+    let null = |flags| sys::open(Path::new("/dev/null"), flags, 0).map_err(|e| e.to_string());
+    let stdio = [null(libc::O_RDONLY)?, null(libc::O_WRONLY)?, null(libc::O_WRONLY)?];
+    let argv: Vec<&OsStr> = argv.iter().map(OsString::as_os_str).collect();
+    let pid = spawn(&argv, &stdio)?;
+    loop {
+        match sys::waitpid(pid, 0) {
+            Ok(Some((_, st))) => return Ok(st),
+            Ok(None) => continue,
+            Err(e) => return Err(format!("waitpid: {e}")),
+        }
+    }
 }
 
 /// Forks and execs the runtime with `stdio` as its fds 0, 1, 2, its signal mask and

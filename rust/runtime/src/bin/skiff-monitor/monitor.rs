@@ -38,6 +38,8 @@ pub enum Init {
 
 pub struct Monitor {
     pub sigfd: OwnedFd,
+    /// Run after the output is drained and before the exit file (`--delete-on-exit`).
+    pub on_exit: Option<Vec<std::ffi::OsString>>,
     pub listener: OwnedFd,
     pub socket_path: PathBuf,
     pub exit_file: PathBuf,
@@ -455,6 +457,9 @@ impl Monitor {
             o.lines.finish(|line| log.entry(name, line, &time));
         }
         self.log.flush();
+        if let Some(argv) = self.on_exit.take() {
+            let _ = super::run_quiet(&argv);
+        }
         let _ = write_exit_file(&self.exit_file, code, signal);
         // Closing a unix socket does not discard what the peer has yet to read.
         self.clients.clear();
