@@ -509,7 +509,11 @@ fn start(args: &Args) -> Result<(Monitor, libc::pid_t), String> {
 /// Runs `argv` with /dev/null as stdio and waits for it; its exit status.
 fn run_quiet(argv: &[OsString]) -> Result<i32, String> {
     let null = |flags| sys::open(Path::new("/dev/null"), flags, 0).map_err(|e| e.to_string());
-    let stdio = [null(libc::O_RDONLY)?, null(libc::O_WRONLY)?, null(libc::O_WRONLY)?];
+    let stdio = [
+        null(libc::O_RDONLY)?,
+        null(libc::O_WRONLY)?,
+        null(libc::O_WRONLY)?,
+    ];
     let argv: Vec<&OsStr> = argv.iter().map(OsString::as_os_str).collect();
     let pid = spawn(&argv, &stdio)?;
     loop {
