@@ -314,3 +314,24 @@ def test_health_check_goes_healthy_then_unhealthy(engine: RunningDaemon) -> None
         assert info["FailingStreak"] >= 2 and info["Log"][-1]["ExitCode"] == 1
     finally:
         docker(engine, "rm", "-f", name)
+
+
+def test_privileged_gets_the_hosts_capabilities(engine: RunningDaemon) -> None:
+    out = docker_ok(engine, "run", "--rm", "--privileged", "probe:latest", "/probe")
+    caps = json.loads(out)["caps"]
+    text = json.dumps(caps)
+    assert "CAP_SYS_ADMIN" in text and "CAP_NET_ADMIN" in text
+
+
+def test_kill_returns_once_the_container_is_down(engine: RunningDaemon) -> None:
+    name = uname("k9")
+    docker_ok(engine, "run", "-d", "--name", name, "--restart", "always", "busybox", "sleep", "60")
+    try:
+        docker_ok(engine, "kill", name)
+        # Down at once, and a killed container is not restarted (as dockerd).
+        status = docker_ok(engine, "inspect", "-f", "{{.State.Status}}", name).strip()
+        assert status == "exited"
+        time.sleep(0.5)
+        assert docker_ok(engine, "inspect", "-f", "{{.RestartCount}}", name).strip() == "0"
+    finally:
+        docker(engine, "rm", "-f", name)

@@ -610,10 +610,16 @@ class ContainerService:
             c.state.status = EXITED
             self.save(c)
             return
-        if number == signals.SIGKILL:
-            self.live(c).stopping = True
+        live = self.live(c)
+        # As dockerd: a killed container counts as stopped by hand (no restart).
+        c.manually_stopped = True
+        self.save(c)
+        exits = live.exits
         await asyncio.to_thread(self.runtime.kill, c.id, str(number))
         self.publish(c, "kill", signal=str(number))
+        if number == signals.SIGKILL:
+            # dockerd answers a SIGKILL once the container is down.
+            await self._wait_exit(c, exits, 10)
 
     async def stop(self, c: Container, timeout: int | None = None, sig: str | None = None) -> None:
         live = self.live(c)

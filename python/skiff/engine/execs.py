@@ -471,7 +471,7 @@ class ExecService:
         except NotFound as err:
             raise ExecStartFailed(err.message, 126) from None
         env = self._env(s, list(base.get("env") or []), user["uid"])
-        caps = _host_caps() if s.privileged else ocispec.capabilities(hc)
+        caps = ocispec.host_capabilities() if s.privileged else ocispec.capabilities(hc)
         process = dict(base)
         process.pop("consoleSize", None)
         process.update(
@@ -784,17 +784,6 @@ def _child_pidfd(pid: int, runtime: asyncio.subprocess.Process) -> int | None:
         os.close(fd)
         return None
     return fd
-
-
-def _host_caps() -> list[str]:
-    """Every capability the daemon itself may hold (its bounding set): what a
-    privileged exec gets. (``ALL_CAPS`` is in the kernel's numbering.)"""
-    bounding = -1
-    with contextlib.suppress(OSError, ValueError):
-        for line in Path("/proc/self/status").read_text().splitlines():
-            if line.startswith("CapBnd:"):
-                bounding = int(line.split()[1], 16)
-    return [name for bit, name in enumerate(ocispec.ALL_CAPS) if bounding >> bit & 1]
 
 
 def _make_dir(d: Path) -> None:

@@ -10,6 +10,7 @@ must be mounted), as Docker does.
 
 from __future__ import annotations
 
+import contextlib
 import json
 import os
 from pathlib import Path
@@ -75,17 +76,30 @@ def cap_name(name: str) -> str:
     return upper if upper.startswith("CAP_") or upper == "ALL" else "CAP_" + upper
 
 
+def host_capabilities() -> list[str]:
+    """Every capability the daemon itself may hold (its bounding set): what "all
+    capabilities" means here, since a process cannot be given one its parent's
+    bounding set lacks. (``ALL_CAPS`` is in the kernel's numbering.)"""
+    bounding = -1
+    with contextlib.suppress(OSError, ValueError):
+        for line in Path("/proc/self/status").read_text().splitlines():
+            if line.startswith("CapBnd:"):
+                bounding = int(line.split()[1], 16)
+    return [name for bit, name in enumerate(ALL_CAPS) if bounding >> bit & 1]
+
+
 def capabilities(host_config: dict[str, Any]) -> list[str]:
     """Docker's rule: start from the default set (all when privileged); ``CapAdd``
-    adds, ``CapDrop`` removes; ALL in either means every capability."""
+    adds, ``CapDrop`` removes; ALL in either means every capability (that the host
+    allows)."""
     if host_config.get("Privileged"):
-        return list(ALL_CAPS)
+        return host_capabilities()
     add = [cap_name(c) for c in host_config.get("CapAdd") or []]
     drop = [cap_name(c) for c in host_config.get("CapDrop") or []]
     for name in add + drop:
         if name != "ALL" and name not in ALL_CAPS:
             raise InvalidArgument(f"unknown capability: {name!r}")
-    caps = list(ALL_CAPS) if "ALL" in add else list(DEFAULT_CAPS)
+    caps = host_capabilities() if "ALL" in add else list(DEFAULT_CAPS)
     caps += [c for c in add if c != "ALL" and c not in caps]
     if "ALL" in drop:
         return [c for c in add if c != "ALL"]
