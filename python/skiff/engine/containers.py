@@ -318,8 +318,14 @@ class ContainerService:
         if not argv:
             raise InvalidArgument("no command specified")
         host_config = {**HOST_CONFIG_DEFAULTS, **hc}
-        if not host_config.get("LogConfig", {}).get("Type"):
-            host_config["LogConfig"] = {"Type": self.log_driver, "Config": dict(self.log_opts)}
+        log_config = dict(hc.get("LogConfig") or {})
+        if not log_config.get("Type"):
+            # The daemon's driver and options, under what the client gave.
+            log_config = {
+                "Type": self.log_driver,
+                "Config": {**self.log_opts, **(log_config.get("Config") or {})},
+            }
+        host_config["LogConfig"] = log_config
         if host_config.get("NetworkMode") == "":
             host_config["NetworkMode"] = "default"
 
