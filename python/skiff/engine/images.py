@@ -636,6 +636,7 @@ class ImageEngine:
                         concurrency=config.max_concurrent_downloads,
                         progress=progress,
                         mirrors=config.registry_mirrors,
+                        insecure=config.insecure_registries,
                     )
                 except (Unauthorized, Forbidden) as err:
                     raise NotFound(
@@ -695,6 +696,7 @@ class ImageEngine:
                     config_path=config_path,
                     progress=progress,
                     concurrency=self.daemon.config.max_concurrent_uploads,
+                    insecure=self.daemon.config.insecure_registries,
                 )
                 self.publish("push", ref.familiar(), ref.familiar_name, self.svc.meta.lookup(ref))
 

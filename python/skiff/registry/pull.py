@@ -68,19 +68,21 @@ def pull(
     concurrency: int = 3,
     progress: ProgressFn | None = None,
     mirrors: Sequence[str] = (),
+    insecure: Sequence[str] = (),
 ) -> ImageRecord:
     """Pulls ``reference`` (``busybox``, ``host:5000/x:tag``, ``name@sha256:...``) into
     ``svc``; returns the image's record. ``mirrors`` (URLs, the daemon's
     registry-mirrors) serve docker.io images: each is tried in turn, as Docker does,
     and docker.io itself last; an unreachable mirror or one without the image falls
-    through to the next."""
+    through to the next. ``insecure`` (the daemon's insecure-registries) are spoken to
+    over plain HTTP, as loopback registries always are."""
     ref = parse_docker_ref(reference)
     want = parse_platform(platform) if platform else None
     report = Progress(progress)
     bases: list[str | None] = [*mirrors] if ref.domain == DEFAULT_DOMAIN else []
     bases.append(None)
     for base in bases:
-        client = RegistryClient(ref, config_path=config_path, base=base)
+        client = RegistryClient(ref, config_path=config_path, base=base, insecure=insecure)
         try:
             return _pull(svc, client, ref, want, max(1, concurrency), report)
         except (Unavailable, NotFound):

@@ -20,6 +20,7 @@ import io
 import os
 import time
 import urllib.parse
+from collections.abc import Sequence
 from concurrent.futures import ThreadPoolExecutor
 from typing import IO, Final
 
@@ -51,6 +52,7 @@ def push(
     progress: ProgressFn | None = None,
     concurrency: int = 5,
     chunk_size: int | None = None,
+    insecure: Sequence[str] = (),
 ) -> str:
     """Pushes the image ``reference`` names (``host:5000/x:tag``; ``latest`` when no
     tag) under that tag; returns the manifest digest. Layers upload ``concurrency``
@@ -68,7 +70,7 @@ def push(
     digest = digest_bytes(body)
     report = Progress(progress)
     report.status(f"The push refers to repository [{ref.familiar_name}]")
-    client = RegistryClient(ref, push=True, config_path=config_path)
+    client = RegistryClient(ref, push=True, config_path=config_path, insecure=insecure)
     try:
         unique = list(dict.fromkeys(layer.digest for layer in layers))
         for layer_digest in unique:
