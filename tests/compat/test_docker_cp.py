@@ -12,6 +12,7 @@ import json
 import os
 import secrets
 import shutil
+import socket
 import subprocess
 import tarfile
 import tempfile
@@ -661,3 +662,38 @@ def test_cp_archive_mode_owns_files_by_the_container_user(
             owners[fname] = (m.uid, m.gid)
     assert owners["archived"] == (65534, 65534)  # busybox's nobody:nogroup
     assert owners["plain"] == (1234, 4321)  # the tar's, as dockerd keeps them
+
+
+def test_a_client_leaving_mid_stream_releases_the_stopped_container(
+    engine: RunningDaemon, client: docker.DockerClient, cleanup: list[str]
+) -> None:
+    name = uname()
+    cleanup.append(name)
+    docker_ok(
+        engine,
+        "run",
+        "--name",
+        name,
+        "busybox",
+        "sh",
+        "-c",
+        "dd if=/dev/zero of=/big bs=1M count=64 2>/dev/null; echo done",
+    )
+    with socket.socket(socket.AF_UNIX) as s:
+        s.connect(str(engine.socket))
+        s.sendall(f"GET /containers/{name}/archive?path=/big HTTP/1.1\r\nHost: d\r\n\r\n".encode())
+        got = s.recv(65536)
+        assert got.startswith(b"HTTP/1.1 200")
+    views = engine.root / "exec" / "cpview"
+    deadline = time.monotonic() + 15
+    while time.monotonic() < deadline:
+        if str(views) + "/" not in Path("/proc/self/mountinfo").read_text():
+            break
+        time.sleep(0.05)
+    else:
+        raise AssertionError("the view of the stopped container stayed mounted")
+    # Its lock was released: it starts, and a file bind-mounted in it is written in place.
+    docker_ok(engine, "start", name)
+    c = client.containers.get(name)
+    c.put_archive("/etc", tar_bytes([("hostname", "f", b"renamed\n")]))
+    assert read_file(client, name, "/etc/hostname") == b"renamed\n"
