@@ -100,6 +100,7 @@ fn unpack_layer<'py>(
         expected_diff_id,
         whiteouts,
         same_owner: same_owner.unwrap_or(defaults.same_owner),
+        ..defaults
     };
     let stats = detached(py, move || match source {
         Source::Path(path) => unpack::unpack_file(&path, &dest, &opts),

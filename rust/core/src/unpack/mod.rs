@@ -52,6 +52,7 @@
 //! a read-only directory works and creating files does not disturb their mtimes. A
 //! directory member for the root itself (`./`) applies to `dest`, as Docker does.
 
+mod files;
 mod path;
 mod stream;
 mod sys;
@@ -66,6 +67,7 @@ use std::io::{self, BufReader, Read, Write};
 use std::os::fd::{AsRawFd, OwnedFd, RawFd};
 use std::os::unix::ffi::OsStrExt;
 use std::path::{Path, PathBuf};
+use std::sync::Arc;
 
 use crate::compress::{self, Compression};
 use crate::digest::{self, Sha256Digester};
@@ -103,6 +105,18 @@ pub struct UnpackOptions {
     pub whiteouts: Whiteouts,
     /// chown to the tar's uid/gid (needs root).
     pub same_owner: bool,
+    /// Threads that create small regular files while the calling thread goes on
+    /// reading the layer (see `files.rs`); 0 does everything on the calling thread.
+    /// Used only when `dest` starts empty.
+    pub file_workers: usize,
+}
+
+/// One worker per CPU, at most 4; none on a single CPU (nothing to overlap with).
+fn default_file_workers() -> usize {
+    match std::thread::available_parallelism().map_or(1, |n| n.get()) {
+        1 => 0,
+        n => n.min(4),
+    }
 }
 
 impl Default for UnpackOptions {
@@ -114,6 +128,7 @@ impl Default for UnpackOptions {
             whiteouts: Whiteouts::Overlay,
             // SAFETY: geteuid cannot fail.
             same_owner: unsafe { libc::geteuid() } == 0,
+            file_workers: default_file_workers(),
         }
     }
 }
@@ -290,10 +305,13 @@ struct Unpacker<'a> {
     dest: &'a Path,
     opts: &'a UnpackOptions,
     root: sys::Root,
-    /// The parent directory of the previous member, reused while members stay in it.
+    /// The parent directory of the previous member, reused while members stay in it,
+    /// and what [`DirInfo`] says of it.
     cache_path: Vec<u8>,
-    cache_fd: Option<OwnedFd>,
+    cache_fd: Option<Arc<OwnedFd>>,
+    cache_info: DirInfo,
     cache_ok: bool,
+    root_info: DirInfo,
     track: Option<Tracking>,
     dirs: Vec<DeferredDir>,
     dir_paths: Vec<u8>,
@@ -309,6 +327,36 @@ struct Unpacker<'a> {
     /// The process umask, read once: a file whose mode survives it is created with
     /// that mode and needs no fchmod (one syscall less per file).
     umask: u32,
+    /// Effective uid and gid: what a new file is owned by (unless its directory gives
+    /// it its group), when no fchown is needed.
+    euid: u32,
+    egid: u32,
+    /// Workers for small files (0: none), started at the first such file.
+    workers: usize,
+    pool: Option<files::Pool>,
+    /// Every entry made so far, as a hash of (parent directory inode, name), while
+    /// workers are used: a name not in here cannot be in the way of a new file.
+    seen: HashSet<u64>,
+}
+
+/// What the unpack needs to know of a parent directory: its inode (to key the names
+/// made in it) and whether a new file in it is owned by the group it should be.
+#[derive(Clone, Copy, Default)]
+struct DirInfo {
+    ino: u64,
+    gid: u32,
+}
+
+fn dir_info(fd: RawFd) -> io::Result<DirInfo> {
+    let st = sys::fstat(fd)?;
+    Ok(DirInfo {
+        ino: st.st_ino as u64,
+        gid: st.st_gid,
+    })
+}
+
+fn name_key(dir: DirInfo, name: &[u8]) -> u64 {
+    xxhash_rust::xxh3::xxh3_64_with_seed(name, dir.ino)
 }
 
 /// The umask without changing it (umask(2) can only be read by setting it, which
@@ -338,12 +386,17 @@ fn corrupt(e: impl std::fmt::Display) -> Error {
 
 impl<'a> Unpacker<'a> {
     fn new(dest: &'a Path, opts: &'a UnpackOptions, root: sys::Root, tracked: bool) -> Self {
+        // A tree that held something before may have anything in the way of a file:
+        // only the calling thread, which clears it first, creates files there.
+        let workers = if tracked { 0 } else { opts.file_workers };
         Self {
             dest,
             opts,
+            root_info: DirInfo::default(),
             root,
             cache_path: Vec::with_capacity(256),
             cache_fd: None,
+            cache_info: DirInfo::default(),
             cache_ok: false,
             track: tracked.then(Tracking::default),
             dirs: Vec::new(),
@@ -356,6 +409,26 @@ impl<'a> Unpacker<'a> {
             buf: vec![0; COPY_BUF],
             entries: 0,
             umask: read_umask(),
+            // SAFETY: geteuid and getegid cannot fail.
+            euid: unsafe { libc::geteuid() },
+            egid: unsafe { libc::getegid() },
+            workers,
+            pool: None,
+            seen: HashSet::new(),
+        }
+    }
+
+    /// Whether names and parent directories are looked at closely: for workers (see
+    /// `files.rs`) and for leaving out chowns that would change nothing.
+    fn watch_dirs(&self) -> bool {
+        self.workers > 0 || self.opts.same_owner
+    }
+
+    /// Waits until every file handed to the workers exists; their first failure.
+    fn wait_files(&mut self) -> Result<()> {
+        match &mut self.pool {
+            Some(pool) => pool.wait(),
+            None => Ok(()),
         }
     }
 
@@ -378,6 +451,9 @@ impl<'a> Unpacker<'a> {
             TarError::Format(msg) => corrupt(msg),
         };
 
+        if self.watch_dirs() {
+            self.root_info = dir_info(self.root.raw()).at(self.dest)?;
+        }
         let mut raw = Hashing::new(reader, Some(source_error));
         let (compression, diff) = {
             let (compression, decoded) = compress::decoder(&mut raw).map_err(stream_err)?;
@@ -389,6 +465,8 @@ impl<'a> Unpacker<'a> {
                 self.entries += 1;
                 self.member(&mut tar, &member, &stream_err)?;
             }
+            self.wait_files()?;
+            self.pool = None;
             let mut rest = tar.into_inner();
             drain(&mut rest, &mut self.buf).map_err(stream_err)?;
             (compression, rest.into_inner().digester)
@@ -450,7 +528,19 @@ impl<'a> Unpacker<'a> {
                 return Ok(Some(fd.as_raw_fd()));
             }
         }
-        let fd = match self.root.open_dir(want, &mut self.lookup_buf) {
+        let mut found = self.root.open_dir(want, &mut self.lookup_buf);
+        // Files still being written can only turn a missing component into a file,
+        // never make a directory appear: when the lookup fails, look again once they
+        // are all there, so the outcome is the one of a member-by-member unpack.
+        if let Err(e) = &found {
+            if self.pool.is_some()
+                && (sys::errno_is(e, libc::ENOENT) || sys::errno_is(e, libc::ENOTDIR))
+            {
+                self.wait_files()?;
+                found = self.root.open_dir(&self.path[..len], &mut self.lookup_buf);
+            }
+        }
+        let fd = match found {
             Ok(fd) => fd,
             Err(e) if sys::errno_is(&e, libc::ENOENT) => {
                 if !create {
@@ -460,12 +550,35 @@ impl<'a> Unpacker<'a> {
             }
             Err(e) => return Err(self.lookup_err(e, len)),
         };
+        let raw = fd.as_raw_fd();
+        self.cache_info = if self.watch_dirs() {
+            dir_info(raw)
+                .map_err(|e| Error::io(self.dest.join(OsStr::from_bytes(&self.path[..len])), e))?
+        } else {
+            DirInfo::default()
+        };
         self.cache_path.clear();
         self.cache_path.extend_from_slice(&self.path[..len]);
-        let raw = fd.as_raw_fd();
-        self.cache_fd = Some(fd);
+        self.cache_fd = Some(Arc::new(fd));
         self.cache_ok = true;
         Ok(Some(raw))
+    }
+
+    /// The parent directory of the current member (after [`Self::parent`] found it)
+    /// as a handle for a worker, and what is known of it.
+    fn parent_handle(&self, len: usize) -> (Arc<OwnedFd>, DirInfo) {
+        match &self.cache_fd {
+            Some(fd) if len > 0 => (Arc::clone(fd), self.cache_info),
+            _ => (self.root.shared(), self.root_info),
+        }
+    }
+
+    fn parent_info(&self, len: usize) -> DirInfo {
+        if len == 0 {
+            self.root_info
+        } else {
+            self.cache_info
+        }
     }
 
     fn lookup_err(&self, e: io::Error, len: usize) -> Error {
@@ -507,6 +620,16 @@ impl<'a> Unpacker<'a> {
                 }
             }
             let dir = cur.as_ref().map_or(self.root.raw(), |f| f.as_raw_fd());
+            if self.workers > 0 {
+                let info = match &cur {
+                    None => Ok(self.root_info),
+                    Some(fd) => dir_info(fd.as_raw_fd()),
+                };
+                let info = info.map_err(|e| {
+                    Error::io(self.dest.join(OsStr::from_bytes(&self.path[..end])), e)
+                })?;
+                self.seen.insert(name_key(info, &self.path[start..end]));
+            }
             let made = (|| {
                 let name = sys::cstr(&mut self.aux_buf, &self.path[start..end])?;
                 match sys::mkdirat(dir, name, 0o755) {
@@ -604,11 +727,16 @@ impl<'a> Unpacker<'a> {
             }
             let root = self.root.raw();
             self.dir_meta(tar, m, root)?;
+            if self.watch_dirs() {
+                self.root_info = dir_info(root).at(self.dest)?;
+            }
             self.defer_dir(m);
             return Ok(());
         }
         let (parent_len, name_start) = path::split(&self.path);
         if self.path[name_start..].starts_with(b".wh.") {
+            // A whiteout removes or replaces what may be a file still being written.
+            self.wait_files()?;
             return self.whiteout(parent_len, name_start);
         }
 
@@ -616,11 +744,23 @@ impl<'a> Unpacker<'a> {
         let pfd = self
             .parent(parent_len, true)?
             .ok_or_else(|| self.invalid("has no parent directory"))?;
+        let mut offload = false;
+        if self.workers > 0 {
+            let key = name_key(self.parent_info(parent_len), &self.path[name_start..]);
+            let fresh_name = self.seen.insert(key);
+            if !fresh_name || m.kind == Kind::HardLink {
+                // The name is taken (by what may be a file still being written), or
+                // the link's target may be such a file.
+                self.wait_files()?;
+            }
+            offload = fresh_name && m.kind == Kind::File && m.size <= files::MAX_JOB_FILE;
+        }
         let mut name_buf = std::mem::take(&mut self.name_buf);
         let result = sys::cstr(&mut name_buf, &self.path[name_start..])
             .map_err(|e| self.io_err(e))
             .and_then(|name| match m.kind {
-                Kind::File => self.file(tar, m, pfd, name, stream_err),
+                Kind::File if offload => self.file_job(tar, m, parent_len, name, stream_err),
+                Kind::File => self.file(tar, m, pfd, parent_len, name, stream_err),
                 Kind::Dir => self.dir(tar, m, pfd, name),
                 Kind::Symlink => self.symlink(tar, m, pfd, name),
                 Kind::HardLink => self.hardlink(tar, pfd, name),
@@ -639,18 +779,86 @@ impl<'a> Unpacker<'a> {
         Ok(())
     }
 
+    /// The mode to create a file with, and whether it is the member's mode already.
+    fn create_mode(&self, m: &Member) -> (u32, bool) {
+        // Plain permission bits the umask leaves alone are set by the create itself.
+        let exact = m.mode & 0o7000 == 0 && m.mode & self.umask == 0;
+        (if exact { m.mode & 0o777 } else { 0o600 }, exact)
+    }
+
+    /// The owner to give a new file in the parent directory `parent_len` long, or None
+    /// when it has that owner already: created by this euid, in a directory whose group
+    /// is the egid (so neither a set-group-ID directory nor a `grpid` mount gives it
+    /// another group). chown would also clear set-user-ID bits and file capabilities,
+    /// which is why modes and xattrs are set after it.
+    fn file_owner(&self, m: &Member, parent_len: usize) -> Result<Option<(u32, u32)>> {
+        if !self.opts.same_owner {
+            return Ok(None);
+        }
+        let (uid, gid) = (self.uid(m)?, self.gid(m)?);
+        let unchanged =
+            uid == self.euid && gid == self.egid && self.parent_info(parent_len).gid == self.egid;
+        Ok((!unchanged).then_some((uid, gid)))
+    }
+
+    /// A small new file, handed to a worker with its data (see `files.rs`).
+    fn file_job<R: Read>(
+        &mut self,
+        tar: &mut TarReader<R>,
+        m: &Member,
+        parent_len: usize,
+        name: &CStr,
+        stream_err: &dyn Fn(io::Error) -> Error,
+    ) -> Result<bool> {
+        let mut data = vec![0; m.size as usize];
+        let mut got = 0;
+        while got < data.len() {
+            let n = tar.read_data(&mut data[got..]).map_err(stream_err)?;
+            if n == 0 {
+                return Err(stream_err(io::Error::from(io::ErrorKind::UnexpectedEof)));
+            }
+            got += n;
+        }
+        let mut xattrs = Vec::new();
+        for (xname, value) in tar.xattrs() {
+            let cname = CString::new(xname)
+                .map_err(|_| self.xattr_err(xname, io::Error::from_raw_os_error(libc::EINVAL)))?;
+            xattrs.push((cname, value.to_vec()));
+        }
+        let (create_mode, exact) = self.create_mode(m);
+        let (dir, info) = self.parent_handle(parent_len);
+        let job = files::FileJob {
+            seq: self.entries,
+            dir,
+            name: name.to_owned(),
+            path: self.path.clone(),
+            data,
+            create_mode,
+            chmod: (!exact).then_some(m.mode),
+            owner: self.file_owner(m, parent_len)?,
+            xattrs,
+            times: times(m),
+        };
+        let pool = match &mut self.pool {
+            Some(pool) => pool,
+            None => self.pool.insert(files::Pool::new(self.workers, self.dest)?),
+        };
+        pool.submit(job, info.ino)?;
+        Ok(true)
+    }
+
     fn file<R: Read>(
         &mut self,
         tar: &mut TarReader<R>,
         m: &Member,
         dir: RawFd,
+        parent_len: usize,
         name: &CStr,
         stream_err: &dyn Fn(io::Error) -> Error,
     ) -> Result<bool> {
-        let flags = libc::O_WRONLY | libc::O_CREAT | libc::O_EXCL | libc::O_NOFOLLOW;
-        // Plain permission bits the umask leaves alone are set by the create itself.
-        let exact = m.mode & 0o7000 == 0 && m.mode & self.umask == 0;
-        let create_mode = if exact { m.mode & 0o777 } else { 0o600 };
+        let (create_mode, exact) = self.create_mode(m);
+        let owner = self.file_owner(m, parent_len)?;
+        let flags = files::CREATE_FLAGS;
         let (fd, fresh) = self.create(dir, name, || sys::openat(dir, name, flags, create_mode))?;
         let mut file = File::from(fd);
         let mut buf = std::mem::take(&mut self.buf);
@@ -664,8 +872,8 @@ impl<'a> Unpacker<'a> {
         self.buf = buf;
         copied?;
         let fd = file.as_raw_fd();
-        if self.opts.same_owner {
-            sys::fchown(fd, self.uid(m)?, self.gid(m)?).map_err(|e| self.io_err(e))?;
+        if let Some((uid, gid)) = owner {
+            sys::fchown(fd, uid, gid).map_err(|e| self.io_err(e))?;
         }
         self.xattrs_fd(tar, fd)?;
         // `create` always makes a new file (it clears what was in the way first), so
@@ -699,9 +907,14 @@ impl<'a> Unpacker<'a> {
         self.dir_meta(tar, m, fd.as_raw_fd())?;
         self.defer_dir(m);
         // The next members are most likely in this directory.
+        self.cache_info = if self.watch_dirs() {
+            dir_info(fd.as_raw_fd()).map_err(|e| self.io_err(e))?
+        } else {
+            DirInfo::default()
+        };
         self.cache_path.clear();
         self.cache_path.extend_from_slice(&self.path);
-        self.cache_fd = Some(fd);
+        self.cache_fd = Some(Arc::new(fd));
         self.cache_ok = true;
         Ok(fresh)
     }
@@ -881,6 +1094,10 @@ impl<'a> Unpacker<'a> {
         };
         // The whiteout concerns the path without the prefix.
         self.path.drain(name_start..target);
+        if self.workers > 0 {
+            let key = name_key(self.parent_info(parent_len), &self.path[name_start..]);
+            self.seen.insert(key);
+        }
         let mut name_buf = std::mem::take(&mut self.name_buf);
         let result = (|| {
             let name =
@@ -1034,6 +1251,10 @@ impl<'a> Unpacker<'a> {
 
     /// After a failure: removes what this call made (see the module documentation).
     fn cleanup(&mut self, created: bool) {
+        // Nothing may be written into the tree while it is taken apart.
+        if let Some(mut pool) = self.pool.take() {
+            let _ = pool.wait();
+        }
         self.cache_fd = None;
         if let Some(t) = &mut self.track {
             t.fresh.sort_unstable();

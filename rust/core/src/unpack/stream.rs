@@ -69,6 +69,8 @@ pub(crate) struct Member {
     pub atime: Option<Time>,
     pub dev_major: u32,
     pub dev_minor: u32,
+    /// Bytes of data that follow (regular files only; 0 for every other kind).
+    pub size: u64,
 }
 
 pub(crate) struct TarReader<R> {
@@ -390,6 +392,7 @@ impl<R: Read> TarReader<R> {
             atime,
             dev_major,
             dev_minor,
+            size: data,
         })
     }
 

@@ -11,6 +11,7 @@ use std::ffi::{CStr, CString};
 use std::io;
 use std::mem::MaybeUninit;
 use std::os::fd::{AsRawFd, FromRawFd, IntoRawFd, OwnedFd, RawFd};
+use std::sync::Arc;
 
 use libc::{c_int, mode_t};
 
@@ -105,20 +106,25 @@ fn openat2_in_root(root: RawFd, path: &CStr, flags: c_int) -> io::Result<OwnedFd
 
 /// The destination directory, and lookups confined to it.
 pub(crate) struct Root {
-    fd: OwnedFd,
+    fd: Arc<OwnedFd>,
     openat2: Cell<bool>,
 }
 
 impl Root {
     pub(crate) fn new(fd: OwnedFd, use_openat2: bool) -> Self {
         Self {
-            fd,
+            fd: Arc::new(fd),
             openat2: Cell::new(use_openat2),
         }
     }
 
     pub(crate) fn raw(&self) -> RawFd {
         self.fd.as_raw_fd()
+    }
+
+    /// The root's fd, for work handed to other threads.
+    pub(crate) fn shared(&self) -> Arc<OwnedFd> {
+        Arc::clone(&self.fd)
     }
 
     /// Whether lookups follow symlinks inside the root (openat2) or refuse them.
@@ -197,6 +203,14 @@ pub(crate) fn fstatat(dir: RawFd, name: &CStr, flags: c_int) -> io::Result<libc:
 
 pub(crate) fn is_kind(st: &libc::stat, kind: mode_t) -> bool {
     st.st_mode & libc::S_IFMT == kind
+}
+
+pub(crate) fn fstat(fd: RawFd) -> io::Result<libc::stat> {
+    let mut st = MaybeUninit::<libc::stat>::uninit();
+    // SAFETY: `st` is written on success.
+    cvt(unsafe { libc::fstat(fd, st.as_mut_ptr()) })?;
+    // SAFETY: initialized by a successful fstat.
+    Ok(unsafe { st.assume_init() })
 }
 
 pub(crate) fn fchown(fd: RawFd, uid: u32, gid: u32) -> io::Result<()> {

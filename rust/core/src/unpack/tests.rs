@@ -1005,3 +1005,209 @@ fn many_small_files() {
         vec![b'x'; 1024]
     );
 }
+
+/// Everything a layer decides about a tree, one line per path, sorted.
+fn describe(root: &Path) -> Vec<String> {
+    fn go(root: &Path, dir: &Path, out: &mut Vec<String>) {
+        for e in fs::read_dir(dir).unwrap() {
+            let p = e.unwrap().path();
+            let m = fs::symlink_metadata(&p).unwrap();
+            let rel = p.strip_prefix(root).unwrap().display().to_string();
+            let what = if m.file_type().is_symlink() {
+                format!("-> {}", fs::read_link(&p).unwrap().display())
+            } else if m.is_file() {
+                let data = fs::read(&p).unwrap();
+                format!("{} bytes {:032x}", data.len(), digest::xxh3_128(&data))
+            } else {
+                String::new()
+            };
+            // Overlay whiteouts are made now, with the time of now.
+            let mtime = if m.file_type().is_char_device() {
+                0
+            } else {
+                m.mtime()
+            };
+            out.push(format!(
+                "{rel} {:o} {}:{} mtime {mtime} nlink {} {what}",
+                m.mode(),
+                m.uid(),
+                m.gid(),
+                if m.is_dir() { 0 } else { m.nlink() },
+            ));
+            if m.is_dir() {
+                go(root, &p, out);
+            }
+        }
+    }
+    let mut out = Vec::new();
+    go(root, root, &mut out);
+    out.sort();
+    out
+}
+
+fn with_workers(workers: usize, whiteouts: Whiteouts) -> UnpackOptions {
+    UnpackOptions {
+        file_workers: workers,
+        whiteouts,
+        ..UnpackOptions::default()
+    }
+}
+
+/// Small files are written on worker threads; a layer whose members replace, link to,
+/// alias (through a symlink) and remove files that may still be pending gives the same
+/// tree as a member-by-member unpack.
+#[test]
+fn files_written_in_parallel_give_the_sequential_tree() {
+    let mut tb = Tb::default();
+    tb.dir("a", 0o755);
+    for i in 0..200 {
+        tb.file(&format!("a/f{i}"), format!("file {i}").as_bytes(), 0o644);
+    }
+    // Interleaved directories (several workers at once), and a file too big for a job.
+    for d in 0..6 {
+        tb.dir(&format!("d{d}"), 0o750);
+    }
+    for i in 0..300 {
+        tb.file(
+            &format!("d{}/g{i}", i % 6),
+            &[b'a' + (i % 26) as u8; 700],
+            0o600,
+        );
+    }
+    tb.file(
+        "big",
+        &vec![7u8; (files::MAX_JOB_FILE as usize) + 4096],
+        0o644,
+    );
+    tb.file("a/f5", b"replaced", 0o640) // a name used before
+        .hardlink("a/h", "a/f7") // a link to a file that may still be pending
+        .symlink("l", "a")
+        .file("l/g1", b"through the link", 0o644)
+        .file("a/g1", b"the same entry, by its own name", 0o644)
+        .file("x", b"a file first", 0o644)
+        .dir("x", 0o711) // a directory replaces it
+        .file("x/y", b"inside", 0o644)
+        .file("a/f9", b"nine again", 0o755)
+        .hardlink("a/f9-link", "a/f9")
+        .file("w1", b"whited out", 0o644)
+        .file(".wh.w1", b"", 0o644)
+        .file("s", b"special bits", 0o4755);
+    let tar = tb.finish();
+    for whiteouts in [Whiteouts::Overlay, Whiteouts::Apply] {
+        if whiteouts == Whiteouts::Overlay && !is_root() {
+            continue; // whiteouts are 0/0 character devices
+        }
+        let mut trees = Vec::new();
+        for workers in [0, 1, 3] {
+            let tmp = Tmp::new();
+            let stats = unpack(
+                Cursor::new(&tar),
+                &tmp.dest(),
+                &with_workers(workers, whiteouts),
+            )
+            .unwrap();
+            assert_eq!(stats.entries, 1 + 200 + 6 + 300 + 1 + 13);
+            let d = tmp.dest();
+            assert_eq!(fs::read(d.join("a/f5")).unwrap(), b"replaced");
+            assert_eq!(fs::read(d.join("a/h")).unwrap(), b"file 7");
+            assert_eq!(
+                fs::read(d.join("a/g1")).unwrap(),
+                b"the same entry, by its own name"
+            );
+            assert_eq!(fs::read(d.join("x/y")).unwrap(), b"inside");
+            assert_eq!(fs::read(d.join("a/f9-link")).unwrap(), b"nine again");
+            assert_eq!(fs::metadata(d.join("s")).unwrap().mode() & 0o7777, 0o4755);
+            trees.push(describe(&d));
+        }
+        for other in &trees[1..] {
+            let differ: Vec<_> = trees[0].iter().zip(other).filter(|(a, b)| a != b).collect();
+            assert!(differ.is_empty(), "{whiteouts:?}: {differ:?}");
+            assert_eq!(trees[0].len(), other.len());
+        }
+    }
+}
+
+/// A member under a name that an earlier (possibly still pending) file took fails the
+/// way a member-by-member unpack fails, and leaves nothing behind.
+#[test]
+fn a_path_through_a_pending_file_fails_like_sequential() {
+    let mut tb = Tb::default();
+    for i in 0..100 {
+        tb.file(&format!("f{i}"), b"x", 0o644);
+    }
+    tb.file("p", b"a file", 0o644)
+        .file("p/q", b"under it", 0o644);
+    let tar = tb.finish();
+    let mut messages = Vec::new();
+    for workers in [0, 2] {
+        let tmp = Tmp::new();
+        let r = unpack(
+            Cursor::new(&tar),
+            &tmp.dest(),
+            &with_workers(workers, Whiteouts::Overlay),
+        );
+        let (kind, msg) = err_kind(r);
+        assert_eq!(kind, ErrorKind::InvalidArgument, "{msg}");
+        assert!(!tmp.dest().exists());
+        messages.push(msg);
+    }
+    assert_eq!(messages[0], messages[1]);
+    assert!(
+        messages[0].contains("is not a directory"),
+        "{}",
+        messages[0]
+    );
+}
+
+/// As root, files the tar gives to root are not chowned (they are root's already), yet
+/// end up with the tar's owner when the directory would give them another group, and
+/// keep their set-user-ID bit and capabilities.
+#[test]
+fn owners_are_right_when_chown_is_left_out() {
+    if !is_root() {
+        return;
+    }
+    let cap: [u8; 20] = [
+        0x01, 0x00, 0x00, 0x02, 0x00, 0x0a, 0x00, 0x00, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0,
+    ];
+    let mut tb = Tb::default();
+    tb.file("plain", b"p", 0o644)
+        .file("suid", b"s", 0o4755)
+        .file("sgid", b"g", 0o2755)
+        .pax(&[("SCHILY.xattr.security.capability", &cap)])
+        .file("capped", b"c", 0o755)
+        .dir("sub", 0o2775)
+        .file("sub/inner", b"i", 0o644);
+    let tar = tb.finish();
+    for workers in [0, 2] {
+        let tmp = Tmp::new();
+        // An empty destination that hands its group (not root's) to what is made in it.
+        fs::create_dir(tmp.dest()).unwrap();
+        std::os::unix::fs::chown(tmp.dest(), Some(0), Some(4321)).unwrap();
+        fs::set_permissions(tmp.dest(), fs::Permissions::from_mode(0o2775)).unwrap();
+        unpack(
+            Cursor::new(&tar),
+            &tmp.dest(),
+            &with_workers(workers, Whiteouts::Overlay),
+        )
+        .unwrap();
+        let d = tmp.dest();
+        for (name, mode) in [
+            ("plain", 0o644),
+            ("suid", 0o4755),
+            ("sgid", 0o2755),
+            ("capped", 0o755),
+            ("sub/inner", 0o644),
+        ] {
+            let m = fs::metadata(d.join(name)).unwrap();
+            assert_eq!((m.uid(), m.gid()), (0, 0), "{name} with {workers} workers");
+            assert_eq!(m.mode() & 0o7777, mode, "{name} with {workers} workers");
+        }
+        assert_eq!(
+            lgetxattr(&d.join("capped"), "security.capability").as_deref(),
+            Some(&cap[..])
+        );
+        let sub = fs::metadata(d.join("sub")).unwrap();
+        assert_eq!((sub.gid(), sub.mode() & 0o7777), (0, 0o2775));
+    }
+}
