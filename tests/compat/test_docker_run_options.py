@@ -229,3 +229,29 @@ def test_container_prune_removes_only_stopped(engine: RunningDaemon) -> None:
         assert left == [running]
     finally:
         docker(engine, "rm", "-f", running)
+
+
+def test_anonymous_volume_keeps_its_data_across_restarts(engine: RunningDaemon) -> None:
+    name = uname("anon")
+    docker_ok(
+        engine,
+        "create",
+        "--name",
+        name,
+        "-v",
+        "/data",
+        "busybox",
+        "sh",
+        "-c",
+        "cat /data/f 2>/dev/null; echo run >> /data/f",
+    )
+    try:
+        assert docker_ok(engine, "start", "-a", name) == ""
+        assert docker_ok(engine, "start", "-a", name) == "run\n"
+        mounts = json.loads(docker_ok(engine, "inspect", "-f", "{{json .Mounts}}", name))
+        assert [m["Destination"] for m in mounts] == ["/data"]
+        # The runtime's mount points (/etc/hostname, /proc, ...) stay out of the
+        # container's own changes; the volume's mount point is one, as with dockerd.
+        assert docker_ok(engine, "diff", name) == "A /data\n"
+    finally:
+        docker(engine, "rm", "-f", name)

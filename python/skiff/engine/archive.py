@@ -57,26 +57,6 @@ PIPE_SIZE = 1024 * 1024
 VIEW_DIR = "cpview"
 T = TypeVar("T")
 
-#: What dockerd keeps in a container's "init" layer, not its own: the mount points
-#: the runtime creates. ``docker diff`` does not list them (placeholders only).
-INIT_PATHS = frozenset(
-    {
-        "/dev",
-        "/dev/pts",
-        "/dev/shm",
-        "/dev/mqueue",
-        "/dev/console",
-        "/proc",
-        "/sys",
-        "/etc",
-        "/etc/hostname",
-        "/etc/hosts",
-        "/etc/resolv.conf",
-        "/etc/mtab",
-        "/.dockerenv",
-    }
-)
-
 
 def container_path(path: str) -> str:
     """The absolute form dockerd gives a request's path: joined to ``/`` and cleaned,
@@ -118,7 +98,8 @@ class ArchiveService:
             found = _native.changes(c.lowers, c.upper, overlay=True)
         except FileNotFoundError:
             raise NotFound(f"No such container: {c.id}") from None
-        return _drop_init_placeholders(c.upper, found)
+        # The runtime's mount points live in the container's init layer, not here.
+        return found
 
     # ------------------------------------------------------------------ stat
 
@@ -503,50 +484,6 @@ def _db_entry(root: Root, path: str, key: str, id_field: int) -> list[str] | Non
                 continue
             return fields
     return None
-
-
-def _drop_init_placeholders(upper: Path, found: list[tuple[str, int]]) -> list[tuple[str, int]]:
-    """Leaves out the mount points the runtime created in the upper dir (dockerd
-    keeps those in a layer of their own): empty files and directories at
-    :data:`INIT_PATHS` with nothing else changed below them."""
-    if not any(p in INIT_PATHS for p, _ in found):
-        return found
-    kept = list(found)
-    # Deepest first, so a directory sees whether its children went.
-    for path, kind in sorted(found, key=lambda e: -e[0].count("/")):
-        if path not in INIT_PATHS or kind == 2:
-            continue
-        below = any(p.startswith(path + "/") for p, _ in kept)
-        if below:
-            continue
-        st = _upper_lstat(upper, path)
-        if st is None:
-            continue
-        placeholder = stat.S_ISDIR(st.st_mode) or (
-            stat.S_ISREG(st.st_mode) and st.st_size == 0 and kind == 1
-        )
-        if placeholder:
-            kept.remove((path, kind))
-    return kept
-
-
-def _upper_lstat(upper: Path, path: str) -> os.stat_result | None:
-    """lstat of ``path`` in the upper dir, walked without following symlinks."""
-    parts = [p for p in path.split("/") if p]
-    try:
-        fd = os.open(upper, os.O_PATH | os.O_DIRECTORY | os.O_CLOEXEC)
-    except OSError:
-        return None
-    try:
-        for p in parts[:-1]:
-            nfd = os.open(p, os.O_PATH | os.O_DIRECTORY | os.O_NOFOLLOW | os.O_CLOEXEC, dir_fd=fd)
-            os.close(fd)
-            fd = nfd
-        return os.stat(parts[-1], dir_fd=fd, follow_symlinks=False)
-    except OSError:
-        return None
-    finally:
-        os.close(fd)
 
 
 # ----------------------------------------------------------------------- streaming

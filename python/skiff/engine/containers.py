@@ -51,6 +51,13 @@ DEFAULT_STOP_TIMEOUT = 10
 #: Monitor directories are named by this many characters of the container ID (kept
 #: unique at create), so that socket paths stay short.
 MONITOR_DIR_LEN = 16
+#: The container's own read-only layer of mount points (dockerd's "-init" layer): the
+#: runtime mounts over these, so they never land in the container's upper dir (and
+#: so never in its diff or a commit).
+INIT_LAYER = "init"
+INIT_DIRS = ("dev", "dev/pts", "dev/shm", "dev/mqueue", "proc", "sys", "etc")
+INIT_FILES = ("etc/hostname", "etc/hosts", "etc/resolv.conf")
+
 #: Removed containers' directories wait for their background delete under this name.
 TRASH_PREFIX = ".trash-"
 
@@ -332,7 +339,11 @@ class ContainerService:
         cid = secrets.token_hex(32)
         while any(other.startswith(cid[:MONITOR_DIR_LEN]) for other in self._containers):
             cid = secrets.token_hex(32)
-        lowers = [str(p) for p in self.images.snapshots.lowers(image.record.chain)]
+        _name_anonymous_volumes(config, host_config)
+        # The container's init layer (its mount points) on top of the image's layers.
+        init_layer = self.root / cid / INIT_LAYER
+        lowers = [str(init_layer)]
+        lowers += [str(p) for p in self.images.snapshots.lowers(image.record.chain)]
         c = Container(
             id=cid,
             name=name,
@@ -364,6 +375,7 @@ class ContainerService:
         c.root.mkdir(mode=0o710)
         for d in (c.upper, c.work, c.rootfs):
             d.mkdir()
+        make_init_layer(c.root / INIT_LAYER)
         if chain:
             lease = self.images.meta.create_lease(None, lease_id=f"container-{c.id}")
             self.images.meta.lease_add(lease, "layer", chain[-1])
@@ -1039,6 +1051,37 @@ def _resolv_conf(hc: dict[str, Any], host_net: bool) -> str:
     if options:
         lines.append("options " + " ".join(options))
     return "\n".join(lines) + "\n"
+
+
+def make_init_layer(layer: Path) -> None:
+    layer.mkdir(mode=0o755)
+    for d in INIT_DIRS:
+        (layer / d).mkdir(mode=0o755)
+    for f in INIT_FILES:
+        (layer / f).touch(mode=0o644)
+
+
+def _name_anonymous_volumes(config: dict[str, Any], host_config: dict[str, Any]) -> None:
+    """Gives every anonymous volume (an image's or ``-v /path``'s ``Volumes``, a
+    ``--mount type=volume`` without a source) a name of its own, once, at create:
+    its data then stays across restarts, as with dockerd."""
+    taken = set()
+    for bind in host_config.get("Binds") or []:
+        parts = bind.split(":")
+        if len(parts) > 1:
+            taken.add(parts[1].rstrip("/") or "/")
+    mounts = list(host_config.get("Mounts") or [])
+    for m in mounts:
+        if (m.get("Type") or "volume") == "volume" and not m.get("Source"):
+            m["Source"] = secrets.token_hex(32)
+        taken.add(str(m.get("Target") or "").rstrip("/") or "/")
+    for path in config.get("Volumes") or {}:
+        target = path.rstrip("/") or "/"
+        if target not in taken:
+            mounts.append({"Type": "volume", "Source": secrets.token_hex(32), "Target": path})
+            taken.add(target)
+    if mounts:
+        host_config["Mounts"] = mounts
 
 
 def _rmtree(path: Path) -> None:
