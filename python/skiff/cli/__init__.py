@@ -1,8 +1,9 @@
 """``skiff``: the command line, a click group over the Engine API.
 
-Commands are listed here by name and imported only when invoked, so that
-``skiff --version`` and other short commands start fast. Each command lives in its
-own module with a ``command`` attribute.
+Start-up is kept short: ``skiff --version`` answers before click is imported, and
+commands are listed here by name and imported only when invoked (one module per
+command or group, each with a ``command`` attribute or the one named after a colon).
+The group itself is in :mod:`skiff.cli.root`.
 """
 
 from __future__ import annotations
@@ -10,82 +11,71 @@ from __future__ import annotations
 import sys
 from typing import Any
 
-import click
-
-from skiff.cli.app import App
-
-#: command name -> module under skiff.cli holding ``command`` (or ``module:attribute``).
+#: command name -> module holding ``command`` (or ``module:attribute``).
 COMMANDS = {
+    "attach": "skiff.cli.attach",
+    "commit": "skiff.cli.images:commit_command",
+    "completion": "skiff.cli.completion",
+    "container": "skiff.cli.groups:container",
+    "context": "skiff.cli.context",
+    "cp": "skiff.cli.filesystem:cp_command",
+    "create": "skiff.cli.run:create_command",
+    "diff": "skiff.cli.filesystem:diff_command",
+    "events": "skiff.cli.system:events_command",
+    "exec": "skiff.cli.exec",
+    "export": "skiff.cli.filesystem:export_command",
+    "history": "skiff.cli.images:history_command",
+    "image": "skiff.cli.groups:image",
+    "images": "skiff.cli.images:images_command",
+    "import": "skiff.cli.images:import_command",
+    "info": "skiff.cli.system:info_command",
+    "inspect": "skiff.cli.inspect",
+    "kill": "skiff.cli.lifecycle:kill_command",
+    "load": "skiff.cli.images:load_command",
     "login": "skiff.cli.login",
     "logout": "skiff.cli.login:logout_command",
+    "logs": "skiff.cli.logs",
+    "pause": "skiff.cli.lifecycle:pause_command",
+    "port": "skiff.cli.lifecycle:port_command",
+    "ps": "skiff.cli.ps",
+    "pull": "skiff.cli.images:pull_command",
+    "push": "skiff.cli.images:push_command",
+    "rename": "skiff.cli.lifecycle:rename_command",
+    "restart": "skiff.cli.lifecycle:restart_command",
+    "rm": "skiff.cli.lifecycle:rm_command",
+    "rmi": "skiff.cli.images:rmi_command",
+    "run": "skiff.cli.run:run_command",
+    "save": "skiff.cli.images:save_command",
+    "start": "skiff.cli.start",
+    "stats": "skiff.cli.stats",
+    "stop": "skiff.cli.lifecycle:stop_command",
+    "system": "skiff.cli.system:system_group",
+    "tag": "skiff.cli.images:tag_command",
+    "top": "skiff.cli.stats:top_command",
+    "unpause": "skiff.cli.lifecycle:unpause_command",
+    "update": "skiff.cli.lifecycle:update_command",
     "version": "skiff.cli.version",
+    "wait": "skiff.cli.lifecycle:wait_command",
 }
 
 
-class LazyGroup(click.Group):
-    def list_commands(self, ctx: click.Context) -> list[str]:
-        return sorted(COMMANDS)
-
-    def get_command(self, ctx: click.Context, cmd_name: str) -> click.Command | None:
-        module_name = COMMANDS.get(cmd_name)
-        if module_name is None:
-            return None
-        import importlib
-
-        module, _, attr = module_name.partition(":")
-        command: click.Command = getattr(importlib.import_module(module), attr or "command")
-        return command
-
-
-def _print_version(ctx: click.Context, _param: click.Parameter, value: bool) -> None:
-    if not value or ctx.resilient_parsing:
-        return
-    from skiff.version import __version__
-
-    click.echo(f"Skiff version {__version__}")
-    ctx.exit(0)
-
-
-@click.group(cls=LazyGroup, context_settings={"help_option_names": ["-h", "--help"]})
-@click.option(
-    "-H",
-    "--host",
-    metavar="ADDR",
-    help="Daemon socket to connect to (default: $SKIFF_HOST, $DOCKER_HOST, unix:///run/skiff/skiff.sock).",
-)
-@click.option("-D", "--debug", is_flag=True, help="Enable debug output.")
-@click.option(
-    "-v",
-    "--version",
-    is_flag=True,
-    expose_value=False,
-    is_eager=True,
-    callback=_print_version,
-    help="Print version information and quit.",
-)
-@click.pass_context
-def cli(ctx: click.Context, host: str | None, debug: bool) -> None:
-    """A Docker-compatible container engine."""
-    ctx.obj = App(host_flag=host, debug=debug)
-
-
 def main(argv: list[str] | None = None) -> Any:
-    """Entry point: runs the CLI, turning Skiff errors into one line and docker's exit codes."""
-    from skiff.errors import SkiffError
+    """Entry point: runs the CLI, turning errors into one line and docker's exit codes."""
+    args = sys.argv[1:] if argv is None else argv
+    if args in (["--version"], ["-v"]):
+        from skiff.version import __version__
 
-    try:
-        return cli.main(args=argv, prog_name="skiff", standalone_mode=False)
-    except click.exceptions.Exit as err:
-        sys.exit(err.exit_code)
-    except click.ClickException as err:
-        err.show()
-        sys.exit(125 if err.exit_code == 2 else err.exit_code)  # docker: 125 for bad usage
-    except click.exceptions.Abort:
-        click.echo("Aborted.", err=True)
-        sys.exit(130)
-    except SkiffError as err:
-        from skiff.errors import exit_code
+        sys.stdout.write(f"Skiff version {__version__}\n")
+        return 0
+    from skiff.cli.root import run
 
-        prefix = "Error response from daemon: " if err.from_daemon else ""
-        click.echo(f"{prefix}{err.message}", err=True)
-        sys.exit(exit_code(err))
+    return run(args)
+
+
+def __getattr__(name: str) -> Any:
+    # ``skiff.cli.cli`` and ``skiff.cli.LazyGroup`` without importing click up front.
+    if name in ("cli", "LazyGroup"):
+        from skiff.cli import root
+
+        return getattr(root, name)
+    raise AttributeError(name)

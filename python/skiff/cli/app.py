@@ -1,8 +1,14 @@
 """The object every command gets as ``ctx.obj``: where the daemon is, and a client
-for it, made on first use."""
+for it, made on first use.
+
+Embedded default: when the CLI would talk to the default socket (no ``-H``, no host in
+the environment, no context), nothing answers there, and the user is root, it starts
+skiffd itself (:mod:`skiff.cli.embedded`) and goes on.
+"""
 
 from __future__ import annotations
 
+import os
 from functools import cached_property
 from typing import TYPE_CHECKING
 
@@ -12,18 +18,55 @@ if TYPE_CHECKING:
 
 
 class App:
-    def __init__(self, host_flag: str | None = None, debug: bool = False) -> None:
+    def __init__(
+        self, host_flag: str | None = None, debug: bool = False, context_flag: str | None = None
+    ) -> None:
         self.host_flag = host_flag
+        self.context_flag = context_flag
         self.debug = debug
+        #: True when the address is the built-in default (the embedded daemon's).
+        self.default_host = False
 
     @cached_property
     def host(self) -> Host:
-        from skiff.hosts import client_host
+        from skiff.hosts import DEFAULT_HOST, parse_host
 
-        return client_host(self.host_flag)
+        if self.host_flag:
+            return parse_host(self.host_flag)
+        if not self.context_flag:
+            for var in ("SKIFF_HOST", "DOCKER_HOST"):
+                if os.environ.get(var):
+                    return parse_host(os.environ[var])
+        from skiff.cli import contexts
+
+        name = self.context_flag or contexts.current_name()
+        if name != contexts.DEFAULT:
+            return parse_host(contexts.load(name).host)
+        self.default_host = True
+        return parse_host(DEFAULT_HOST)
 
     @cached_property
     def client(self) -> APIClient:
         from skiff.client import APIClient
 
-        return APIClient(self.host)
+        host = self.host
+        hook = None
+        if self.default_host and os.geteuid() == 0:
+            from skiff.cli.embedded import start_daemon
+
+            hook = start_daemon
+        return APIClient(host, on_unreachable=hook)
+
+    def close(self) -> None:
+        if "client" in self.__dict__:
+            self.client.close()
+
+
+class StatusError(Exception):
+    """Ends the command with ``code``, after printing ``message`` (if any) on stderr:
+    a container's exit status, or docker's 125/126/127 for a failed start."""
+
+    def __init__(self, code: int, message: str = "") -> None:
+        super().__init__(message)
+        self.code = code
+        self.message = message

@@ -1,17 +1,27 @@
 """A small Docker Engine API client over a unix socket (or plain TCP).
 
-One keep-alive connection; the API version is negotiated once with ``HEAD /_ping``
-the way the docker CLI does (the lower of ours and the daemon's; 1.24 when the daemon
-names none). Error answers become the classes of ``skiff.errors`` by status code.
+HTTP/1.1 is spoken directly on the socket (no ``http.client``: it imports ``ssl`` and
+``email``, which cost the CLI tens of milliseconds at every start). Three kinds of
+exchange:
+
+- :meth:`APIClient.request` — one buffered answer on a kept-alive connection;
+- :meth:`APIClient.stream` — a long answer read as it comes (chunked JSON lines for
+  pull/push/events/stats, multiplexed frames for logs), on a connection of its own;
+- :meth:`APIClient.hijack` — attach and exec start: ``101 UPGRADED``, then the raw
+  socket both ways (:class:`Hijacked`), stdin ended with a half-close.
+
+The API version is negotiated once with ``HEAD /_ping`` the way the docker CLI does
+(the lower of ours and the daemon's; 1.24 when the daemon names none). Error answers
+become the classes of ``skiff.errors`` by status code.
 """
 
 from __future__ import annotations
 
-import http.client
+import contextlib
 import json
 import socket
-from typing import Any
-from urllib.parse import urlencode
+from collections.abc import Callable, Iterable, Iterator
+from typing import IO, Any
 
 from skiff.errors import SkiffError, Unavailable, from_status
 from skiff.hosts import Host
@@ -20,28 +30,12 @@ from skiff.version import API_VERSION, parse_api_version
 #: What the docker CLI assumes of a daemon that does not say its version.
 FALLBACK_API_VERSION = "1.24"
 
-
-class UnixHTTPConnection(http.client.HTTPConnection):
-    """http.client over an AF_UNIX stream socket."""
-
-    def __init__(self, path: str, timeout: float | None = None) -> None:
-        super().__init__("localhost", timeout=timeout)
-        self.socket_path = path
-
-    def connect(self) -> None:
-        sock = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
-        try:
-            if self.timeout is not None:
-                sock.settimeout(self.timeout)
-            sock.connect(self.socket_path)
-        except BaseException:
-            sock.close()
-            raise
-        self.sock = sock
+#: Request bodies may be bytes, or an iterable of chunks (sent chunked), or a binary file.
+Body = bytes | Iterable[bytes] | IO[bytes] | None
 
 
 class Response:
-    """A buffered answer: status, headers and body."""
+    """A buffered answer: status, headers (lower-case names) and body."""
 
     def __init__(self, status: int, headers: dict[str, str], body: bytes) -> None:
         self.status = status
@@ -52,24 +46,250 @@ class Response:
         return json.loads(self.body) if self.body else None
 
 
+class ProtocolError(Unavailable):
+    """The daemon's answer is not HTTP we understand, or it ended too soon."""
+
+
+class Connection:
+    """One HTTP/1.1 connection: a socket and a buffered reader over it."""
+
+    def __init__(self, host: Host, timeout: float | None) -> None:
+        if host.scheme == "unix":
+            sock = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
+            address: Any = host.path
+        else:
+            sock = socket.socket(socket.AF_INET6 if ":" in host.hostname else socket.AF_INET)
+            address = (host.hostname, host.port)
+        try:
+            sock.settimeout(timeout)
+            sock.connect(address)
+        except BaseException:
+            sock.close()
+            raise
+        self.sock = sock
+        self.rfile = sock.makefile("rb")
+        self.closed = False
+
+    def close(self) -> None:
+        if not self.closed:
+            self.closed = True
+            self.rfile.close()
+            self.sock.close()
+
+    def send(self, method: str, url: str, headers: dict[str, str], body: Body) -> None:
+        head = [f"{method} {url} HTTP/1.1", "Host: docker"]
+        head += [f"{k}: {v}" for k, v in headers.items()]
+        chunks: Iterable[bytes] | None = None
+        if body is None:
+            if method in ("POST", "PUT"):
+                head.append("Content-Length: 0")
+        elif isinstance(body, bytes):
+            head.append(f"Content-Length: {len(body)}")
+        else:
+            head.append("Transfer-Encoding: chunked")
+            if hasattr(body, "read"):
+                reader: IO[bytes] = body  # type: ignore[assignment]
+                chunks = iter(lambda: reader.read(1 << 16), b"")
+            else:
+                chunks = body
+        data = ("\r\n".join(head) + "\r\n\r\n").encode("latin-1")
+        if isinstance(body, bytes):
+            data += body
+        self.sock.sendall(data)
+        if chunks is not None:
+            for chunk in chunks:
+                if chunk:
+                    self.sock.sendall(b"%x\r\n%b\r\n" % (len(chunk), chunk))
+            self.sock.sendall(b"0\r\n\r\n")
+
+    def read_head(self) -> tuple[int, dict[str, str]]:
+        line = self.rfile.readline(65537)
+        if not line:
+            raise ConnectionResetError("the daemon closed the connection")
+        parts = line.decode("latin-1").split(" ", 2)
+        if len(parts) < 2 or not parts[0].startswith("HTTP/") or not parts[1].isdigit():
+            raise ProtocolError(f"malformed answer from the daemon: {line[:80]!r}")
+        headers: dict[str, str] = {}
+        while True:
+            hline = self.rfile.readline(65537)
+            if hline in (b"\r\n", b"\n"):
+                break
+            if not hline:
+                raise ProtocolError("the daemon's answer ended inside its headers")
+            name, _, value = hline.decode("latin-1").partition(":")
+            headers[name.strip().lower()] = value.strip()
+        return int(parts[1]), headers
+
+
+class BodyReader:
+    """The body of one answer, read as it arrives (content-length, chunked, or to EOF)."""
+
+    def __init__(self, conn: Connection, status: int, headers: dict[str, str], method: str):
+        self.conn = conn
+        self.left: int | None = None  # bytes left: in the body, or in the current chunk
+        self.chunked = "chunked" in headers.get("transfer-encoding", "").lower()
+        self.done = method == "HEAD" or status in (204, 304) or 100 <= status < 200
+        if not self.done and not self.chunked and "content-length" in headers:
+            self.left = int(headers["content-length"])
+            self.done = self.left == 0
+        self.keep_alive = headers.get("connection", "").lower() != "close" and (
+            self.chunked or self.left is not None or self.done
+        )
+
+    def read1(self, n: int = 1 << 16) -> bytes:
+        """Up to ``n`` bytes as soon as some are there; b"" at the end."""
+        rfile = self.conn.rfile
+        while not self.done:
+            if self.chunked:
+                if not self.left:
+                    size_line = rfile.readline(1024)
+                    if not size_line:
+                        raise ProtocolError("the daemon's answer ended inside a chunk")
+                    size_text = size_line.split(b";")[0].strip()
+                    if not size_text:
+                        continue  # the CRLF after the previous chunk
+                    self.left = int(size_text, 16)
+                    if self.left == 0:
+                        while rfile.readline(65537) not in (b"\r\n", b"\n", b""):
+                            pass  # trailers
+                        self.done = True
+                        return b""
+                data = rfile.read1(min(n, self.left))
+                if not data:
+                    raise ProtocolError("the daemon's answer ended inside a chunk")
+                self.left -= len(data)
+                if self.left == 0:
+                    rfile.readline(3)  # CRLF after the chunk
+                return data
+            if self.left is not None:
+                data = rfile.read1(min(n, self.left))
+                if not data:
+                    raise ProtocolError("the daemon's answer ended too soon")
+                self.left -= len(data)
+                self.done = self.left == 0
+                return data
+            data = rfile.read1(n)
+            if not data:
+                self.done = True
+            return data
+        return b""
+
+    def read_all(self) -> bytes:
+        parts = []
+        while chunk := self.read1(1 << 20):
+            parts.append(chunk)
+        return b"".join(parts)
+
+
+class Stream:
+    """A streamed answer on its own connection; close it (or read it to the end)."""
+
+    def __init__(self, conn: Connection, status: int, headers: dict[str, str], body: BodyReader):
+        self.conn = conn
+        self.status = status
+        self.headers = headers
+        self.body = body
+        self._buf = b""
+
+    def read1(self, n: int = 1 << 16) -> bytes:
+        if self._buf:
+            data, self._buf = self._buf[:n], self._buf[n:]
+            return data
+        return self.body.read1(n)
+
+    def read_exact(self, n: int) -> bytes:
+        """``n`` bytes, or fewer only at the end of the answer."""
+        parts, got = [], 0
+        while got < n:
+            data = self.read1(n - got)
+            if not data:
+                break
+            parts.append(data)
+            got += len(data)
+        return b"".join(parts)
+
+    def chunks(self) -> Iterator[bytes]:
+        while data := self.read1():
+            yield data
+
+    def lines(self) -> Iterator[bytes]:
+        while True:
+            nl = self._buf.find(b"\n")
+            if nl >= 0:
+                line, self._buf = self._buf[: nl + 1], self._buf[nl + 1 :]
+                yield line
+                continue
+            data = self.body.read1()
+            if not data:
+                if self._buf:
+                    line, self._buf = self._buf, b""
+                    yield line
+                return
+            self._buf += data
+
+    def json_lines(self) -> Iterator[Any]:
+        """Each non-empty line as JSON (pull/push progress, events, stats)."""
+        for line in self.lines():
+            if line.strip():
+                yield json.loads(line)
+
+    def close(self) -> None:
+        self.conn.close()
+
+    def __enter__(self) -> Stream:
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.close()
+
+
+class Hijacked:
+    """The raw connection after ``101 UPGRADED`` (attach, exec start)."""
+
+    def __init__(self, conn: Connection, content_type: str) -> None:
+        self.conn = conn
+        self.sock = conn.sock
+        self.content_type = content_type
+        #: Without a tty the daemon frames stdout/stderr (``[stream,0,0,0,len]``).
+        self.multiplexed = content_type == "application/vnd.docker.multiplexed-stream"
+        self.sock.settimeout(None)
+
+    def read1(self, n: int = 1 << 16) -> bytes:
+        try:
+            return self.conn.rfile.read1(n)
+        except (ConnectionResetError, OSError, ValueError):
+            return b""
+
+    def send(self, data: bytes) -> None:
+        self.sock.sendall(data)
+
+    def close_write(self) -> None:
+        """Half-close: the daemon sees the end of stdin, output keeps coming."""
+        with contextlib.suppress(OSError):
+            self.sock.shutdown(socket.SHUT_WR)
+
+    def close(self) -> None:
+        self.conn.close()
+
+
 class APIClient:
-    def __init__(self, host: Host, timeout: float | None = 60.0) -> None:
+    """``on_unreachable(host)``, when given, is called once when nothing listens at the
+    address (no socket, or refused); if it returns True the connection is tried again
+    (the CLI starts an embedded daemon this way)."""
+
+    def __init__(
+        self,
+        host: Host,
+        timeout: float | None = 60.0,
+        on_unreachable: Callable[[Host], bool] | None = None,
+    ) -> None:
         self.host = host
         self.timeout = timeout
-        self._conn: http.client.HTTPConnection | None = None
+        self.on_unreachable = on_unreachable
+        self._conn: Connection | None = None
         self._api_version: str | None = None
 
     # -- transport ---------------------------------------------------------------
-
-    def _connection(self) -> http.client.HTTPConnection:
-        if self._conn is None:
-            if self.host.scheme == "unix":
-                self._conn = UnixHTTPConnection(self.host.path, timeout=self.timeout)
-            else:
-                self._conn = http.client.HTTPConnection(
-                    self.host.hostname, self.host.port, timeout=self.timeout
-                )
-        return self._conn
 
     def close(self) -> None:
         if self._conn is not None:
@@ -92,40 +312,76 @@ class APIClient:
             f"Is skiffd running? ({err.strerror or err})"
         )
 
+    def _connect(self, timeout: float | None) -> Connection:
+        try:
+            return Connection(self.host, timeout)
+        except (FileNotFoundError, ConnectionRefusedError) as err:
+            hook, self.on_unreachable = self.on_unreachable, None
+            if hook is None or not hook(self.host):
+                raise self._unreachable(err) from err
+        except OSError as err:
+            raise self._unreachable(err) from err
+        try:
+            return Connection(self.host, timeout)
+        except OSError as err:
+            raise self._unreachable(err) from err
+
+    def _url(self, path: str, params: dict[str, Any] | None) -> str:
+        if not params:
+            return _quote_path(path)
+        from urllib.parse import urlencode
+
+        pairs: list[tuple[str, str]] = []
+        for k, v in params.items():
+            if v is None:
+                continue
+            if isinstance(v, tuple):  # a repeated parameter (?changes=a&changes=b)
+                pairs.extend((k, _param(item)) for item in v)
+            else:
+                pairs.append((k, _param(v)))
+        return f"{_quote_path(path)}?{urlencode(pairs)}" if pairs else _quote_path(path)
+
+    def _headers(self, headers: dict[str, str] | None, body: Any) -> dict[str, str]:
+        out = {"User-Agent": "skiff-cli"}
+        if isinstance(body, bytes) and body[:1] in (b"{", b"["):
+            out["Content-Type"] = "application/json"
+        out.update(headers or {})
+        return out
+
     def raw_request(
         self,
         method: str,
         path: str,
         *,
         params: dict[str, Any] | None = None,
-        body: bytes | None = None,
+        body: Body = None,
         headers: dict[str, str] | None = None,
     ) -> Response:
         """Sends one request to an exact path (no version prefix) and reads the answer."""
-        url = path
-        if params:
-            query = {k: _param(v) for k, v in params.items() if v is not None}
-            if query:
-                url = f"{path}?{urlencode(query)}"
-        send_headers = {"User-Agent": "skiff-cli", **(headers or {})}
+        url = self._url(path, params)
+        send_headers = self._headers(headers, body)
         # A kept-alive connection the daemon has closed fails on first use: retry once.
         for attempt in (0, 1):
-            conn = self._connection()
+            fresh = self._conn is None
+            if self._conn is None:
+                self._conn = self._connect(self.timeout)
+            conn = self._conn
             try:
-                conn.request(method, url, body=body, headers=send_headers)
-                resp = conn.getresponse()
-                data = resp.read()
-            except (ConnectionResetError, BrokenPipeError, http.client.RemoteDisconnected) as err:
+                conn.send(method, url, send_headers, body)
+                status, resp_headers = conn.read_head()
+                reader = BodyReader(conn, status, resp_headers, method)
+                data = reader.read_all()
+            except (ConnectionResetError, BrokenPipeError) as err:
                 self.close()
-                if attempt:
+                if attempt or fresh or not isinstance(body, bytes | None):
                     raise self._unreachable(err) from err
                 continue
             except OSError as err:
                 self.close()
                 raise self._unreachable(err) from err
-            if resp.will_close:
+            if not reader.keep_alive:
                 self.close()
-            return Response(resp.status, {k.lower(): v for k, v in resp.getheaders()}, data)
+            return Response(status, resp_headers, data)
         raise AssertionError("unreachable")
 
     # -- API ---------------------------------------------------------------------
@@ -146,20 +402,92 @@ class APIClient:
         """A versioned request; error answers raise the matching SkiffError."""
         resp = self.raw_request(method, f"/v{self.api_version}{path}", **kwargs)
         if resp.status >= 400:
-            raise _error_from(resp)
+            raise _error_from(resp.status, resp.body)
         return resp
+
+    def get(self, path: str, **params: Any) -> Any:
+        """``GET path?params`` and its JSON answer."""
+        return self.request("GET", path, params=params).json()
+
+    def post(self, path: str, body: Any = None, **params: Any) -> Any:
+        """``POST path?params`` with an optional JSON body; its JSON answer (or None)."""
+        data = None if body is None else json.dumps(body).encode()
+        return self.request("POST", path, params=params, body=data).json()
+
+    def stream(
+        self,
+        method: str,
+        path: str,
+        *,
+        params: dict[str, Any] | None = None,
+        body: Body = None,
+        headers: dict[str, str] | None = None,
+        timeout: float | None = None,
+    ) -> Stream:
+        """A versioned request whose answer is read as it comes, on a new connection."""
+        version = self.api_version
+        conn = self._connect(timeout)
+        try:
+            conn.send(
+                method,
+                self._url(f"/v{version}{path}", params),
+                self._headers(headers, body),
+                body,
+            )
+            status, resp_headers = conn.read_head()
+            reader = BodyReader(conn, status, resp_headers, method)
+            if status >= 400:
+                raise _error_from(status, reader.read_all())
+        except OSError as err:
+            conn.close()
+            raise self._unreachable(err) from err
+        except BaseException:
+            conn.close()
+            raise
+        return Stream(conn, status, resp_headers, reader)
+
+    def hijack(self, path: str, body: Any = None, **params: Any) -> Hijacked:
+        """``POST`` asking to upgrade the connection; the raw stream after the 101."""
+        version = self.api_version
+        conn = self._connect(self.timeout)
+        data = None if body is None else json.dumps(body).encode()
+        try:
+            conn.send(
+                "POST",
+                self._url(f"/v{version}{path}", params),
+                self._headers({"Connection": "Upgrade", "Upgrade": "tcp"}, data),
+                data,
+            )
+            status, headers = conn.read_head()
+            if status >= 400:
+                raise _error_from(status, BodyReader(conn, status, headers, "POST").read_all())
+        except OSError as err:
+            conn.close()
+            raise self._unreachable(err) from err
+        except BaseException:
+            conn.close()
+            raise
+        return Hijacked(conn, headers.get("content-type", ""))
 
     def ping(self) -> Response:
         resp = self.raw_request("HEAD", "/_ping")
         if resp.status >= 400:
             resp = self.raw_request("GET", "/_ping")
         if resp.status >= 400:
-            raise _error_from(resp)
+            raise _error_from(resp.status, resp.body)
         return resp
 
     def version(self) -> dict[str, Any]:
         result: dict[str, Any] = self.request("GET", "/version").json()
         return result
+
+
+def _quote_path(path: str) -> str:
+    if all(c.isalnum() or c in "/-_.:~@" for c in path):
+        return path
+    from urllib.parse import quote
+
+    return quote(path, safe="/:@")
 
 
 def _param(value: Any) -> str:
@@ -170,14 +498,14 @@ def _param(value: Any) -> str:
     return str(value)
 
 
-def _error_from(resp: Response) -> SkiffError:
+def _error_from(status: int, body: bytes) -> SkiffError:
     message = ""
     try:
-        payload = resp.json()
+        payload = json.loads(body) if body else None
         if isinstance(payload, dict):
             message = str(payload.get("message", ""))
     except ValueError:
-        message = resp.body.decode(errors="replace").strip()
-    err = from_status(resp.status, message or f"daemon answered {resp.status}")
+        message = body.decode(errors="replace").strip()
+    err = from_status(status, message or f"daemon answered {status}")
     err.from_daemon = True
     return err

@@ -1,0 +1,50 @@
+"""``skiff attach``: our stdio to a running container's, until it ends or we detach."""
+
+from __future__ import annotations
+
+import click
+
+from skiff.cli.app import App, StatusError
+from skiff.errors import Conflict
+
+
+@click.command("attach")
+@click.argument("container")
+@click.option("--detach-keys", help="Override the key sequence for detaching a container.")
+@click.option("--no-stdin", is_flag=True, help="Do not attach STDIN.")
+@click.option(
+    "--sig-proxy/--no-sig-proxy", default=True, help="Proxy all received signals to the process."
+)
+@click.pass_obj
+def command(
+    app: App, container: str, detach_keys: str | None, no_stdin: bool, sig_proxy: bool
+) -> None:
+    """Attach local standard input, output, and error streams to a running container."""
+    from skiff.cli import streams
+    from skiff.cli.run import Session, _wait_status
+
+    waiting = app.client.stream("POST", f"/containers/{container}/wait", timeout=None)
+    info = app.client.get(f"/containers/{container}/json")
+    state = info.get("State") or {}
+    if not state.get("Running"):
+        waiting.close()
+        raise Conflict("You cannot attach to a stopped container, start it first")
+    if state.get("Paused"):
+        waiting.close()
+        raise Conflict("You cannot attach to a paused container, unpause it first")
+    cid = info["Id"]
+    config = info.get("Config") or {}
+    tty = bool(config.get("Tty"))
+    stdin = not no_stdin and bool(config.get("OpenStdin"))
+    keys = streams.parse_detach_keys(detach_keys)
+    hijacked = app.client.hijack(
+        f"/containers/{cid}/attach", stream=True, stdin=stdin, stdout=True, stderr=True
+    )
+    session = Session(app, cid, hijacked, tty, keys, resize_path=f"/containers/{cid}/resize")
+    session.run(stdin=stdin, sig_proxy=sig_proxy and not tty)
+    if session.detached:
+        waiting.close()
+        return
+    status = _wait_status(waiting)
+    if status != 0:
+        raise StatusError(status)

@@ -1,0 +1,83 @@
+"""Small pieces every command uses: filters as the API takes them, short IDs, output
+that refuses a terminal, registry credentials for X-Registry-Auth."""
+
+from __future__ import annotations
+
+import sys
+from collections.abc import Iterable
+from typing import IO, Any
+
+from skiff.errors import InvalidArgument
+
+
+def filters_arg(items: Iterable[str]) -> str | None:
+    """``--filter key=value`` flags as the API's JSON (``{"key": {"value": true}}``)."""
+    import json
+
+    out: dict[str, dict[str, bool]] = {}
+    for item in items:
+        key, eq, value = item.partition("=")
+        if not eq or not key:
+            raise InvalidArgument(f"bad format of filter (expected name=value): {item!r}")
+        out.setdefault(key.strip().lower(), {})[value] = True
+    return json.dumps(out) if out else None
+
+
+def short_id(ident: str) -> str:
+    """docker's TruncateID: no ``sha256:``, 12 characters."""
+    return ident.partition(":")[2][:12] if ":" in ident else ident[:12]
+
+
+def ellipsis(text: str, width: int) -> str:
+    """docker's Ellipsis: ``text`` cut to ``width`` characters, the last one ``…``."""
+    if len(text) <= width:
+        return text
+    return text[: width - 1] + "…" if width > 1 else text[:width]
+
+
+def output_file(path: str | None, what: str) -> IO[bytes]:
+    """``-o FILE`` or stdout, refusing to write a tar to a terminal (docker's words)."""
+    if path:
+        return open(path, "wb")
+    if sys.stdout.isatty():
+        raise InvalidArgument(
+            f"cowardly refusing to save {what} to a terminal. Use the -o flag or redirect"
+        )
+    return sys.stdout.buffer
+
+
+def registry_auth_header(image: str) -> dict[str, str]:
+    """X-Registry-Auth for ``image``'s registry from config.json (docker sends ``{}``
+    when there are no credentials)."""
+    import base64
+    import json
+
+    auth: dict[str, Any] = {}
+    try:
+        from skiff.image.reference import split_docker_domain
+        from skiff.registry.auth import load_credentials
+
+        domain, _ = split_docker_domain(image.partition("@")[0])
+        creds = load_credentials(domain)
+    except Exception:  # unreadable config: pull anonymously, the daemon says the rest
+        creds = None
+        domain = ""
+    if creds is not None:
+        if creds.identity_token:
+            auth = {"identitytoken": creds.identity_token, "serveraddress": domain}
+        else:
+            auth = {"username": creds.username, "password": creds.password, "serveraddress": domain}
+    encoded = base64.urlsafe_b64encode(json.dumps(auth).encode()).decode()
+    return {"X-Registry-Auth": encoded}
+
+
+def split_ref(image: str) -> tuple[str, str]:
+    """``name[:tag][@digest]`` -> (name, tag or digest) as ``fromImage``/``tag`` take it."""
+    if "@" in image:
+        name, _, digest = image.partition("@")
+        return name, digest
+    slash = image.rfind("/")
+    colon = image.rfind(":")
+    if colon > slash:
+        return image[:colon], image[colon + 1 :]
+    return image, ""

@@ -1,0 +1,586 @@
+"""``skiff run`` and ``skiff create``: docker's flags, turned into a create request.
+
+``run`` sends the requests in the docker CLI's order, so that no output is lost and
+the exit status is the container's: create (pulling the image on a 404 unless
+``--pull never``), attach (hijacked), wait (``next-exit``, or ``removed`` with
+``--rm``), start, then resize with a tty. Exit codes: the container's; 125 when the
+engine fails; 126/127 when the command cannot be invoked / is not found (read from the
+start error's text, as docker does).
+"""
+
+from __future__ import annotations
+
+import contextlib
+import json
+import os
+import sys
+from typing import Any
+
+import click
+
+from skiff.cli.app import App, StatusError
+from skiff.cli.options import (
+    parse_env,
+    parse_healthcheck,
+    parse_mount,
+    parse_ports,
+    parse_restart,
+    parse_ulimit,
+    parse_volume,
+)
+from skiff.errors import InvalidArgument, NotFound, SkiffError
+
+#: ``-h`` is --hostname here, as in docker.
+SETTINGS = {"help_option_names": ["--help"], "allow_interspersed_args": False}
+
+
+def create_options(f: Any) -> Any:
+    """The flags ``run`` and ``create`` share (docker's names and short forms)."""
+    opts = [
+        click.option(
+            "-a",
+            "--attach",
+            "attach_streams",
+            multiple=True,
+            metavar="STREAM",
+            type=click.Choice(["stdin", "stdout", "stderr"], case_sensitive=False),
+            help="Attach to STDIN, STDOUT or STDERR.",
+        ),
+        click.option(
+            "--add-host", multiple=True, metavar="HOST:IP", help="Add a custom host-to-IP mapping."
+        ),
+        click.option("--cap-add", multiple=True, help="Add Linux capabilities."),
+        click.option("--cap-drop", multiple=True, help="Drop Linux capabilities."),
+        click.option("--cgroup-parent", help="Optional parent cgroup for the container."),
+        click.option("--cidfile", type=click.Path(), help="Write the container ID to the file."),
+        click.option("--cpu-period", type=int, help="Limit CPU CFS period."),
+        click.option("--cpu-quota", type=int, help="Limit CPU CFS quota."),
+        click.option("-c", "--cpu-shares", type=int, help="CPU shares (relative weight)."),
+        click.option("--cpus", type=float, help="Number of CPUs."),
+        click.option("--cpuset-cpus", help="CPUs in which to allow execution (0-3, 0,1)."),
+        click.option("--dns", multiple=True, help="Set custom DNS servers."),
+        click.option("--dns-search", multiple=True, help="Set custom DNS search domains."),
+        click.option("--dns-option", multiple=True, help="Set DNS options."),
+        click.option("--entrypoint", help="Overwrite the default ENTRYPOINT of the image."),
+        click.option(
+            "-e", "--env", multiple=True, metavar="KEY=VALUE", help="Set environment variables."
+        ),
+        click.option(
+            "--env-file",
+            multiple=True,
+            type=click.Path(),
+            help="Read in a file of environment variables.",
+        ),
+        click.option("--expose", multiple=True, help="Expose a port or a range of ports."),
+        click.option("--group-add", multiple=True, help="Add additional groups to join."),
+        click.option("--health-cmd", help="Command to run to check health."),
+        click.option("--health-interval", help="Time between running the check (ms|s|m|h)."),
+        click.option(
+            "--health-retries", type=int, help="Consecutive failures needed to report unhealthy."
+        ),
+        click.option(
+            "--health-start-interval", help="Time between checks during the start period."
+        ),
+        click.option("--health-start-period", help="Start period for the container to initialize."),
+        click.option("--health-timeout", help="Maximum time to allow one check to run."),
+        click.option(
+            "--no-healthcheck", is_flag=True, help="Disable any container-specified HEALTHCHECK."
+        ),
+        click.option("-h", "--hostname", help="Container host name."),
+        click.option(
+            "--init",
+            is_flag=True,
+            help="Run an init inside the container that forwards signals and reaps processes.",
+        ),
+        click.option(
+            "-i", "--interactive", is_flag=True, help="Keep STDIN open even if not attached."
+        ),
+        click.option("--ipc", help="IPC mode to use."),
+        click.option("-l", "--label", multiple=True, help="Set meta data on a container."),
+        click.option(
+            "--label-file",
+            multiple=True,
+            type=click.Path(),
+            help="Read in a line delimited file of labels.",
+        ),
+        click.option("--log-driver", help="Logging driver for the container."),
+        click.option("--log-opt", multiple=True, help="Log driver options."),
+        click.option("-m", "--memory", help="Memory limit (e.g. 512m)."),
+        click.option("--memory-reservation", help="Memory soft limit."),
+        click.option(
+            "--memory-swap", help="Swap limit equal to memory plus swap: -1 for unlimited."
+        ),
+        click.option("--mount", multiple=True, help="Attach a filesystem mount to the container."),
+        click.option("--name", help="Assign a name to the container."),
+        click.option("--network", "--net", "network", help="Connect a container to a network."),
+        click.option(
+            "--oom-score-adj", type=int, help="Tune host's OOM preferences (-1000 to 1000)."
+        ),
+        click.option("--pid", help="PID namespace to use."),
+        click.option(
+            "--pids-limit", type=int, help="Tune container pids limit (-1 for unlimited)."
+        ),
+        click.option("--platform", help="Set platform if server is multi-platform capable."),
+        click.option(
+            "--privileged", is_flag=True, help="Give extended privileges to this container."
+        ),
+        click.option(
+            "-p", "--publish", multiple=True, help="Publish a container's port(s) to the host."
+        ),
+        click.option(
+            "-P", "--publish-all", is_flag=True, help="Publish all exposed ports to random ports."
+        ),
+        click.option(
+            "--pull",
+            type=click.Choice(["always", "missing", "never"]),
+            default="missing",
+            show_default=True,
+            help="Pull image before running.",
+        ),
+        click.option("-q", "--quiet", is_flag=True, help="Suppress the pull output."),
+        click.option(
+            "--read-only", is_flag=True, help="Mount the container's root filesystem as read only."
+        ),
+        click.option(
+            "--restart",
+            default="no",
+            show_default=True,
+            help="Restart policy to apply when a container exits.",
+        ),
+        click.option(
+            "--rm",
+            "auto_remove",
+            is_flag=True,
+            help="Automatically remove the container when it exits.",
+        ),
+        click.option("--runtime", help="Runtime to use for this container."),
+        click.option("--security-opt", multiple=True, help="Security options."),
+        click.option("--shm-size", help="Size of /dev/shm."),
+        click.option("--stop-signal", help="Signal to stop the container."),
+        click.option("--stop-timeout", type=int, help="Timeout (in seconds) to stop a container."),
+        click.option("--sysctl", multiple=True, help="Sysctl options."),
+        click.option("-t", "--tty", is_flag=True, help="Allocate a pseudo-TTY."),
+        click.option("--tmpfs", multiple=True, help="Mount a tmpfs directory."),
+        click.option("--ulimit", multiple=True, help="Ulimit options."),
+        click.option("-u", "--user", help="Username or UID (format: <name|uid>[:<group|gid>])."),
+        click.option("--userns", help="User namespace to use."),
+        click.option("--uts", help="UTS namespace to use."),
+        click.option("-v", "--volume", multiple=True, help="Bind mount a volume."),
+        click.option("-w", "--workdir", help="Working directory inside the container."),
+        click.argument("image"),
+        click.argument("command", nargs=-1, type=click.UNPROCESSED),
+    ]
+    for opt in reversed(opts):
+        f = opt(f)
+    return f
+
+
+def build_config(o: dict[str, Any], detach: bool) -> tuple[dict[str, Any], dict[str, Any]]:
+    """(create body, query parameters) from the parsed flags."""
+    from skiff.cli import units
+
+    if o["auto_remove"] and o["restart"] not in ("", "no"):
+        raise InvalidArgument("Conflicting options: --restart and --rm")
+    attach = {s.lower() for s in o["attach_streams"]}
+    if detach and attach:
+        raise InvalidArgument("Conflicting options: -a and -d")
+    if not detach and not attach:
+        attach = {"stdout", "stderr"} | ({"stdin"} if o["interactive"] else set())
+    if detach:
+        attach = set()
+    exposed: dict[str, dict[str, Any]] = {}
+    bindings: dict[str, list[dict[str, str]]] = {}
+    parse_ports(o["publish"], o["expose"], exposed, bindings)
+    binds: list[str] = []
+    volumes: dict[str, dict[str, Any]] = {}
+    for spec in o["volume"]:
+        parse_volume(spec, binds, volumes)
+    labels: dict[str, str] = {}
+    for path in o["label_file"]:
+        for line in _read_lines(path):
+            k, _, v = line.partition("=")
+            labels[k] = v
+    for item in o["label"]:
+        k, _, v = item.partition("=")
+        labels[k] = v
+    env = parse_env(o["env_file"], o["env"])
+    tmpfs = {}
+    for item in o["tmpfs"]:
+        dest, _, options = item.partition(":")
+        tmpfs[dest] = options
+    sysctls = {}
+    for item in o["sysctl"]:
+        k, eq, v = item.partition("=")
+        if not eq:
+            raise InvalidArgument(f"invalid sysctl {item!r}: expected KEY=VALUE")
+        sysctls[k] = v
+    log_opts = {}
+    for item in o["log_opt"]:
+        k, _, v = item.partition("=")
+        log_opts[k] = v
+    entrypoint: list[str] | None = None
+    if o["entrypoint"] is not None:
+        entrypoint = [o["entrypoint"]]
+    config: dict[str, Any] = {
+        "Hostname": o["hostname"] or "",
+        "User": o["user"] or "",
+        "AttachStdin": "stdin" in attach,
+        "AttachStdout": "stdout" in attach,
+        "AttachStderr": "stderr" in attach,
+        "Tty": o["tty"],
+        "OpenStdin": o["interactive"],
+        "StdinOnce": o["interactive"] and "stdin" in attach,
+        "Env": env,
+        "Cmd": list(o["command"]) or None,
+        "Image": o["image"],
+        "WorkingDir": o["workdir"] or "",
+        "Entrypoint": entrypoint,
+        "Labels": labels,
+    }
+    if exposed:
+        config["ExposedPorts"] = exposed
+    if volumes:
+        config["Volumes"] = volumes
+    if o["stop_signal"]:
+        config["StopSignal"] = o["stop_signal"]
+    if o["stop_timeout"] is not None:
+        config["StopTimeout"] = o["stop_timeout"]
+    health = parse_healthcheck(o)
+    if health is not None:
+        config["Healthcheck"] = health
+    host: dict[str, Any] = {
+        "Binds": binds or None,
+        "NetworkMode": o["network"] or "default",
+        "PortBindings": bindings,
+        "RestartPolicy": parse_restart(o["restart"]),
+        "AutoRemove": o["auto_remove"],
+        "CapAdd": list(o["cap_add"]) or None,
+        "CapDrop": list(o["cap_drop"]) or None,
+        "Dns": list(o["dns"]),
+        "DnsOptions": list(o["dns_option"]),
+        "DnsSearch": list(o["dns_search"]),
+        "ExtraHosts": [_host_entry(h) for h in o["add_host"]] or None,
+        "GroupAdd": list(o["group_add"]) or None,
+        "Privileged": o["privileged"],
+        "PublishAllPorts": o["publish_all"],
+        "ReadonlyRootfs": o["read_only"],
+        "SecurityOpt": [_security_opt(s) for s in o["security_opt"]] or None,
+        "Mounts": [parse_mount(m) for m in o["mount"]] or None,
+        "Ulimits": [parse_ulimit(u) for u in o["ulimit"]] or None,
+        "Init": True if o["init"] else None,
+    }
+    if tmpfs:
+        host["Tmpfs"] = tmpfs
+    if sysctls:
+        host["Sysctls"] = sysctls
+    if o["log_driver"] or log_opts:
+        host["LogConfig"] = {"Type": o["log_driver"] or "", "Config": log_opts}
+    if o["memory"]:
+        host["Memory"] = units.ram_in_bytes(o["memory"])
+    if o["memory_reservation"]:
+        host["MemoryReservation"] = units.ram_in_bytes(o["memory_reservation"])
+    if o["memory_swap"]:
+        host["MemorySwap"] = (
+            -1 if o["memory_swap"] == "-1" else units.ram_in_bytes(o["memory_swap"])
+        )
+    if o["cpus"] is not None:
+        host["NanoCpus"] = round(o["cpus"] * 1e9)
+    for flag, key in (
+        ("cpu_shares", "CpuShares"),
+        ("cpu_quota", "CpuQuota"),
+        ("cpu_period", "CpuPeriod"),
+        ("pids_limit", "PidsLimit"),
+        ("oom_score_adj", "OomScoreAdj"),
+    ):
+        if o[flag] is not None:
+            host[key] = o[flag]
+    for flag, key in (
+        ("cpuset_cpus", "CpusetCpus"),
+        ("cgroup_parent", "CgroupParent"),
+        ("ipc", "IpcMode"),
+        ("pid", "PidMode"),
+        ("uts", "UTSMode"),
+        ("userns", "UsernsMode"),
+        ("runtime", "Runtime"),
+    ):
+        if o[flag]:
+            host[key] = o[flag]
+    if o["shm_size"]:
+        host["ShmSize"] = units.ram_in_bytes(o["shm_size"])
+    config["HostConfig"] = host
+    params: dict[str, Any] = {}
+    if o["name"]:
+        params["name"] = o["name"]
+    if o["platform"]:
+        params["platform"] = o["platform"]
+    return config, params
+
+
+def _read_lines(path: str) -> list[str]:
+    try:
+        with open(path, encoding="utf-8") as f:
+            text = f.read()
+    except OSError as err:
+        raise InvalidArgument(f"cannot read {path}: {err.strerror}") from None
+    return [
+        ln.strip() for ln in text.splitlines() if ln.strip() and not ln.lstrip().startswith("#")
+    ]
+
+
+def _host_entry(text: str) -> str:
+    # docker 28 takes host=ip as well as host:ip; the API wants host:ip.
+    if "=" in text:
+        name, _, ip = text.partition("=")
+        return f"{name}:{ip}"
+    if ":" not in text:
+        raise InvalidArgument(f"invalid argument {text!r} for --add-host: expected HOST:IP")
+    return text
+
+
+def _security_opt(text: str) -> str:
+    # docker sends a seccomp profile's contents, not its path.
+    key, sep, value = text.partition("=")
+    if key == "seccomp" and sep and value != "unconfined":
+        try:
+            with open(value, "rb") as f:
+                profile = json.load(f)
+        except (OSError, ValueError) as err:
+            raise InvalidArgument(f"opening seccomp profile ({value}) failed: {err}") from None
+        return "seccomp=" + json.dumps(profile, separators=(",", ":"))
+    return text
+
+
+def create_container(
+    app: App, config: dict[str, Any], params: dict[str, Any], pull: str, quiet: bool
+) -> str:
+    """Creates the container, pulling its image first as ``--pull`` says."""
+    from skiff.cli.images import pull_image
+
+    image = config["Image"]
+    if pull == "always":
+        pull_image(app, image, params.get("platform"), quiet=quiet, out=sys.stderr, say_tag=False)
+    body = json.dumps(config).encode()
+    try:
+        resp = app.client.request("POST", "/containers/create", params=params, body=body)
+    except NotFound as err:
+        if pull != "missing" or "image" not in err.message.lower():
+            raise
+        sys.stderr.write(f"Unable to find image '{_display_ref(image)}' locally\n")
+        pull_image(app, image, params.get("platform"), quiet=quiet, out=sys.stderr, say_tag=False)
+        resp = app.client.request("POST", "/containers/create", params=params, body=body)
+    answer = resp.json() or {}
+    for warning in answer.get("Warnings") or []:
+        sys.stderr.write(f"WARNING: {warning}\n")
+    return str(answer["Id"])
+
+
+def _display_ref(image: str) -> str:
+    last = image.rsplit("/", 1)[-1]
+    if ":" in last or "@" in image:
+        return image
+    return f"{image}:latest"
+
+
+def _check_cidfile(path: str | None) -> None:
+    if path and os.path.exists(path):
+        raise InvalidArgument(
+            f"container ID file found, make sure the other container isn't running or delete {path}"
+        )
+
+
+def _write_cidfile(path: str | None, cid: str) -> None:
+    if not path:
+        return
+    try:
+        fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o644)
+    except FileExistsError:
+        raise InvalidArgument(
+            f"container ID file found, make sure the other container isn't running or delete {path}"
+        ) from None
+    with os.fdopen(fd, "w") as f:
+        f.write(cid)
+
+
+@click.command("create", context_settings=SETTINGS)
+@create_options
+@click.pass_obj
+def create_command(app: App, /, **o: Any) -> None:
+    """Create a new container."""
+    _check_cidfile(o["cidfile"])
+    config, params = build_config(o, detach=True)
+    cid = create_container(app, config, params, o["pull"], o["quiet"])
+    _write_cidfile(o["cidfile"], cid)
+    click.echo(cid)
+
+
+@click.command("run", context_settings=SETTINGS)
+@click.option(
+    "-d", "--detach", is_flag=True, help="Run container in background and print container ID."
+)
+@click.option("--detach-keys", help="Override the key sequence for detaching a container.")
+@click.option(
+    "--sig-proxy/--no-sig-proxy", default=True, help="Proxy received signals to the process."
+)
+@create_options
+@click.pass_obj
+def run_command(
+    app: App, /, detach: bool, detach_keys: str | None, sig_proxy: bool, **o: Any
+) -> None:
+    """Create and run a new container from an image."""
+    from skiff.cli import streams
+
+    _check_cidfile(o["cidfile"])
+    config, params = build_config(o, detach)
+    tty = bool(o["tty"])
+    if tty and config["AttachStdin"] and not os.isatty(0):
+        raise InvalidArgument("the input device is not a TTY")
+    keys = streams.parse_detach_keys(detach_keys)
+    try:
+        cid = create_container(app, config, params, o["pull"], o["quiet"])
+    except SkiffError as err:
+        # docker run: every failure before the container runs is the engine's (125).
+        prefix = "Error response from daemon: " if err.from_daemon else ""
+        raise StatusError(125, f"skiff: {prefix}{err.message}") from None
+    _write_cidfile(o["cidfile"], cid)
+    client = app.client
+    if detach:
+        _start(app, cid, None)
+        click.echo(cid)
+        return
+    hijacked = None
+    if config["AttachStdin"] or config["AttachStdout"] or config["AttachStderr"]:
+        hijacked = client.hijack(
+            f"/containers/{cid}/attach",
+            stream=True,
+            stdin=config["AttachStdin"],
+            stdout=config["AttachStdout"],
+            stderr=config["AttachStderr"],
+        )
+    condition = "removed" if o["auto_remove"] else "next-exit"
+    waiting = client.stream(
+        "POST", f"/containers/{cid}/wait", params={"condition": condition}, timeout=None
+    )
+    session = Session(app, cid, hijacked, tty, keys, resize_path=f"/containers/{cid}/resize")
+    _start(app, cid, session, waiting if o["auto_remove"] else None)
+    session.run(stdin=config["AttachStdin"], sig_proxy=sig_proxy and not tty)
+    if session.detached:
+        waiting.close()
+        return
+    status = _wait_status(waiting)
+    if status != 0:
+        raise StatusError(status)
+
+
+def _start(app: App, cid: str, session: Session | None, removal: Any = None) -> None:
+    try:
+        app.client.request("POST", f"/containers/{cid}/start")
+    except SkiffError as err:
+        if session is not None:
+            session.close()
+        if removal is not None:
+            removal.close()
+        raise StatusError(
+            start_error_code(err.message), f"skiff: Error response from daemon: {err.message}"
+        ) from None
+
+
+def start_error_code(message: str) -> int:
+    """docker's exit code for a failed start, from the error's words."""
+    if any(s in message for s in ("executable file not found", "no such file or directory")):
+        return 127
+    if "permission denied" in message or "is a directory" in message:
+        return 126
+    return 125
+
+
+def _wait_status(waiting: Any) -> int:
+    try:
+        for answer in waiting.json_lines():
+            error = (answer.get("Error") or {}).get("Message") if answer.get("Error") else None
+            if error:
+                sys.stderr.write(f"skiff: {error}\n")
+            return int(answer.get("StatusCode", 0))
+    finally:
+        waiting.close()
+    return 125
+
+
+class Session:
+    """The client side of one attached container or exec: output to our stdout and
+    stderr, stdin to the container, a raw terminal and its size with a tty."""
+
+    def __init__(
+        self, app: App, target: str, hijacked: Any, tty: bool, keys: bytes, resize_path: str
+    ) -> None:
+        self.app = app
+        self.target = target
+        self.hijacked = hijacked
+        self.tty = tty
+        self.keys = keys
+        self.resize_path = resize_path
+        self.detached = False
+
+    def close(self) -> None:
+        if self.hijacked is not None:
+            self.hijacked.close()
+
+    def resize(self, rows: int, cols: int) -> None:
+        self.app.client.request("POST", self.resize_path, params={"h": rows, "w": cols})
+
+    def _detach(self) -> None:
+        import socket
+
+        self.detached = True
+        with contextlib.suppress(OSError):
+            self.hijacked.sock.shutdown(socket.SHUT_RDWR)
+
+    def run(self, stdin: bool, sig_proxy: bool = False) -> int:
+        """Carries the streams until the container's output ends."""
+        import contextlib
+
+        from skiff.cli import streams
+
+        if self.hijacked is None:
+            return 0
+        with contextlib.ExitStack() as stack:
+            if self.tty and os.isatty(1):
+                stack.enter_context(streams.forward_resizes(self.resize))
+            if self.tty and stdin and os.isatty(0):
+                stack.enter_context(streams.RawTerminal(0))
+            if sig_proxy:
+                stack.enter_context(self._proxy_signals())
+            if stdin:
+                streams.StdinPump(
+                    self.hijacked, 0, self.keys if self.tty else b"", self._detach
+                ).start()
+            try:
+                streams.copy_output(self.hijacked.read1, self.hijacked.multiplexed and not self.tty)
+            finally:
+                self.hijacked.close()
+        return 0
+
+    def _proxy_signals(self) -> Any:
+        import contextlib
+        import signal
+
+        @contextlib.contextmanager
+        def proxy() -> Any:
+            names = ("SIGINT", "SIGTERM", "SIGHUP", "SIGQUIT", "SIGUSR1", "SIGUSR2")
+            sigs = [getattr(signal, n) for n in names]
+
+            def forward(signum: int, _frame: object) -> None:
+                with contextlib.suppress(SkiffError):
+                    self.app.client.request(
+                        "POST",
+                        f"/containers/{self.target}/kill",
+                        params={"signal": signal.Signals(signum).name},
+                    )
+
+            old = {s: signal.signal(s, forward) for s in sigs}
+            try:
+                yield
+            finally:
+                for s, handler in old.items():
+                    signal.signal(s, handler)
+
+        return proxy()
