@@ -9,7 +9,10 @@ The group itself is in :mod:`skiff.cli.root`.
 from __future__ import annotations
 
 import sys
-from typing import Any
+
+TYPE_CHECKING = False  # not typing's: importing typing costs --version ~10 ms
+if TYPE_CHECKING:
+    from typing import Any
 
 #: command name -> module holding ``command`` (or ``module:attribute``).
 COMMANDS = {

@@ -52,14 +52,18 @@ class App:
         host = self.host
         hook = None
         if self.default_host and os.geteuid() == 0:
-            from skiff.cli.embedded import start_daemon
-
-            hook = start_daemon
+            hook = _start_embedded
         return APIClient(host, on_unreachable=hook)
 
     def close(self) -> None:
         if "client" in self.__dict__:
             self.client.close()
+
+
+def _start_embedded(host: Host) -> bool:
+    from skiff.cli.embedded import start_daemon
+
+    return start_daemon(host)
 
 
 class StatusError(Exception):

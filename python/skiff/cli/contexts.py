@@ -17,20 +17,28 @@ from __future__ import annotations
 
 import json
 import os
-import re
 from dataclasses import dataclass
-from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from skiff.errors import Conflict, InvalidArgument, NotFound
 
+if TYPE_CHECKING:
+    from pathlib import Path
+
 DEFAULT = "default"
-_NAME = re.compile(r"^[a-zA-Z0-9][a-zA-Z0-9_.+-]*$")
+_NAME_CHARS = frozenset("abcdefghijklmnopqrstuvwxyzABCDEFGHIJKLMNOPQRSTUVWXYZ0123456789_.+-")
 
 
 def config_dir() -> Path:
+    from pathlib import Path
+
     base = os.environ.get("DOCKER_CONFIG")
     return Path(base) if base else Path.home() / ".docker"
+
+
+def _config_file() -> str:
+    base = os.environ.get("DOCKER_CONFIG") or os.path.join(os.path.expanduser("~"), ".docker")
+    return os.path.join(base, "config.json")
 
 
 @dataclass
@@ -54,12 +62,14 @@ def _meta_dir(name: str) -> Path:
 
 
 def _read_config() -> dict[str, Any]:
+    path = _config_file()
     try:
-        data = json.loads((config_dir() / "config.json").read_bytes() or b"{}")
+        with open(path, "rb") as f:
+            data = json.loads(f.read() or b"{}")
     except FileNotFoundError:
         return {}
     except (OSError, ValueError) as err:
-        raise InvalidArgument(f"cannot read {config_dir() / 'config.json'}: {err}") from None
+        raise InvalidArgument(f"cannot read {path}: {err}") from None
     return data if isinstance(data, dict) else {}
 
 
@@ -127,7 +137,8 @@ def all_contexts() -> list[Context]:
 def create(name: str, host: str, description: str = "") -> Context:
     from skiff.hosts import parse_host
 
-    if not _NAME.match(name) or name == DEFAULT:
+    valid = name[:1].isalnum() and name.isascii() and set(name) <= _NAME_CHARS
+    if not valid or name == DEFAULT:
         raise InvalidArgument(
             f'context name "{name}" is invalid: use letters, digits and _.+- (not "default")'
         )

@@ -528,15 +528,11 @@ class Session:
         self.app.client.request("POST", self.resize_path, params={"h": rows, "w": cols})
 
     def _detach(self) -> None:
-        import socket
-
         self.detached = True
-        with contextlib.suppress(OSError):
-            self.hijacked.sock.shutdown(socket.SHUT_RDWR)
+        self.hijacked.shutdown()
 
     def run(self, stdin: bool, sig_proxy: bool = False) -> int:
         """Carries the streams until the container's output ends."""
-        import contextlib
 
         from skiff.cli import streams
 
@@ -560,7 +556,6 @@ class Session:
         return 0
 
     def _proxy_signals(self) -> Any:
-        import contextlib
         import signal
 
         @contextlib.contextmanager

@@ -1,8 +1,8 @@
 """A small Docker Engine API client over a unix socket (or plain TCP).
 
 HTTP/1.1 is spoken directly on the socket (no ``http.client``: it imports ``ssl`` and
-``email``, which cost the CLI tens of milliseconds at every start). Three kinds of
-exchange:
+``email``, which cost the CLI tens of milliseconds at every start; and ``_socket``
+rather than ``socket``, whose enum tables cost a few more). Three kinds of exchange:
 
 - :meth:`APIClient.request` — one buffered answer on a kept-alive connection;
 - :meth:`APIClient.stream` — a long answer read as it comes (chunked JSON lines for
@@ -17,11 +17,12 @@ become the classes of ``skiff.errors`` by status code.
 
 from __future__ import annotations
 
+import _socket
 import contextlib
+import io
 import json
-import socket
 from collections.abc import Callable, Iterable, Iterator
-from typing import IO, Any
+from typing import IO, TYPE_CHECKING, Any
 
 from skiff.errors import SkiffError, Unavailable, from_status
 from skiff.hosts import Host
@@ -30,8 +31,9 @@ from skiff.version import API_VERSION, parse_api_version
 #: What the docker CLI assumes of a daemon that does not say its version.
 FALLBACK_API_VERSION = "1.24"
 
-#: Request bodies may be bytes, or an iterable of chunks (sent chunked), or a binary file.
-Body = bytes | Iterable[bytes] | IO[bytes] | None
+if TYPE_CHECKING:
+    #: Request bodies: bytes, or an iterable of chunks (sent chunked), or a binary file.
+    Body = bytes | Iterable[bytes] | IO[bytes] | None
 
 
 class Response:
@@ -50,15 +52,29 @@ class ProtocolError(Unavailable):
     """The daemon's answer is not HTTP we understand, or it ended too soon."""
 
 
+class _RawSocket(io.RawIOBase):
+    """The read side of a socket as a raw stream (what io.BufferedReader wraps)."""
+
+    def __init__(self, sock: _socket.socket) -> None:
+        self._sock = sock
+
+    def readable(self) -> bool:
+        return True
+
+    def readinto(self, buffer: Any) -> int:
+        return self._sock.recv_into(buffer)
+
+
 class Connection:
     """One HTTP/1.1 connection: a socket and a buffered reader over it."""
 
     def __init__(self, host: Host, timeout: float | None) -> None:
         if host.scheme == "unix":
-            sock = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
+            sock = _socket.socket(_socket.AF_UNIX, _socket.SOCK_STREAM)
             address: Any = host.path
         else:
-            sock = socket.socket(socket.AF_INET6 if ":" in host.hostname else socket.AF_INET)
+            family = _socket.AF_INET6 if ":" in host.hostname else _socket.AF_INET
+            sock = _socket.socket(family, _socket.SOCK_STREAM)
             address = (host.hostname, host.port)
         try:
             sock.settimeout(timeout)
@@ -67,7 +83,7 @@ class Connection:
             sock.close()
             raise
         self.sock = sock
-        self.rfile = sock.makefile("rb")
+        self.rfile = io.BufferedReader(_RawSocket(sock), 65536)
         self.closed = False
 
     def close(self) -> None:
@@ -266,7 +282,12 @@ class Hijacked:
     def close_write(self) -> None:
         """Half-close: the daemon sees the end of stdin, output keeps coming."""
         with contextlib.suppress(OSError):
-            self.sock.shutdown(socket.SHUT_WR)
+            self.sock.shutdown(_socket.SHUT_WR)
+
+    def shutdown(self) -> None:
+        """Ends both directions now (a detach): a blocked read returns b""."""
+        with contextlib.suppress(OSError):
+            self.sock.shutdown(_socket.SHUT_RDWR)
 
     def close(self) -> None:
         self.conn.close()
@@ -328,9 +349,7 @@ class APIClient:
 
     def _url(self, path: str, params: dict[str, Any] | None) -> str:
         if not params:
-            return _quote_path(path)
-        from urllib.parse import urlencode
-
+            return _quote(path, "/:@")
         pairs: list[tuple[str, str]] = []
         for k, v in params.items():
             if v is None:
@@ -339,7 +358,10 @@ class APIClient:
                 pairs.extend((k, _param(item)) for item in v)
             else:
                 pairs.append((k, _param(v)))
-        return f"{_quote_path(path)}?{urlencode(pairs)}" if pairs else _quote_path(path)
+        if not pairs:
+            return _quote(path, "/:@")
+        query = "&".join(f"{_quote(k, '')}={_quote(v, '')}" for k, v in pairs)
+        return f"{_quote(path, '/:@')}?{query}"
 
     def _headers(self, headers: dict[str, str] | None, body: Any) -> dict[str, str]:
         out = {"User-Agent": "skiff-cli"}
@@ -482,12 +504,17 @@ class APIClient:
         return result
 
 
-def _quote_path(path: str) -> str:
-    if all(c.isalnum() or c in "/-_.:~@" for c in path):
-        return path
-    from urllib.parse import quote
+_UNRESERVED = frozenset("ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789-_.~")
 
-    return quote(path, safe="/:@")
+
+def _quote(text: str, safe: str) -> str:
+    """Percent-encoding of everything but RFC 3986's unreserved characters and ``safe``."""
+    if all(c in _UNRESERVED or c in safe for c in text):
+        return text
+    return "".join(
+        c if c in _UNRESERVED or c in safe else "".join(f"%{b:02X}" for b in c.encode())
+        for c in text
+    )
 
 
 def _param(value: Any) -> str:
