@@ -5,7 +5,6 @@ from __future__ import annotations
 import click
 
 from skiff.cli.app import App, StatusError
-from skiff.errors import Conflict
 
 
 @click.command("attach")
@@ -28,10 +27,10 @@ def command(
     state = info.get("State") or {}
     if not state.get("Running"):
         waiting.close()
-        raise Conflict("You cannot attach to a stopped container, start it first")
+        raise StatusError(1, "You cannot attach to a stopped container, start it first")
     if state.get("Paused"):
         waiting.close()
-        raise Conflict("You cannot attach to a paused container, unpause it first")
+        raise StatusError(1, "You cannot attach to a paused container, unpause it first")
     cid = info["Id"]
     config = info.get("Config") or {}
     tty = bool(config.get("Tty"))

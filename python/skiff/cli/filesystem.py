@@ -128,15 +128,29 @@ def _inside(root: str, path: str) -> bool:
     return os.path.commonpath([real_root, os.path.realpath(path)]) == real_root
 
 
+def _relative(name: str) -> str:
+    while name.startswith("./"):
+        name = name[2:]
+    return "" if name in (".", "./") else name.rstrip("/")
+
+
+def _mapped(name: str, src_name: str, rename: str | None) -> str:
+    """Where an archive entry goes: its root renamed to ``rename`` (docker cp's rules)."""
+    if src_name in ("", "."):  # the archive holds a directory's contents
+        base = rename or ""
+        return os.path.join(base, name) if name else base
+    first, _, rest = name.partition("/")
+    if rename is not None and first == src_name:
+        return os.path.join(rename, rest) if rename and rest else (rename or rest)
+    return name
+
+
 def _extract(stream: Any, target: str, src_name: str, rename: str | None) -> int:
     reader = _Reader(stream)
     total = 0
     with tarfile.open(fileobj=reader, mode="r|") as tar:  # type: ignore[call-overload]
         for member in tar:
-            name = member.name.lstrip("./") if member.name not in (".", "./") else ""
-            first, _, rest = name.partition("/")
-            if rename is not None and first == src_name.strip("/"):
-                name = os.path.join(rename, rest) if rename else rest
+            name = _mapped(_relative(member.name), src_name.strip("/"), rename)
             if not name:
                 continue
             if name.startswith("/") or ".." in name.split("/"):
@@ -145,7 +159,7 @@ def _extract(stream: Any, target: str, src_name: str, rename: str | None) -> int
             if not _inside(target, os.path.dirname(full)):
                 raise InvalidArgument(f"refusing to write {member.name!r} outside {target}")
             if member.islnk():
-                link = os.path.join(target, member.linkname.lstrip("./"))
+                link = os.path.join(target, _relative(member.linkname))
                 if not _inside(target, link):
                     raise InvalidArgument(f"refusing hard link {member.name!r} out of {target}")
             member.name = name

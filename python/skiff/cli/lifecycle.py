@@ -13,7 +13,7 @@ from typing import Any
 import click
 
 from skiff.cli.app import App, StatusError
-from skiff.errors import InvalidArgument, NotFound, SkiffError
+from skiff.errors import NotFound, SkiffError
 
 
 def for_each(names: Iterable[str], action: Callable[[str], object], echo: bool = True) -> None:
@@ -187,7 +187,7 @@ def port_command(app: App, container: str, private_port: str | None) -> None:
         key = f"{port}/{proto or 'tcp'}"
         bindings = ports.get(key)
         if not bindings:
-            raise InvalidArgument(f"Error: No public port '{key}' published for {container}")
+            raise StatusError(1, f"Error: No public port '{key}' published for {container}")
         lines = [_host_port(b) for b in bindings]
     else:
 

@@ -30,6 +30,7 @@ class ContainerRow(Row):
         "Mounts": "MOUNTS",
         "Names": "NAMES",
         "Networks": "NETWORKS",
+        "Platform": "PLATFORM",
         "Ports": "PORTS",
         "RunningFor": "CREATED",
         "Size": "SIZE",
@@ -87,6 +88,12 @@ class ContainerRow(Row):
         from skiff.cli import units
 
         return units.ago(float(self.c.get("Created") or 0))
+
+    @property
+    def Platform(self) -> dict[str, Any] | None:
+        descriptor = self.c.get("ImageManifestDescriptor") or {}
+        platform: dict[str, Any] | None = descriptor.get("platform")
+        return platform
 
     @property
     def Ports(self) -> str:

@@ -407,7 +407,7 @@ def _write_cidfile(path: str | None, cid: str) -> None:
 def create_command(app: App, /, **o: Any) -> None:
     """Create a new container."""
     _check_cidfile(o["cidfile"])
-    config, params = build_config(o, detach=True)
+    config, params = build_config(o, detach=False)
     cid = create_container(app, config, params, o["pull"], o["quiet"])
     _write_cidfile(o["cidfile"], cid)
     click.echo(cid)
