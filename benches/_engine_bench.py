@@ -4,6 +4,7 @@ on private sockets and data roots; stopped by PID and removed at the end."""
 
 from __future__ import annotations
 
+import contextlib
 import json
 import os
 import subprocess
@@ -20,6 +21,21 @@ from _registry_bench import Containerd, Dockerd, docker_env, remove_tree, stop_p
 REPO = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(REPO))
 PY = str(REPO / ".venv" / "bin" / "python")
+#: Where skiffd puts the benchmark's containers (removed, empty, at the end).
+CGROUP_PARENT = f"skiff-bench-{os.getpid()}"
+
+
+def remove_cgroup_parent(name: str) -> None:
+    """rmdir the (empty) cgroup parent in every v1 hierarchy and in v2."""
+    root = Path("/sys/fs/cgroup")
+    for path in [root / name, *(h / name for h in root.iterdir() if h.is_dir())]:
+        if path.is_dir():
+            for sub in sorted(path.rglob("*"), reverse=True):
+                if sub.is_dir():
+                    with contextlib.suppress(OSError):
+                        sub.rmdir()
+            with contextlib.suppress(OSError):
+                path.rmdir()
 
 
 @dataclass
@@ -43,7 +59,7 @@ class Skiffd:
 
         self.root.mkdir(parents=True)
         seed_images(self.root / "data", {"busybox:latest": busybox_tar})
-        (self.root / "daemon.json").write_text(json.dumps({"cgroup-parent": "skiff-bench"}))
+        (self.root / "daemon.json").write_text(json.dumps({"cgroup-parent": CGROUP_PARENT}))
         argv = [
             PY,
             "-m",
@@ -125,6 +141,7 @@ def engines(name: str) -> Iterator[Engines]:
             skiffd.stop()
             dockerd.stop()
             containerd.stop()
+            remove_cgroup_parent(CGROUP_PARENT)
             remove_tree(base / "dk")
             remove_tree(base / "ctd")
 
