@@ -28,6 +28,7 @@ from skiff.registry.pull import pull
 from skiff.registry.push import push
 from tests.conftest import short_tmpdir
 from tests.support.registry import Registry
+from tests.support.tls import make_ca, make_cert
 
 pytestmark = pytest.mark.root
 
@@ -1010,56 +1011,9 @@ def test_blob_redirects_are_followed(
 
 def _tls_material(d: Path) -> tuple[Path, Path, Path]:
     """A throwaway CA and a server certificate for 127.0.0.1 signed by it."""
-
-    def ssl(*args: str) -> None:
-        subprocess.run(["openssl", *args], cwd=d, check=True, capture_output=True)
-
-    ssl(
-        "req",
-        "-x509",
-        "-newkey",
-        "rsa:2048",
-        "-nodes",
-        "-keyout",
-        "ca.key",
-        "-out",
-        "ca.crt",
-        "-days",
-        "2",
-        "-subj",
-        "/CN=skiff-test-ca",
-    )
-    ssl(
-        "req",
-        "-newkey",
-        "rsa:2048",
-        "-nodes",
-        "-keyout",
-        "server.key",
-        "-out",
-        "server.csr",
-        "-subj",
-        "/CN=127.0.0.1",
-    )
-    (d / "ext.cnf").write_text("subjectAltName=IP:127.0.0.1\n")
-    ssl(
-        "x509",
-        "-req",
-        "-in",
-        "server.csr",
-        "-CA",
-        "ca.crt",
-        "-CAkey",
-        "ca.key",
-        "-CAcreateserial",
-        "-out",
-        "server.crt",
-        "-days",
-        "2",
-        "-extfile",
-        "ext.cnf",
-    )
-    return d / "ca.crt", d / "server.crt", d / "server.key"
+    ca, _ = make_ca(d)
+    cert, key = make_cert(d, "server", ip="127.0.0.1")
+    return ca, cert, key
 
 
 def test_tls_registry_trusted_through_certs_d(
