@@ -141,6 +141,16 @@ class Pty:
         self.output += data
         return bool(data)
 
+    def eof(self, tries: int = 3) -> None:
+        """Ctrl-D until the command ends (a shell may be between two reads)."""
+        for _ in range(tries):
+            self.send(b"\x04")
+            deadline = time.monotonic() + 3
+            while self.proc.poll() is None and time.monotonic() < deadline:
+                self._read(0.1)
+            if self.proc.poll() is not None:
+                return
+
     def wait(self, timeout: float = 30) -> int:
         deadline = time.monotonic() + timeout
         while self.proc.poll() is None:
@@ -273,7 +283,8 @@ def test_run_it_on_a_pty(engine: RunningDaemon) -> None:
         pty.expect(rb"/dev/pts/\d+")
         pty.send(b"sh -c 'exit 7'; echo code=$?\r")
         pty.expect(rb"code=7")
-        pty.send(b"\x04")  # Ctrl-D: the shell ends
+        pty.expect(rb"code=7\r\n/ # ")
+        pty.eof()  # Ctrl-D: the shell ends
         assert pty.wait() == 0
     finally:
         pty.close()
@@ -538,7 +549,7 @@ def test_exec_it_on_a_pty(engine: RunningDaemon) -> None:
         pty = Pty([*SKIFF, "exec", "-it", name, "sh"], engine.env())
         try:
             pty.expect(rb"# ")
-            pty.send(b"\x04")
+            pty.eof()
             assert pty.wait() == 0
         finally:
             pty.close()

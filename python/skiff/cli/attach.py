@@ -5,15 +5,14 @@ from __future__ import annotations
 import click
 
 from skiff.cli.app import App, StatusError
+from skiff.cli.common import go_bool_option
 
 
 @click.command("attach")
 @click.argument("container")
 @click.option("--detach-keys", help="Override the key sequence for detaching a container.")
 @click.option("--no-stdin", is_flag=True, help="Do not attach STDIN.")
-@click.option(
-    "--sig-proxy/--no-sig-proxy", default=True, help="Proxy all received signals to the process."
-)
+@go_bool_option("--sig-proxy", default=True, help="Proxy received signals to the process.")
 @click.pass_obj
 def command(
     app: App, container: str, detach_keys: str | None, no_stdin: bool, sig_proxy: bool

@@ -4,10 +4,12 @@ that refuses a terminal, registry credentials for X-Registry-Auth."""
 from __future__ import annotations
 
 import sys
-from collections.abc import Iterable
-from typing import IO, Any
+from collections.abc import Callable, Iterable
+from typing import IO, Any, TypeVar
 
 from skiff.errors import InvalidArgument
+
+F = TypeVar("F", bound=Callable[..., Any])
 
 
 def filters_arg(items: Iterable[str]) -> str | None:
@@ -81,3 +83,29 @@ def split_ref(image: str) -> tuple[str, str]:
     if colon > slash:
         return image[:colon], image[colon + 1 :]
     return image, ""
+
+
+def go_bool_option(*decls: str, default: bool, help: str) -> Callable[[F], F]:
+    """A boolean flag that also takes pflag's ``--flag=false`` (``--pause=false``,
+    ``--sig-proxy=false``); alone it means true."""
+    import click
+
+    def convert(_ctx: Any, _param: Any, value: Any) -> bool:
+        text = str(value).lstrip("=").lower()
+        if text in ("1", "t", "true"):
+            return True
+        if text in ("0", "f", "false"):
+            return False
+        raise click.BadParameter(f"invalid boolean value {value!r}: use true or false")
+
+    option: Callable[[F], F] = click.option(
+        *decls,
+        is_flag=False,
+        flag_value="true",
+        default="true" if default else "false",
+        show_default=True,
+        metavar="BOOL",
+        callback=convert,
+        help=help,
+    )
+    return option

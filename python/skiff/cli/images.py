@@ -14,6 +14,7 @@ from skiff.cli.app import App, StatusError
 from skiff.cli.common import (
     ellipsis,
     filters_arg,
+    go_bool_option,
     output_file,
     registry_auth_header,
     short_id,
@@ -172,19 +173,7 @@ def images_command(
         default = (
             "table {{.Repository}}\t{{.Tag}}\t{{.Digest}}\t{{.ID}}\t{{.CreatedSince}}\t{{.Size}}"
         )
-    if quiet:
-        rows = _unique_ids(rows)
     sys.stdout.write(render(rows, fmt, default, ImageRow.HEADERS, quiet_field="ID", quiet=quiet))
-
-
-def _unique_ids(rows: list[ImageRow]) -> list[ImageRow]:
-    seen: set[str] = set()
-    out = []
-    for row in rows:
-        if row.ID not in seen:
-            seen.add(row.ID)
-            out.append(row)
-    return out
 
 
 # ---------------------------------------------------------------------------- pull, push
@@ -473,7 +462,8 @@ class HistoryRow(Row):
         from datetime import datetime
 
         created = float(self.entry.get("Created") or 0)
-        return datetime.fromtimestamp(created, UTC).astimezone().isoformat(timespec="seconds")
+        text = datetime.fromtimestamp(created, UTC).astimezone().isoformat("T", "seconds")
+        return text[:-6] + "Z" if text.endswith("+00:00") else text  # Go's RFC 3339
 
     @property
     def CreatedBy(self) -> str:
@@ -496,10 +486,10 @@ class HistoryRow(Row):
 @click.option(
     "-H",
     "--human",
-    type=bool,
-    default=True,
+    default="true",
     show_default=True,
-    help="Print sizes and dates in human readable format.",
+    metavar="BOOL",
+    help="Print sizes and dates in human readable format (-H=false for raw).",
 )
 @click.option("--no-trunc", is_flag=True, help="Don't truncate output.")
 @click.option("-q", "--quiet", is_flag=True, help="Only show image IDs.")
@@ -509,15 +499,20 @@ def history_command(
     app: App,
     image: str,
     fmt: str | None,
-    human: bool,
+    human: str | bool,
     no_trunc: bool,
     quiet: bool,
     platform: str | None,
 ) -> None:
     """Show the history of an image."""
+    human_flag = str(human).lstrip("=").lower()  # pflag's -H=false arrives as "=false"
+    if human_flag not in ("1", "0", "t", "f", "true", "false"):
+        raise click.BadParameter(f"invalid boolean {human!r}", param_hint="-H")
+    human = human_flag in ("1", "t", "true")
     entries = app.client.get(f"/images/{image}/history", platform=platform)
     rows = [HistoryRow(e, not no_trunc, human) for e in entries or []]
-    default = "table {{.ID}}\t{{.CreatedSince}}\t{{.CreatedBy}}\t{{.Size}}\t{{.Comment}}"
+    since = "{{.CreatedSince}}" if human else "{{.CreatedAt}}"
+    default = f"table {{{{.ID}}}}\t{since}\t{{{{.CreatedBy}}}}\t{{{{.Size}}}}\t{{{{.Comment}}}}"
     sys.stdout.write(render(rows, fmt, default, HistoryRow.HEADERS, quiet_field="ID", quiet=quiet))
 
 
@@ -532,7 +527,7 @@ def history_command(
     "-c", "--change", multiple=True, help="Apply Dockerfile instruction to the created image."
 )
 @click.option("-m", "--message", help="Commit message.")
-@click.option("-p", "--pause/--no-pause", default=True, help="Pause container during commit.")
+@go_bool_option("-p", "--pause", default=True, help="Pause container during commit.")
 @click.pass_obj
 def commit_command(
     app: App,

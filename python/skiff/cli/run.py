@@ -19,6 +19,7 @@ from typing import Any
 import click
 
 from skiff.cli.app import App, StatusError
+from skiff.cli.common import go_bool_option
 from skiff.cli.options import (
     parse_env,
     parse_healthcheck,
@@ -418,9 +419,7 @@ def create_command(app: App, /, **o: Any) -> None:
     "-d", "--detach", is_flag=True, help="Run container in background and print container ID."
 )
 @click.option("--detach-keys", help="Override the key sequence for detaching a container.")
-@click.option(
-    "--sig-proxy/--no-sig-proxy", default=True, help="Proxy received signals to the process."
-)
+@go_bool_option("--sig-proxy", default=True, help="Proxy received signals to the process.")
 @create_options
 @click.pass_obj
 def run_command(

@@ -29,6 +29,44 @@ class _Missing:
 
 MISSING = _Missing()
 
+
+class Nil:
+    """A nil slice or map of docker's typed structs (a null or absent JSON field):
+    prints ``[]`` / ``map[]`` as Go does, encodes as ``null``, ranges over nothing."""
+
+    def __init__(self, kind: str) -> None:
+        self.kind = kind
+
+    def __str__(self) -> str:
+        return "[]" if self.kind == "slice" else "map[]"
+
+    def __bool__(self) -> bool:
+        return False
+
+    def __len__(self) -> int:
+        return 0
+
+    def __iter__(self) -> Any:
+        return iter(())
+
+    def to_dict(self) -> None:
+        return None
+
+
+#: Fields that are slices or maps in docker's Go types (containers and images), so
+#: that a null or missing one prints as Go prints them.
+SLICES = frozenset(
+    {
+        "Cmd", "Entrypoint", "Env", "RepoTags", "RepoDigests", "Layers", "Binds", "CapAdd",
+        "CapDrop", "Dns", "DnsOptions", "DnsSearch", "ExtraHosts", "GroupAdd", "SecurityOpt",
+        "Mounts", "Ulimits", "Devices", "Args", "OnBuild", "Shell", "Links", "VolumesFrom",
+        "DeviceRequests", "Aliases", "DNSNames",
+    }
+)  # fmt: skip
+MAPS = frozenset(
+    {"Labels", "ExposedPorts", "Volumes", "Ports", "Networks", "Sysctls", "StorageOpt", "Options"}
+)
+
 _TOKEN = re.compile(r"{{(-\s)?(.*?)(\s-)?}}", re.S)
 _ARG = re.compile(
     r"""\s*(?:
@@ -187,7 +225,7 @@ class Template:
                     items: list[Any]
                     if isinstance(value, dict):
                         items = [value[k] for k in sorted(value)]
-                    elif value is None or value is MISSING:
+                    elif value is None or value is MISSING or isinstance(value, Nil):
                         items = []
                     else:
                         items = list(value)
@@ -239,8 +277,15 @@ def field(value: Any, path: list[str]) -> Any:
     for name in path:
         if value is None or value is MISSING:
             raise TemplateError(f"template: nil pointer evaluating .{name}")
+        if isinstance(value, Nil):
+            return MISSING
         if isinstance(value, dict):
             value = value.get(name, MISSING)
+            if value is None or value is MISSING:
+                if name in SLICES:
+                    value = Nil("slice")
+                elif name in MAPS:
+                    value = Nil("map")
         else:
             attr = getattr(value, name, MISSING)
             if attr is MISSING:
@@ -263,6 +308,8 @@ def go_str(value: Any) -> str:
         if value.is_integer() and abs(value) < 1e21:
             return str(int(value)) if abs(value) < 1e6 else f"{value:g}".replace("e+0", "e+0")
         return repr(value)
+    if isinstance(value, Nil):
+        return str(value)
     if isinstance(value, dict):
         return "map[" + " ".join(f"{k}:{go_str(value[k])}" for k in sorted(value)) + "]"
     if isinstance(value, list | tuple):
@@ -271,12 +318,16 @@ def go_str(value: Any) -> str:
 
 
 def to_json(value: Any) -> str:
+    if isinstance(value, Nil):
+        return "null"
     if hasattr(value, "to_dict"):
         value = value.to_dict()
     return json.dumps(value, separators=(",", ":"), ensure_ascii=False, default=_json_default)
 
 
 def _json_default(value: Any) -> Any:
+    if isinstance(value, Nil):
+        return None
     if hasattr(value, "to_dict"):
         return value.to_dict()
     if value is MISSING:
