@@ -555,8 +555,6 @@ def commit_command(
 
 
 def image_prune(app: App, all_: bool, filters: tuple[str, ...]) -> dict[str, Any]:
-    wanted = list(filters)
-    if not all_:
-        wanted.append("dangling=true")
+    wanted = [*filters, f"dangling={'false' if all_ else 'true'}"]
     result: dict[str, Any] = app.client.post("/images/prune", filters=filters_arg(wanted))
     return result

@@ -102,9 +102,14 @@ def run(argv: list[str]) -> Any:
     except click.exceptions.Exit as err:
         _flush()
         sys.exit(err.exit_code)
+    except click.UsageError as err:
+        # One line: what is wrong and where the help is (docker: 125 for bad usage).
+        path = err.ctx.command_path if err.ctx is not None else "skiff"
+        sys.stderr.write(f"{path}: {err.format_message()} See '{path} --help'.\n")
+        sys.exit(125)
     except click.ClickException as err:
         err.show()
-        sys.exit(125 if err.exit_code == 2 else err.exit_code)  # docker: 125 for bad usage
+        sys.exit(125 if err.exit_code == 2 else err.exit_code)
     except (click.exceptions.Abort, KeyboardInterrupt):
         sys.stderr.write("\n")
         sys.exit(130)

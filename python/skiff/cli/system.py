@@ -111,9 +111,9 @@ class DfRow(Row):
         self.Type = kind
         self.TotalCount = str(total)
         self.Active = str(active)
-        self.Size = units.size(size)
+        self.Size = units.size4(size)
         pct = f" ({reclaimable * 100 // size}%)" if size > 0 else ""
-        self.Reclaimable = units.size(reclaimable) + pct
+        self.Reclaimable = units.size4(reclaimable) + pct
 
 
 def df_rows(df: dict[str, Any]) -> list[DfRow]:

@@ -110,6 +110,8 @@ class Template:
             trim_next = bool(m.group(3))
             pos = m.end()
         chunk = text[pos:]
+        if "{{" in chunk:
+            raise TemplateError(f"template: unclosed action in {text!r}")
         if trim_next:
             chunk = chunk.lstrip()
         if chunk:

@@ -22,6 +22,11 @@ def size(n: float) -> str:
     return f"{float(digits):.3g}{text[len(digits) :]}"
 
 
+def size4(n: float) -> str:
+    """go-units' HumanSize (four significant digits: ``3.707MB``), as ``system df`` shows."""
+    return humanize.size(n)
+
+
 def ago(unix_seconds: float, now: float | None = None) -> str:
     """``2 minutes ago`` for a Unix time."""
     now = time.time() if now is None else now
