@@ -70,9 +70,21 @@ def main(argv: list[str] | None = None) -> Any:
 
         sys.stdout.write(f"Skiff version {__version__}\n")
         return 0
+    if args and not _completing():
+        from skiff.cli.fastpath import try_fast
+
+        done = try_fast(args)
+        if done is not None:
+            return done
     from skiff.cli.root import run
 
     return run(args)
+
+
+def _completing() -> bool:
+    import os
+
+    return "_SKIFF_COMPLETE" in os.environ
 
 
 def __getattr__(name: str) -> Any:

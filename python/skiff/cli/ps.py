@@ -1,18 +1,23 @@
 """``skiff ps``: docker's container listing, columns and all.
 
-Kept light: it is the command people time. Imports only the client, the formatter
-and the size/time wording."""
+Kept light: it is the command people time. It runs without click
+(:mod:`skiff.cli.fastpath`) and imports only the client, the formatter and the
+size/time wording; the click command (``command``) is built from the same flag table
+when click is in use."""
 
 from __future__ import annotations
 
 import sys
-from typing import Any
-
-import click
+from collections.abc import Callable
 
 from skiff.cli.app import App
 from skiff.cli.common import ellipsis, filters_arg, short_id
+from skiff.cli.fastpath import Opt, parse
 from skiff.cli.formatter import Row, render
+
+TYPE_CHECKING = False  # typing itself costs the CLI's start ~10 ms
+if TYPE_CHECKING:
+    from typing import Any
 
 DEFAULT = (
     "table {{.ID}}\t{{.Image}}\t{{.Command}}\t{{.RunningFor}}\t{{.Status}}\t{{.Ports}}\t{{.Names}}"
@@ -188,33 +193,24 @@ def _form_group(key: str, first: int, last: int) -> str:
     return f"{group}/{proto}"
 
 
-@click.command("ps")
-@click.option(
-    "-a", "--all", "all_", is_flag=True, help="Show all containers (default shows just running)."
-)
-@click.option(
-    "-f", "--filter", "filters", multiple=True, help="Filter output based on conditions provided."
-)
-@click.option(
-    "--format",
-    "fmt",
-    help="Format output using a custom template ('table', 'table TEMPLATE', 'json', 'TEMPLATE').",
-)
-@click.option(
-    "-n",
-    "--last",
-    type=int,
-    default=-1,
-    help="Show n last created containers (includes all states).",
-)
-@click.option(
-    "-l", "--latest", is_flag=True, help="Show the latest created container (includes all states)."
-)
-@click.option("--no-trunc", is_flag=True, help="Don't truncate output.")
-@click.option("-q", "--quiet", is_flag=True, help="Only display container IDs.")
-@click.option("-s", "--size", is_flag=True, help="Display total file sizes.")
-@click.pass_obj
-def command(
+OPTIONS = [
+    Opt("-a", "--all", dest="all_", kind="flag",
+        help="Show all containers (default shows just running)."),
+    Opt("-f", "--filter", dest="filters", kind="multi",
+        help="Filter output based on conditions provided."),
+    Opt("--format", dest="fmt",
+        help="Format output using a template ('table', 'table TEMPLATE', 'json', or TEMPLATE)."),
+    Opt("-n", "--last", default=-1, convert=int,
+        help="Show n last created containers (includes all states)."),
+    Opt("-l", "--latest", kind="flag",
+        help="Show the latest created container (includes all states)."),
+    Opt("--no-trunc", kind="flag", help="Don't truncate output."),
+    Opt("-q", "--quiet", kind="flag", help="Only display container IDs."),
+    Opt("-s", "--size", kind="flag", help="Display total file sizes."),
+]  # fmt: skip
+
+
+def ps(
     app: App,
     all_: bool,
     filters: tuple[str, ...],
@@ -240,3 +236,25 @@ def command(
     sys.stdout.write(
         render(rows, fmt, default, ContainerRow.HEADERS, quiet_field="ID", quiet=quiet)
     )
+
+
+def fast_args(args: list[str]) -> Callable[[App], None]:
+    """``ps`` parsed without click (raises GiveUp when click must parse it)."""
+    values, _ = parse(OPTIONS, args, 0, rest=False)
+    return lambda app: ps(app, **values)
+
+
+def __getattr__(name: str) -> Any:
+    if name != "command":
+        raise AttributeError(name)
+    import click
+
+    def callback(app: App, **values: Any) -> None:
+        ps(app, **values)
+
+    f: Any = callback
+    for opt in reversed(OPTIONS):
+        f = opt.click_option()(f)
+    cmd = click.command("ps", help=ps.__doc__)(click.pass_obj(f))
+    globals()["command"] = cmd
+    return cmd

@@ -10,7 +10,7 @@ from typing import Any
 import click
 
 from skiff.cli import COMMANDS
-from skiff.cli.app import App, StatusError
+from skiff.cli.app import App
 
 
 class LazyGroup(click.Group):
@@ -95,61 +95,23 @@ def cli(
 
 def run(argv: list[str]) -> Any:
     """Runs the group on ``argv``; maps every failure to one line and an exit code."""
-    from skiff.errors import SkiffError
+    from skiff.cli.outcome import flush, guarded
 
-    try:
-        return cli.main(args=argv, prog_name="skiff", standalone_mode=False)
-    except click.exceptions.Exit as err:
-        _flush()
-        sys.exit(err.exit_code)
-    except click.UsageError as err:
-        # One line: what is wrong and where the help is (docker: 125 for bad usage).
-        path = err.ctx.command_path if err.ctx is not None else "skiff"
-        sys.stderr.write(f"{path}: {err.format_message()} See '{path} --help'.\n")
-        sys.exit(125)
-    except click.ClickException as err:
-        err.show()
-        sys.exit(125 if err.exit_code == 2 else err.exit_code)
-    except (click.exceptions.Abort, KeyboardInterrupt):
-        sys.stderr.write("\n")
-        sys.exit(130)
-    except BrokenPipeError:
-        # The reader of our output went away (``skiff ps | head``): quiet, like docker.
-        _quiet_stdout()
-        sys.exit(0)
-    except StatusError as err:
-        _flush()
-        if err.message:
-            sys.stderr.write(err.message + "\n")
-        sys.exit(err.code)
-    except SkiffError as err:
-        from skiff.errors import exit_code
+    def main() -> Any:
+        try:
+            return cli.main(args=argv, prog_name="skiff", standalone_mode=False)
+        except click.exceptions.Exit as err:
+            flush()
+            sys.exit(err.exit_code)
+        except click.UsageError as err:
+            # One line: what is wrong and where the help is (docker: 125 for bad usage).
+            path = err.ctx.command_path if err.ctx is not None else "skiff"
+            sys.stderr.write(f"{path}: {err.format_message()} See '{path} --help'.\n")
+            sys.exit(125)
+        except click.ClickException as err:
+            err.show()
+            sys.exit(125 if err.exit_code == 2 else err.exit_code)
+        except click.exceptions.Abort:
+            raise KeyboardInterrupt from None
 
-        prefix = "Error response from daemon: " if err.from_daemon else ""
-        _flush()
-        sys.stderr.write(f"{prefix}{err.message}\n")
-        sys.exit(exit_code(err))
-    except OSError as err:
-        _flush()
-        sys.stderr.write(f"skiff: {err.strerror or err}{_filename(err)}\n")
-        sys.exit(1)
-
-
-def _filename(err: OSError) -> str:
-    return f": {err.filename}" if err.filename else ""
-
-
-def _flush() -> None:
-    try:
-        sys.stdout.flush()
-    except (BrokenPipeError, ValueError):
-        _quiet_stdout()
-
-
-def _quiet_stdout() -> None:
-    # Python flushes stdout again at exit; point it at /dev/null so that fails silently.
-    try:
-        devnull = os.open(os.devnull, os.O_WRONLY)
-        os.dup2(devnull, sys.stdout.fileno())
-    except (OSError, ValueError):
-        pass
+    return guarded(main)

@@ -16,10 +16,8 @@ import os
 import sys
 from typing import Any
 
-import click
-
 from skiff.cli.app import App, StatusError
-from skiff.cli.common import go_bool_option
+from skiff.cli.fastpath import Opt, parse
 from skiff.cli.options import (
     parse_env,
     parse_healthcheck,
@@ -35,145 +33,155 @@ from skiff.errors import InvalidArgument, NotFound, SkiffError
 SETTINGS = {"help_option_names": ["--help"], "allow_interspersed_args": False}
 
 
-def create_options(f: Any) -> Any:
-    """The flags ``run`` and ``create`` share (docker's names and short forms)."""
-    opts = [
-        click.option(
-            "-a",
-            "--attach",
-            "attach_streams",
-            multiple=True,
-            metavar="STREAM",
-            type=click.Choice(["stdin", "stdout", "stderr"], case_sensitive=False),
-            help="Attach to STDIN, STDOUT or STDERR.",
-        ),
-        click.option(
-            "--add-host", multiple=True, metavar="HOST:IP", help="Add a custom host-to-IP mapping."
-        ),
-        click.option("--cap-add", multiple=True, help="Add Linux capabilities."),
-        click.option("--cap-drop", multiple=True, help="Drop Linux capabilities."),
-        click.option("--cgroup-parent", help="Optional parent cgroup for the container."),
-        click.option("--cidfile", type=click.Path(), help="Write the container ID to the file."),
-        click.option("--cpu-period", type=int, help="Limit CPU CFS period."),
-        click.option("--cpu-quota", type=int, help="Limit CPU CFS quota."),
-        click.option("-c", "--cpu-shares", type=int, help="CPU shares (relative weight)."),
-        click.option("--cpus", type=float, help="Number of CPUs."),
-        click.option("--cpuset-cpus", help="CPUs in which to allow execution (0-3, 0,1)."),
-        click.option("--dns", multiple=True, help="Set custom DNS servers."),
-        click.option("--dns-search", multiple=True, help="Set custom DNS search domains."),
-        click.option("--dns-option", multiple=True, help="Set DNS options."),
-        click.option("--entrypoint", help="Overwrite the default ENTRYPOINT of the image."),
-        click.option(
-            "-e", "--env", multiple=True, metavar="KEY=VALUE", help="Set environment variables."
-        ),
-        click.option(
-            "--env-file",
-            multiple=True,
-            type=click.Path(),
-            help="Read in a file of environment variables.",
-        ),
-        click.option("--expose", multiple=True, help="Expose a port or a range of ports."),
-        click.option("--group-add", multiple=True, help="Add additional groups to join."),
-        click.option("--health-cmd", help="Command to run to check health."),
-        click.option("--health-interval", help="Time between running the check (ms|s|m|h)."),
-        click.option(
-            "--health-retries", type=int, help="Consecutive failures needed to report unhealthy."
-        ),
-        click.option(
-            "--health-start-interval", help="Time between checks during the start period."
-        ),
-        click.option("--health-start-period", help="Start period for the container to initialize."),
-        click.option("--health-timeout", help="Maximum time to allow one check to run."),
-        click.option(
-            "--no-healthcheck", is_flag=True, help="Disable any container-specified HEALTHCHECK."
-        ),
-        click.option("-h", "--hostname", help="Container host name."),
-        click.option(
-            "--init",
-            is_flag=True,
-            help="Run an init inside the container that forwards signals and reaps processes.",
-        ),
-        click.option(
-            "-i", "--interactive", is_flag=True, help="Keep STDIN open even if not attached."
-        ),
-        click.option("--ipc", help="IPC mode to use."),
-        click.option("-l", "--label", multiple=True, help="Set meta data on a container."),
-        click.option(
-            "--label-file",
-            multiple=True,
-            type=click.Path(),
-            help="Read in a line delimited file of labels.",
-        ),
-        click.option("--log-driver", help="Logging driver for the container."),
-        click.option("--log-opt", multiple=True, help="Log driver options."),
-        click.option("-m", "--memory", help="Memory limit (e.g. 512m)."),
-        click.option("--memory-reservation", help="Memory soft limit."),
-        click.option(
-            "--memory-swap", help="Swap limit equal to memory plus swap: -1 for unlimited."
-        ),
-        click.option("--mount", multiple=True, help="Attach a filesystem mount to the container."),
-        click.option("--name", help="Assign a name to the container."),
-        click.option("--network", "--net", "network", help="Connect a container to a network."),
-        click.option(
-            "--oom-score-adj", type=int, help="Tune host's OOM preferences (-1000 to 1000)."
-        ),
-        click.option("--pid", help="PID namespace to use."),
-        click.option(
-            "--pids-limit", type=int, help="Tune container pids limit (-1 for unlimited)."
-        ),
-        click.option("--platform", help="Set platform if server is multi-platform capable."),
-        click.option(
-            "--privileged", is_flag=True, help="Give extended privileges to this container."
-        ),
-        click.option(
-            "-p", "--publish", multiple=True, help="Publish a container's port(s) to the host."
-        ),
-        click.option(
-            "-P", "--publish-all", is_flag=True, help="Publish all exposed ports to random ports."
-        ),
-        click.option(
-            "--pull",
-            type=click.Choice(["always", "missing", "never"]),
-            default="missing",
-            show_default=True,
-            help="Pull image before running.",
-        ),
-        click.option("-q", "--quiet", is_flag=True, help="Suppress the pull output."),
-        click.option(
-            "--read-only", is_flag=True, help="Mount the container's root filesystem as read only."
-        ),
-        click.option(
-            "--restart",
-            default="no",
-            show_default=True,
-            help="Restart policy to apply when a container exits.",
-        ),
-        click.option(
-            "--rm",
-            "auto_remove",
-            is_flag=True,
-            help="Automatically remove the container when it exits.",
-        ),
-        click.option("--runtime", help="Runtime to use for this container."),
-        click.option("--security-opt", multiple=True, help="Security options."),
-        click.option("--shm-size", help="Size of /dev/shm."),
-        click.option("--stop-signal", help="Signal to stop the container."),
-        click.option("--stop-timeout", type=int, help="Timeout (in seconds) to stop a container."),
-        click.option("--sysctl", multiple=True, help="Sysctl options."),
-        click.option("-t", "--tty", is_flag=True, help="Allocate a pseudo-TTY."),
-        click.option("--tmpfs", multiple=True, help="Mount a tmpfs directory."),
-        click.option("--ulimit", multiple=True, help="Ulimit options."),
-        click.option("-u", "--user", help="Username or UID (format: <name|uid>[:<group|gid>])."),
-        click.option("--userns", help="User namespace to use."),
-        click.option("--uts", help="UTS namespace to use."),
-        click.option("-v", "--volume", multiple=True, help="Bind mount a volume."),
-        click.option("-w", "--workdir", help="Working directory inside the container."),
-        click.argument("image"),
-        click.argument("command", nargs=-1, type=click.UNPROCESSED),
-    ]
-    for opt in reversed(opts):
-        f = opt(f)
-    return f
+#: The flags ``run`` and ``create`` share (docker's names and short forms): one table for
+#: click and for the fast path.
+CREATE_OPTIONS = [
+    Opt(
+        "-a",
+        "--attach",
+        dest="attach_streams",
+        kind="multi",
+        metavar="STREAM",
+        choices=["stdin", "stdout", "stderr"],
+        help="Attach to STDIN, STDOUT or STDERR.",
+    ),
+    Opt("--add-host", kind="multi", metavar="HOST:IP", help="Add a custom host-to-IP mapping."),
+    Opt("--cap-add", kind="multi", help="Add Linux capabilities."),
+    Opt("--cap-drop", kind="multi", help="Drop Linux capabilities."),
+    Opt("--cgroup-parent", help="Optional parent cgroup for the container."),
+    Opt("--cidfile", help="Write the container ID to the file."),
+    Opt("--cpu-period", convert=int, help="Limit CPU CFS period."),
+    Opt("--cpu-quota", convert=int, help="Limit CPU CFS quota."),
+    Opt("-c", "--cpu-shares", convert=int, help="CPU shares (relative weight)."),
+    Opt("--cpus", convert=float, help="Number of CPUs."),
+    Opt("--cpuset-cpus", help="CPUs in which to allow execution (0-3, 0,1)."),
+    Opt("--dns", kind="multi", help="Set custom DNS servers."),
+    Opt("--dns-search", kind="multi", help="Set custom DNS search domains."),
+    Opt("--dns-option", kind="multi", help="Set DNS options."),
+    Opt("--entrypoint", help="Overwrite the default ENTRYPOINT of the image."),
+    Opt("-e", "--env", kind="multi", metavar="KEY=VALUE", help="Set environment variables."),
+    Opt(
+        "--env-file",
+        kind="multi",
+        help="Read in a file of environment variables.",
+    ),
+    Opt("--expose", kind="multi", help="Expose a port or a range of ports."),
+    Opt("--group-add", kind="multi", help="Add additional groups to join."),
+    Opt("--health-cmd", help="Command to run to check health."),
+    Opt("--health-interval", help="Time between running the check (ms|s|m|h)."),
+    Opt("--health-retries", convert=int, help="Consecutive failures needed to report unhealthy."),
+    Opt("--health-start-interval", help="Time between checks during the start period."),
+    Opt("--health-start-period", help="Start period for the container to initialize."),
+    Opt("--health-timeout", help="Maximum time to allow one check to run."),
+    Opt("--no-healthcheck", kind="flag", help="Disable any container-specified HEALTHCHECK."),
+    Opt("-h", "--hostname", help="Container host name."),
+    Opt(
+        "--init",
+        kind="flag",
+        help="Run an init inside the container that forwards signals and reaps processes.",
+    ),
+    Opt("-i", "--interactive", kind="flag", help="Keep STDIN open even if not attached."),
+    Opt("--ipc", help="IPC mode to use."),
+    Opt("-l", "--label", kind="multi", help="Set meta data on a container."),
+    Opt(
+        "--label-file",
+        kind="multi",
+        help="Read in a line delimited file of labels.",
+    ),
+    Opt("--log-driver", help="Logging driver for the container."),
+    Opt("--log-opt", kind="multi", help="Log driver options."),
+    Opt("-m", "--memory", help="Memory limit (e.g. 512m)."),
+    Opt("--memory-reservation", help="Memory soft limit."),
+    Opt("--memory-swap", help="Swap limit equal to memory plus swap: -1 for unlimited."),
+    Opt("--mount", kind="multi", help="Attach a filesystem mount to the container."),
+    Opt("--name", help="Assign a name to the container."),
+    Opt("--network", "--net", dest="network", help="Connect a container to a network."),
+    Opt("--oom-score-adj", convert=int, help="Tune host's OOM preferences (-1000 to 1000)."),
+    Opt("--pid", help="PID namespace to use."),
+    Opt("--pids-limit", convert=int, help="Tune container pids limit (-1 for unlimited)."),
+    Opt("--platform", help="Set platform if server is multi-platform capable."),
+    Opt("--privileged", kind="flag", help="Give extended privileges to this container."),
+    Opt("-p", "--publish", kind="multi", help="Publish a container's port(s) to the host."),
+    Opt("-P", "--publish-all", kind="flag", help="Publish all exposed ports to random ports."),
+    Opt(
+        "--pull",
+        choices=["always", "missing", "never"],
+        default="missing",
+        help="Pull image before running.",
+    ),
+    Opt("-q", "--quiet", kind="flag", help="Suppress the pull output."),
+    Opt("--read-only", kind="flag", help="Mount the container's root filesystem as read only."),
+    Opt(
+        "--restart",
+        default="no",
+        help="Restart policy to apply when a container exits.",
+    ),
+    Opt(
+        "--rm",
+        dest="auto_remove",
+        kind="flag",
+        help="Automatically remove the container when it exits.",
+    ),
+    Opt("--runtime", help="Runtime to use for this container."),
+    Opt("--security-opt", kind="multi", help="Security options."),
+    Opt("--shm-size", help="Size of /dev/shm."),
+    Opt("--stop-signal", help="Signal to stop the container."),
+    Opt("--stop-timeout", convert=int, help="Timeout (in seconds) to stop a container."),
+    Opt("--sysctl", kind="multi", help="Sysctl options."),
+    Opt("-t", "--tty", kind="flag", help="Allocate a pseudo-TTY."),
+    Opt("--tmpfs", kind="multi", help="Mount a tmpfs directory."),
+    Opt("--ulimit", kind="multi", help="Ulimit options."),
+    Opt("-u", "--user", help="Username or UID (format: <name|uid>[:<group|gid>])."),
+    Opt("--userns", help="User namespace to use."),
+    Opt("--uts", help="UTS namespace to use."),
+    Opt("-v", "--volume", kind="multi", help="Bind mount a volume."),
+    Opt("-w", "--workdir", help="Working directory inside the container."),
+]
+
+#: ``run``'s own flags.
+RUN_OPTIONS = [
+    Opt("-d", "--detach", kind="flag", help="Run container in background and print container ID."),
+    Opt("--detach-keys", help="Override the key sequence for detaching a container."),
+    Opt("--sig-proxy", kind="bool", default=True, help="Proxy received signals to the process."),
+]
+
+
+def _click_command(name: str, options: list[Opt], fn: Any, doc: str) -> Any:
+    """A click command for ``fn(app, image, command, **flags)`` from an option table."""
+    import click
+
+    def callback(app: App, **values: Any) -> None:
+        fn(app, **values)
+
+    f: Any = callback
+    f = click.argument("command", nargs=-1, type=click.UNPROCESSED)(f)
+    f = click.argument("image")(f)
+    for opt in reversed(options):
+        f = opt.click_option()(f)
+    return click.command(name, context_settings=SETTINGS, help=doc)(click.pass_obj(f))
+
+
+def __getattr__(name: str) -> Any:
+    if name == "run_command":
+        cmd = _click_command(
+            "run",
+            RUN_OPTIONS + CREATE_OPTIONS,
+            run,
+            "Create and run a new container from an image.",
+        )
+    elif name == "create_command":
+        cmd = _click_command("create", CREATE_OPTIONS, create, "Create a new container.")
+    else:
+        raise AttributeError(name)
+    globals()[name] = cmd
+    return cmd
+
+
+def fast_args(args: list[str]) -> Any:
+    """``run`` parsed without click (raises GiveUp when click must parse it)."""
+    values, found = parse(RUN_OPTIONS + CREATE_OPTIONS, args, 1, rest=True)
+    values["image"], values["command"] = found[0], tuple(found[1:])
+    return lambda app: run(app, **values)
 
 
 def build_config(o: dict[str, Any], detach: bool) -> tuple[dict[str, Any], dict[str, Any]]:
@@ -402,29 +410,16 @@ def _write_cidfile(path: str | None, cid: str) -> None:
         f.write(cid)
 
 
-@click.command("create", context_settings=SETTINGS)
-@create_options
-@click.pass_obj
-def create_command(app: App, /, **o: Any) -> None:
+def create(app: App, /, **o: Any) -> None:
     """Create a new container."""
     _check_cidfile(o["cidfile"])
     config, params = build_config(o, detach=False)
     cid = create_container(app, config, params, o["pull"], o["quiet"])
     _write_cidfile(o["cidfile"], cid)
-    click.echo(cid)
+    sys.stdout.write(cid + "\n")
 
 
-@click.command("run", context_settings=SETTINGS)
-@click.option(
-    "-d", "--detach", is_flag=True, help="Run container in background and print container ID."
-)
-@click.option("--detach-keys", help="Override the key sequence for detaching a container.")
-@go_bool_option("--sig-proxy", default=True, help="Proxy received signals to the process.")
-@create_options
-@click.pass_obj
-def run_command(
-    app: App, /, detach: bool, detach_keys: str | None, sig_proxy: bool, **o: Any
-) -> None:
+def run(app: App, /, detach: bool, detach_keys: str | None, sig_proxy: bool, **o: Any) -> None:
     """Create and run a new container from an image."""
     from skiff.cli import streams
 
@@ -444,7 +439,7 @@ def run_command(
     client = app.client
     if detach:
         _start(app, cid, None)
-        click.echo(cid)
+        sys.stdout.write(cid + "\n")
         return
     hijacked = None
     if config["AttachStdin"] or config["AttachStdout"] or config["AttachStderr"]:
