@@ -252,3 +252,22 @@ grep -c 'API listen on /run/skiff/skiff.sock' /var/log/skiff/skiffd.log > {tmp_p
     assert "Server: Skiff Engine" in (tmp_path / "second.out").read_text()
     assert (tmp_path / "second.err").read_text() == ""
     assert (tmp_path / "log.count").read_text().strip() == "1"
+
+
+def test_management_groups(engine: RunningDaemon) -> None:
+    """docker's `container …` and `image …` names for the same commands."""
+    with container(engine, "-l", "grp=1", "busybox", "sleep", "300") as name:
+        assert (
+            ok(engine, "container", "ls", "--filter", "label=grp=1", "--format", "{{.Names}}")
+            == f"{name}\n"
+        )
+        cid = ok(engine, "container", "inspect", "-f", "{{.Id}}", name)
+        assert ok(engine, "inspect", "-f", "{{.Id}}", name) == cid
+        r = skiff(engine, "container", "inspect", "busybox")
+        assert r.code == 1 and "No such container: busybox" in r.err
+    image_id = ok(engine, "image", "inspect", "-f", "{{.Id}}", "busybox")
+    assert image_id.startswith("sha256:")
+    assert image_id[7:19] in ok(engine, "image", "ls", "busybox")
+    assert "Total reclaimed space:" in ok(
+        engine, "container", "prune", "-f", "--filter", "label=nothing-has-this"
+    )
