@@ -428,8 +428,11 @@ class ContainerService:
         c.manually_stopped = False
         files = self.monitor_files(c)
         self.warmer.poke()
+        # With no attach client to connect first, the monitor starts the process
+        # itself right after creating the container.
+        start_now = not live.attach_waiters
         try:
-            started = await asyncio.to_thread(self._create_in_runtime, c, files)
+            started = await asyncio.to_thread(self._create_in_runtime, c, files, start_now)
         except SkiffError as err:
             c.state.error = err.message
             c.state.exit_code = start_error_code(err.message)
@@ -453,7 +456,8 @@ class ContainerService:
         c.state.pid = started.pid
         c.state.monitor_pid = started.monitor_pid
         try:
-            await asyncio.to_thread(self.runtime.start, c.id)
+            if not start_now:
+                await asyncio.to_thread(self.runtime.start, c.id)
         except SkiffError as err:
             c.state.error = err.message
             self.save(c)
@@ -473,7 +477,9 @@ class ContainerService:
         async with live.changed:
             live.changed.notify_all()
 
-    def _create_in_runtime(self, c: Container, files: mon.MonitorFiles) -> mon.Started:
+    def _create_in_runtime(
+        self, c: Container, files: mon.MonitorFiles, start: bool = False
+    ) -> mon.Started:
         """Mount the rootfs, write the bundle and start the monitor (runtime create)."""
         if not os.path.ismount(c.rootfs):
             lowers = [Path(p) for p in c.lowers]
@@ -510,6 +516,7 @@ class ContainerService:
                 stdin=bool(c.config.get("OpenStdin")),
                 log_max_size=max_size,
                 log_max_files=max_files,
+                start=start,
             )
         except BaseException:
             with contextlib.suppress(OSError):

@@ -75,10 +75,13 @@ def spawn(
     log_max_size: int = 0,
     log_max_files: int = 1,
     monitor: Path | None = None,
+    start: bool = False,
 ) -> Started:
     """Starts the monitor (which runs the runtime's ``create``) and waits until the
-    container exists, blocked before its user process; raises StartFailed with the
-    runtime's message otherwise."""
+    container exists, blocked before its user process — or, with ``start``, running
+    it (the monitor runs the runtime's ``start`` too: one process less for callers
+    with nothing to attach first); raises StartFailed with the runtime's message
+    otherwise."""
     shutil.rmtree(files.dir, ignore_errors=True)
     files.dir.mkdir(parents=True, mode=0o700)
     argv = [
@@ -104,6 +107,8 @@ def spawn(
         # down.
         "--delete-on-exit",
     ]
+    if start:
+        argv.append("--start")
     if terminal:
         argv.append("--terminal")
     if stdin:

@@ -9,7 +9,7 @@
 //!               --exit-file FILE --socket PATH [--terminal] [--stdin]
 //!               [--log-max-size BYTES] [--log-max-files N] [--sync-fd N]
 //!               [--pid-file FILE] [--runtime-arg ARG]... [--no-daemonize]
-//!               [--delete-on-exit]
+//!               [--delete-on-exit] [--start]
 //! ```
 //!
 //! What it does, in order:
@@ -25,6 +25,9 @@
 //!    stderr, and a pipe for stdin with `--stdin` (else /dev/null). With
 //!    `--terminal` the monitor listens on `<sockdir>/console.sock`, and the runtime
 //!    sends the pty master there (SCM_RIGHTS, runc's protocol).
+//!    With `--start` it then runs the runtime's `start` too (for a caller with
+//!    nothing to attach before the process runs; a failed start deletes the
+//!    container and is reported like a failed create).
 //! 5. Writes one line to `--sync-fd` and closes it: `{"pid": INIT, "monitor_pid":
 //!    PID}` once the runtime succeeded, or `{"error": "MESSAGE"}` (the last
 //!    error `msg` of the runtime's log, else its stderr, else its exit status).
@@ -83,7 +86,7 @@ const USAGE: &str =
     "usage: skiff-monitor --id ID --bundle DIR --runtime PATH [--runtime-root DIR] \
 --log FILE --exit-file FILE --socket PATH [--terminal] [--stdin] [--log-max-size BYTES] \
 [--log-max-files N] [--sync-fd N] [--pid-file FILE] [--runtime-arg ARG]... [--no-daemonize] \
-[--delete-on-exit]\n";
+[--delete-on-exit] [--start]\n";
 
 fn main() {
     std::process::exit(run(std::env::args_os().skip(1).collect()));
@@ -107,6 +110,7 @@ struct Args {
     runtime_args: Vec<OsString>,
     no_daemonize: bool,
     delete_on_exit: bool,
+    start: bool,
 }
 
 impl Args {
@@ -133,6 +137,7 @@ impl Args {
                 "--stdin" => flag(&mut a.stdin)?,
                 "--no-daemonize" => flag(&mut a.no_daemonize)?,
                 "--delete-on-exit" => flag(&mut a.delete_on_exit)?,
+                "--start" => flag(&mut a.start)?,
                 _ => {
                     let value = match inline {
                         Some(v) => OsStr::from_bytes(v).to_os_string(),
@@ -468,25 +473,9 @@ fn start(args: &Args) -> Result<(Monitor, libc::pid_t), String> {
             lines: Lines::new(),
         })
         .collect();
-    let on_exit = args.delete_on_exit.then(|| {
-        let mut argv: Vec<OsString> = vec![args.runtime.clone().into_os_string()];
-        if let Some(root) = &args.runtime_root {
-            argv.extend([OsString::from("--root"), root.clone().into_os_string()]);
-        }
-        argv.extend([
-            OsString::from("--log"),
-            runtime_log.clone().into_os_string(),
-            OsString::from("--log-format"),
-            OsString::from("json"),
-        ]);
-        argv.extend(args.runtime_args.iter().cloned());
-        argv.extend([
-            OsString::from("delete"),
-            OsString::from("--force"),
-            args.id.clone(),
-        ]);
-        argv
-    });
+    let on_exit = args
+        .delete_on_exit
+        .then(|| runtime_command(args, &runtime_log, &["delete", "--force"]));
     let monitor = Monitor {
         sigfd,
         on_exit,
@@ -503,7 +492,34 @@ fn start(args: &Args) -> Result<(Monitor, libc::pid_t), String> {
         stdin_close: false,
         shrink_soon: true,
     };
+    if args.start {
+        let status = run_quiet(&runtime_command(args, &runtime_log, &["start"]))?;
+        if status != 0 {
+            let msg = last_log_msg(&runtime_log, log_offset)
+                .unwrap_or_else(|| format!("runtime start exited with status {status}"));
+            let _ = run_quiet(&runtime_command(args, &runtime_log, &["delete", "--force"]));
+            return Err(msg);
+        }
+    }
     Ok((monitor, pid))
+}
+
+/// `RUNTIME [--root DIR] --log FILE --log-format json [ARG...] VERB... ID`.
+fn runtime_command(args: &Args, log: &Path, verb: &[&str]) -> Vec<OsString> {
+    let mut argv: Vec<OsString> = vec![args.runtime.clone().into_os_string()];
+    if let Some(root) = &args.runtime_root {
+        argv.extend([OsString::from("--root"), root.clone().into_os_string()]);
+    }
+    argv.extend([
+        OsString::from("--log"),
+        log.as_os_str().to_os_string(),
+        OsString::from("--log-format"),
+        OsString::from("json"),
+    ]);
+    argv.extend(args.runtime_args.iter().cloned());
+    argv.extend(verb.iter().map(OsString::from));
+    argv.push(args.id.clone());
+    argv
 }
 
 /// Runs `argv` with /dev/null as stdio and waits for it; its exit status.

@@ -650,3 +650,57 @@ fn init_that_is_not_our_child_is_watched_through_a_pidfd() {
         .wait_file("exit.json")
         .starts_with("{\"exit_code\": 255, \"signal\": null,"));
 }
+
+/// A runtime that tells its verbs apart: `create` starts the container, which runs
+/// only once `start` has made the `started` file (as a real container waits on its
+/// exec fifo); each call's verb is appended to `calls` (a `delete` that finds the
+/// exit file already written says so).
+const VERB_RUNTIME: &str = r#"#!/bin/sh
+dir=$(dirname "$0")
+verb=
+while [ $# -gt 0 ]; do
+  case "$1" in
+    --pid-file) pidfile=$2; shift 2;;
+    --bundle|--root|--log|--log-format|--console-socket) shift 2;;
+    create|start|delete) verb=$1; shift;;
+    *) shift;;
+  esac
+done
+case "$verb" in
+  create)
+    (while [ ! -e "$dir/started" ]; do sleep 0.01; done; exec sh "$dir/ctr.sh") &
+    echo $! > "$pidfile";;
+  start) touch "$dir/started";;
+  delete) if [ -e "$dir/exit.json" ]; then verb="delete-after-exit-file"; fi;;
+esac
+echo "$verb" >> "$dir/calls"
+exit 0
+"#;
+
+#[test]
+fn start_flag_starts_and_delete_on_exit_deletes_before_the_exit_file() {
+    let mut f = Fixture::new(VERB_RUNTIME, "echo ran; exit 4");
+    let line = f.start(&["--start", "--delete-on-exit"], false);
+    assert!(json_int(&line, "\"pid\": ").is_some(), "{line}");
+    assert_eq!(f.wait(), 0);
+    let exit = f.wait_file("exit.json");
+    assert!(exit.starts_with("{\"exit_code\": 4,"), "{exit}");
+    let calls = std::fs::read_to_string(f.path("calls")).unwrap();
+    assert_eq!(calls, "create\nstart\ndelete\n");
+    assert_eq!(f.log_entries(), [("stdout".into(), "ran\n".into())]);
+}
+
+#[test]
+fn without_start_flag_the_container_waits_for_the_caller() {
+    let mut f = Fixture::new(VERB_RUNTIME, "echo ran");
+    f.start(&[], false);
+    std::thread::sleep(Duration::from_millis(200));
+    assert!(!f.path("exit.json").exists());
+    assert_eq!(
+        std::fs::read_to_string(f.path("calls")).unwrap(),
+        "create\n"
+    );
+    std::fs::write(f.path("started"), "").unwrap(); // what `runtime start` would do
+    assert_eq!(f.wait(), 0);
+    assert!(f.wait_file("exit.json").starts_with("{\"exit_code\": 0,"));
+}
