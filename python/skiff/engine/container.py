@@ -10,6 +10,9 @@ On disk, ``<data root>/containers/<id>/``::
 
     config.json         the OCI bundle's config (rewritten at each start)
     rootfs/             the overlay mount point (mounted while running)
+    init/               the container's read-only "init" layer, top lower of the
+                        overlay: the mount points the runtime mounts over
+                        (/dev, /proc, /sys, /etc/hostname, hosts, resolv.conf)
     upper/, work/       the overlay's writable layer and its work dir
     hostname, hosts, resolv.conf    bind-mounted into the container
     <id>-json.log       the json-file log (rotated as .1, .2, ... by the monitor)
