@@ -702,9 +702,8 @@ class ImageEngine:
 
     def login(self, body: dict[str, Any]) -> None:
         """``POST /auth``: the credentials checked against the registry (nothing kept)."""
-        from skiff.registry.auth import Authenticator, Credentials
-        from skiff.registry.client import RegistryClient, raise_for
-        from skiff.registry.login import server_key
+        from skiff.registry.auth import Credentials
+        from skiff.registry.login import check_credentials, server_key
 
         server = str(body.get("serveraddress") or "")
         username = str(body.get("username") or "")
@@ -713,23 +712,11 @@ class ImageEngine:
         if not username and not token:
             raise InvalidArgument("a username is required")
         domain, _ = server_key(server)
+        # An empty private config: the daemon never reads anyone's stored credentials.
         with self.credentials({}, domain) as config_path:
-            client = RegistryClient(
-                Reference(domain, "library/skiff-login"), config_path=config_path
+            check_credentials(
+                server, Credentials(username, password, token), config_path=config_path
             )
-            client.auth = Authenticator(client.transport, Credentials(username, password, token))
-            url = client.url("/v2/")
-            try:
-                resp = client.request("GET", "/v2/")
-                with resp:
-                    if resp.status != 200:
-                        raise_for(resp, f"login to {domain}")
-                    resp.read()
-            except (Unauthorized, Forbidden) as err:
-                status = "401 Unauthorized" if isinstance(err, Unauthorized) else "403 Forbidden"
-                raise Unauthorized(f"login attempt to {url} failed with status: {status}") from err
-            finally:
-                client.close()
 
     # ------------------------------------------------------------------ reading
 

@@ -13,7 +13,7 @@ import json
 import os
 from pathlib import Path
 
-from skiff.errors import InvalidArgument
+from skiff.errors import Forbidden, InvalidArgument, Unauthorized
 from skiff.image.reference import DEFAULT_DOMAIN, Reference
 from skiff.registry.auth import DOCKER_HUB_KEY, Authenticator, Credentials, config_path_default
 from skiff.registry.client import RegistryClient, raise_for
@@ -55,6 +55,32 @@ def _write(path: Path, data: dict[str, object]) -> None:
     os.replace(tmp, path)
 
 
+def check_credentials(
+    server: str | None,
+    credentials: Credentials,
+    *,
+    config_path: str | os.PathLike[str] | None = None,
+) -> None:
+    """``GET /v2/`` of the registry with ``credentials`` answering its challenge;
+    refused ones raise Unauthorized in docker's words ("login attempt to URL failed
+    with status: 401 Unauthorized")."""
+    domain, _ = server_key(server)
+    client = RegistryClient(Reference(domain, "library/skiff-login"), config_path=config_path)
+    client.auth = Authenticator(client.transport, credentials)
+    url = client.url("/v2/")
+    try:
+        resp = client.request("GET", "/v2/")
+        with resp:
+            if resp.status != 200:
+                raise_for(resp, f"login to {domain}")
+            resp.read()
+    except (Unauthorized, Forbidden) as err:
+        status = "401 Unauthorized" if isinstance(err, Unauthorized) else "403 Forbidden"
+        raise Unauthorized(f"login attempt to {url} failed with status: {status}") from err
+    finally:
+        client.close()
+
+
 def login(
     server: str | None,
     username: str,
@@ -66,17 +92,8 @@ def login(
     stores them; returns docker's "Login Succeeded". Wrong ones raise Unauthorized."""
     if not username:
         raise InvalidArgument("a username is required")
-    domain, key = server_key(server)
-    client = RegistryClient(Reference(domain, "library/skiff-login"), config_path=config_path)
-    client.auth = Authenticator(client.transport, Credentials(username, password))
-    try:
-        resp = client.request("GET", "/v2/")
-        with resp:
-            if resp.status != 200:
-                raise_for(resp, f"login to {domain}")
-            resp.read()
-    finally:
-        client.close()
+    check_credentials(server, Credentials(username, password), config_path=config_path)
+    _, key = server_key(server)
     path = _config_file(config_path)
     config = _read(path)
     if config.get("credsStore"):
