@@ -42,7 +42,7 @@ from typing import IO, TYPE_CHECKING, Any, TypeVar
 
 from skiff import _native
 from skiff.engine.container import DEAD, PAUSED, REMOVING, RUNNING, Container
-from skiff.engine.inroot import Mount, Root
+from skiff.engine.inroot import Mount, Root, lexical_join
 from skiff.engine.tarout import TarWriter, go_base, path_stat
 from skiff.engine.untar import ExtractOptions, Extractor
 from skiff.errors import Conflict, InvalidArgument, NotFound, SkiffError
@@ -61,16 +61,7 @@ T = TypeVar("T")
 def container_path(path: str) -> str:
     """The absolute form dockerd gives a request's path: joined to ``/`` and cleaned,
     keeping a trailing ``/`` or ``/.`` (archive.PreserveTrailingDotOrSeparator)."""
-    parts: list[str] = []
-    for p in path.split("/"):
-        if p in ("", "."):
-            continue
-        if p == "..":
-            if parts:
-                parts.pop()
-            continue
-        parts.append(p)
-    clean = "/" + "/".join(parts)
+    clean = lexical_join("/", path)
     if go_base(path) == "." and go_base(clean) != ".":
         clean = clean.rstrip("/") + "/."
     if path.endswith("/") and not clean.endswith("/"):

@@ -235,9 +235,11 @@ class Root:
         try:
             walk = self.walk(path, follow=follow, missing_ok=True)
         except OSError:
-            return _lexical("/", path)
+            return lexical_join("/", path)
         try:
-            return _lexical(walk.node.path, "/".join(walk.rest)) if walk.rest else walk.node.path
+            if not walk.rest:
+                return walk.node.path
+            return lexical_join(walk.node.path, "/".join(walk.rest))
         finally:
             walk.close()
 
@@ -273,7 +275,9 @@ class Root:
         return self._bind_children.get(path, ())
 
 
-def _lexical(base: str, rest: str) -> str:
+def lexical_join(base: str, rest: str) -> str:
+    """``rest`` joined to the absolute ``base`` and cleaned without touching the
+    filesystem (``.`` and empty parts dropped, ``..`` never above ``/``)."""
     parts = [p for p in base.split("/") if p]
     for p in rest.split("/"):
         if p in ("", "."):
