@@ -290,7 +290,7 @@ fn deflate_block(level: flate2::Compression, dict: &[u8], input: &[u8]) -> io::R
 }
 
 /// Bytes sampled per block, in [`SAMPLES`] slices.
-const SAMPLE: usize = 16 * 1024;
+const SAMPLE: usize = 8 * 1024;
 const SAMPLES: usize = 4;
 
 /// The strategy for a block: [`Strategy::Rle`] when, on [`SAMPLES`] slices spread over
