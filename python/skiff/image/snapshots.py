@@ -12,10 +12,19 @@ place and completed after, so a crash at any point leaves either nothing or an
 incomplete record that :meth:`SnapshotStore.recover` removes (containers/storage's
 scheme). Layers of one image unpack in parallel into staging (the native unpack
 releases the GIL) and are committed in order, each on its parent.
+
+The staging dir is marked as the top of unrelated directory trees (``chattr +T``):
+ext4's Orlov allocator then puts each new snapshot in a lightly used block group, as
+it does for directories in ``/``, instead of next to the ones before it. On ext4
+without a journal this matters: a group where many inodes were freed in the last
+minutes makes every file created in it scan past them (``recently_deleted``), several
+times slower, and removed snapshots and containers leave exactly such groups behind.
 """
 
 from __future__ import annotations
 
+import array
+import fcntl
 import os
 import shutil
 import tempfile
@@ -33,6 +42,10 @@ from skiff.image.manifest import chain_ids
 from skiff.image.metadata import ImageMetadata
 
 STAGING = ".staging"
+#: ioctls and the flag of ``chattr +T`` (linux/fs.h); the kernel reads an int.
+_FS_IOC_GETFLAGS = 0x80086601
+_FS_IOC_SETFLAGS = 0x40086602
+_FS_TOPDIR_FL = 0x00020000
 #: How long a commit waits for another operation committing the same layer.
 COMMIT_WAIT = 120.0
 
@@ -47,11 +60,44 @@ class LayerSource:
     diff_id: str
 
 
+def mark_topdir(path: Path) -> bool:
+    """Sets the ``T`` attribute on directory ``path`` (see the module documentation);
+    whether it is set. Best effort: file systems without it are left as they are."""
+    try:
+        fd = os.open(path, os.O_RDONLY | os.O_DIRECTORY | os.O_CLOEXEC)
+    except OSError:
+        return False
+    try:
+        flags = array.array("i", [0])
+        fcntl.ioctl(fd, _FS_IOC_GETFLAGS, flags, True)
+        if not flags[0] & _FS_TOPDIR_FL:
+            flags[0] |= _FS_TOPDIR_FL
+            fcntl.ioctl(fd, _FS_IOC_SETFLAGS, flags, True)
+        return True
+    except OSError:
+        return False
+    finally:
+        os.close(fd)
+
+
 class SnapshotStore:
     def __init__(self, data_root: Path, meta: ImageMetadata) -> None:
         self.root = data_root / "snapshots"
         self.meta = meta
         self.staging = self.root / STAGING
+        self._staging_marked = False
+
+    def make_staging(self) -> Path:
+        """A new empty directory in staging (which is made and marked when needed)."""
+        try:
+            self.staging.mkdir(parents=True)
+            made = True
+        except FileExistsError:
+            made = False
+        if made or not self._staging_marked:
+            mark_topdir(self.staging)
+            self._staging_marked = True
+        return Path(tempfile.mkdtemp(dir=self.staging))
 
     def dir(self, chain_id: str) -> Path:
         return self.root / digest_hex(chain_id)
@@ -78,8 +124,7 @@ class SnapshotStore:
         return removed
 
     def _unpack(self, src: LayerSource) -> tuple[Path, dict[str, Any]]:
-        self.staging.mkdir(parents=True, exist_ok=True)
-        work = Path(tempfile.mkdtemp(dir=self.staging))
+        work = self.make_staging()
         fs = work / "fs"
         try:
             stats = _native.unpack_layer(
@@ -174,5 +219,4 @@ class SnapshotStore:
 
 
 def new_staging(store: SnapshotStore) -> Path:
-    store.staging.mkdir(parents=True, exist_ok=True)
-    return Path(tempfile.mkdtemp(dir=store.staging))
+    return store.make_staging()
