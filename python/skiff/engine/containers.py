@@ -433,37 +433,23 @@ class ContainerService:
         start_now = not live.attach_waiters
         try:
             started = await asyncio.to_thread(self._create_in_runtime, c, files, start_now)
-        except SkiffError as err:
-            c.state.error = err.message
-            c.state.exit_code = start_error_code(err.message)
-            self.save(c)
-            await asyncio.to_thread(self._cleanup_after_exit, c)
-            for waiter in live.attach_waiters:
+            # Attach clients connect to the monitor now, before the user process runs.
+            waiters, live.attach_waiters = live.attach_waiters, []
+            for waiter in waiters:
                 if not waiter.monitor.done():
-                    waiter.monitor.set_exception(err)
-            live.attach_waiters.clear()
+                    waiter.monitor.set_result(files)
+            if waiters:
+                await asyncio.wait([w.connected for w in waiters], timeout=2)
+            if not start_now:
+                await mon.start_container(files)
+        except SkiffError as err:
+            await self._start_failed(c, err)
             if c.state.exit_code in (126, 127):
                 # dockerd's rule: a command that cannot be run is the caller's error.
                 raise InvalidArgument(err.message) from None
             raise
-        # Attach clients connect to the monitor now, before the user process runs.
-        waiters, live.attach_waiters = live.attach_waiters, []
-        for waiter in waiters:
-            if not waiter.monitor.done():
-                waiter.monitor.set_result(files)
-        if waiters:
-            await asyncio.wait([w.connected for w in waiters], timeout=2)
         c.state.pid = started.pid
         c.state.monitor_pid = started.monitor_pid
-        try:
-            if not start_now:
-                await asyncio.to_thread(self.runtime.start, c.id)
-        except SkiffError as err:
-            c.state.error = err.message
-            self.save(c)
-            with contextlib.suppress(SkiffError):
-                await asyncio.to_thread(self.runtime.kill, c.id, "KILL")
-            raise
         c.state.status = RUNNING
         c.state.started_at = rfc3339_nano()
         c.state.error = ""
@@ -476,6 +462,22 @@ class ContainerService:
         live.health_task = health.start(self, c)
         async with live.changed:
             live.changed.notify_all()
+
+    async def _start_failed(self, c: Container, err: SkiffError) -> None:
+        """Records a failed start (exit code by dockerd's rule), tells the waiting
+        attach clients, and undoes what the start made."""
+        live = self.live(c)
+        c.state.error = err.message
+        c.state.exit_code = start_error_code(err.message)
+        self.save(c)
+        for waiter in live.attach_waiters:
+            if not waiter.monitor.done():
+                waiter.monitor.set_exception(err)
+        live.attach_waiters.clear()
+        if (Path(self.runtime.root) / c.id).exists():
+            with contextlib.suppress(SkiffError):
+                await asyncio.to_thread(self.runtime.delete, c.id, force=True)
+        await asyncio.to_thread(self._cleanup_after_exit, c)
 
     def _create_in_runtime(
         self, c: Container, files: mon.MonitorFiles, start: bool = False

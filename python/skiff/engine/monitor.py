@@ -147,6 +147,25 @@ def spawn(
     raise StartFailed(message or f"skiff-monitor exited with {proc.returncode}")
 
 
+async def start_container(files: MonitorFiles) -> None:
+    """Has the monitor run the runtime's ``start`` (its ``start`` command): the
+    process runs once this returns; StartFailed with the runtime's message else."""
+    import asyncio
+
+    try:
+        reader, writer = await asyncio.open_unix_connection(str(files.socket))
+    except OSError as err:
+        raise StartFailed(f"the container's monitor is gone: {err.strerror}") from None
+    try:
+        writer.write(b"start\n")
+        await writer.drain()
+        answer = (await reader.readline()).decode(errors="replace").strip()
+    finally:
+        writer.close()
+    if answer != "ok":
+        raise StartFailed(answer.removeprefix("error ").strip() or "the monitor hung up")
+
+
 def read_exit(files: MonitorFiles) -> dict[str, Any] | None:
     """The monitor's exit record, or None when it wrote none."""
     try:

@@ -62,6 +62,10 @@
 //!   the monitor hangs up.
 //! - `close-stdin\n` — closes the container's stdin (after what is pending). With a
 //!   pty only the monitor's handle is closed; the terminal stays. Answer `ok\n`.
+//! - `start\n` — runs the runtime's `start` (once; not with `--start`): answer
+//!   `ok\n`, or `error MESSAGE\n` with the runtime's last error message. A caller
+//!   attaches its clients first and then starts, so no output is missed, without
+//!   running the runtime itself.
 //!
 //! Anything else is answered `error MESSAGE\n` and the connection closed.
 
@@ -476,9 +480,15 @@ fn start(args: &Args) -> Result<(Monitor, libc::pid_t), String> {
     let on_exit = args
         .delete_on_exit
         .then(|| runtime_command(args, &runtime_log, &["delete", "--force"]));
+    let start_cmd = (!args.start).then(|| {
+        let offset = std::fs::metadata(&runtime_log).map_or(0, |m| m.len());
+        let argv = runtime_command(args, &runtime_log, &["start"]);
+        (argv, runtime_log.clone(), offset)
+    });
     let monitor = Monitor {
         sigfd,
         on_exit,
+        start_cmd,
         listener,
         socket_path: args.socket.clone(),
         exit_file: args.exit_file.clone(),

@@ -40,6 +40,9 @@ pub struct Monitor {
     pub sigfd: OwnedFd,
     /// Run after the output is drained and before the exit file (`--delete-on-exit`).
     pub on_exit: Option<Vec<std::ffi::OsString>>,
+    /// The runtime's `start` for the `start` command, with the runtime log and the
+    /// offset its new lines begin at (None once used, or with `--start`).
+    pub start_cmd: Option<(Vec<std::ffi::OsString>, PathBuf, u64)>,
     pub listener: OwnedFd,
     pub socket_path: PathBuf,
     pub exit_file: PathBuf,
@@ -327,6 +330,22 @@ impl Monitor {
             (Some(b"close-stdin"), None, ..) => {
                 self.close_stdin();
                 self.reply(i, b"ok\n");
+            }
+            (Some(b"start"), None, ..) => {
+                let msg = match self.start_cmd.take() {
+                    None => b"error already started\n".to_vec(),
+                    Some((argv, log, offset)) => match super::run_quiet(&argv) {
+                        Ok(0) => b"ok\n".to_vec(),
+                        Ok(status) => {
+                            let text = super::last_log_msg(&log, offset).unwrap_or_else(|| {
+                                format!("runtime start exited with status {status}")
+                            });
+                            format!("error {}\n", text.replace('\n', " ")).into_bytes()
+                        }
+                        Err(e) => format!("error {}\n", e.replace('\n', " ")).into_bytes(),
+                    },
+                };
+                self.reply(i, &msg);
             }
             _ => self.reply(i, b"error unknown command\n"),
         }

@@ -704,3 +704,40 @@ fn without_start_flag_the_container_waits_for_the_caller() {
     assert_eq!(f.wait(), 0);
     assert!(f.wait_file("exit.json").starts_with("{\"exit_code\": 0,"));
 }
+
+#[test]
+fn start_command_after_attach_loses_no_output() {
+    let mut f = Fixture::new(VERB_RUNTIME, "echo first; exit 2");
+    f.start(&["--delete-on-exit"], false);
+    let mut out = f.attach("stdout,stderr");
+    let mut s = f.connect("start\n");
+    let mut answer = String::new();
+    s.read_to_string(&mut answer).unwrap();
+    assert_eq!(answer, "ok\n");
+    let frames = read_frames(&mut out);
+    assert_eq!(stream(&frames, 1), "first\n");
+    assert_eq!(f.wait(), 0);
+    assert!(f.wait_file("exit.json").starts_with("{\"exit_code\": 2,"));
+    let calls = std::fs::read_to_string(f.path("calls")).unwrap();
+    assert_eq!(calls, "create\nstart\ndelete\n");
+}
+
+#[test]
+fn start_command_reports_the_runtimes_error_once() {
+    // A runtime whose start fails the way runc does: an error line in its log.
+    let runtime = VERB_RUNTIME.replace(
+        "  start) touch \"$dir/started\";;",
+        "  start) printf '{\"level\":\"error\",\"msg\":\"no start\"}\\n' >> \"$dir/runtime.log\"; exit 1;;",
+    );
+    let mut f = Fixture::new(&runtime, "echo never");
+    f.start(&[], false);
+    let mut answer = String::new();
+    f.connect("start\n").read_to_string(&mut answer).unwrap();
+    assert_eq!(answer, "error no start\n");
+    answer.clear();
+    f.connect("start\n").read_to_string(&mut answer).unwrap();
+    assert_eq!(answer, "error already started\n");
+    // Nothing ran: end the test's container by hand.
+    std::fs::write(f.path("started"), "").unwrap();
+    assert_eq!(f.wait(), 0);
+}
