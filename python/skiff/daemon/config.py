@@ -35,7 +35,7 @@ class DaemonConfig:
     default_runtime: str = "skiff-runtime"
     default_ulimits: dict[str, dict[str, int]] = field(default_factory=dict)
     default_address_pools: list[dict[str, object]] = field(default_factory=list)
-    max_concurrent_downloads: int = 3
+    max_concurrent_downloads: int = 6  # docker says 3; our pulls unpack while they download
     max_concurrent_uploads: int = 5
     shutdown_timeout: int = 15
     cgroup_parent: str = "/skiff"
