@@ -25,17 +25,21 @@ PY = str(REPO / ".venv" / "bin" / "python")
 CGROUP_PARENT = f"skiff-bench-{os.getpid()}"
 
 
-def remove_cgroup_parent(name: str) -> None:
-    """rmdir the (empty) cgroup parent in every v1 hierarchy and in v2."""
+def remove_cgroup_parent(name: str, timeout: float = 5.0) -> None:
+    """rmdir the cgroup parent in every v1 hierarchy and in v2, retrying while the
+    kernel still holds a just-emptied child (a cgroup goes away asynchronously)."""
     root = Path("/sys/fs/cgroup")
+    deadline = time.monotonic() + timeout
     for path in [root / name, *(h / name for h in root.iterdir() if h.is_dir())]:
-        if path.is_dir():
-            for sub in sorted(path.rglob("*"), reverse=True):
-                if sub.is_dir():
-                    with contextlib.suppress(OSError):
-                        sub.rmdir()
+        while path.is_dir():
+            for sub in sorted((p for p in path.rglob("*") if p.is_dir()), reverse=True):
+                with contextlib.suppress(OSError):
+                    sub.rmdir()
             with contextlib.suppress(OSError):
                 path.rmdir()
+            if not path.is_dir() or time.monotonic() > deadline:
+                break
+            time.sleep(0.05)
 
 
 @dataclass
