@@ -32,6 +32,11 @@ _BEFORE: leaks.Snapshot | None = None
 #: The cgroup parent of every container the tests start.
 CGROUP_PARENT = f"skiff-test-{os.getpid()}"
 
+# A CLI run that forgets its daemon's address must fail, not start a skiffd on the
+# host's default socket that outlives the tests (the embedded daemon's own test
+# takes this out of its environment).
+os.environ["SKIFF_NO_EMBEDDED_DAEMON"] = "1"
+
 
 def pytest_sessionstart(session: pytest.Session) -> None:
     global _BEFORE

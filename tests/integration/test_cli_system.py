@@ -235,7 +235,8 @@ trap stop EXIT
 {" ".join(SKIFF)} version > {tmp_path}/second.out 2> {tmp_path}/second.err
 grep -c 'API listen on /run/skiff/skiff.sock' /var/log/skiff/skiffd.log > {tmp_path}/log.count
 """
-    env = {k: v for k, v in os.environ.items() if k not in ("DOCKER_HOST", "SKIFF_HOST")}
+    unset = ("DOCKER_HOST", "SKIFF_HOST", "SKIFF_NO_EMBEDDED_DAEMON")
+    env = {k: v for k, v in os.environ.items() if k not in unset}
     env["DOCKER_CONFIG"] = str(tmp_path / "cfg")
     proc = subprocess.run(
         ["unshare", "-m", "--propagation", "private", "bash", "-c", script],

@@ -3,7 +3,9 @@ for it, made on first use.
 
 Embedded default: when the CLI would talk to the default socket (no ``-H``, no host in
 the environment, no context), nothing answers there, and the user is root, it starts
-skiffd itself (:mod:`skiff.cli.embedded`) and goes on.
+skiffd itself (:mod:`skiff.cli.embedded`) and goes on — unless
+``SKIFF_NO_EMBEDDED_DAEMON=1`` says not to (the test suite sets it, so that a test
+that forgets its daemon's address fails instead of leaving a daemon on the host).
 """
 
 from __future__ import annotations
@@ -15,6 +17,10 @@ TYPE_CHECKING = False  # typing itself costs the CLI's start ~10 ms
 if TYPE_CHECKING:
     from skiff.client import APIClient
     from skiff.hosts import Host
+
+
+#: Set to 1 to never start skiffd from the CLI.
+NO_EMBEDDED_ENV = "SKIFF_NO_EMBEDDED_DAEMON"
 
 
 class App:
@@ -51,7 +57,8 @@ class App:
 
         host = self.host
         hook = None
-        if self.default_host and os.geteuid() == 0:
+        embedded_ok = os.environ.get(NO_EMBEDDED_ENV, "") in ("", "0")
+        if self.default_host and os.geteuid() == 0 and embedded_ok:
             hook = _start_embedded
         return APIClient(host, on_unreachable=hook)
 
