@@ -113,20 +113,3 @@ def timestamp_arg(text: str, now: float | None = None) -> str:
     if moment.tzinfo is None:
         moment = moment.astimezone() if "T" in value else moment.replace(tzinfo=UTC)
     return f"{moment.timestamp():.9f}"
-
-
-def parse_rfc3339(text: str) -> float:
-    """Unix seconds of an RFC 3339 time as the daemon writes it (nanoseconds allowed)."""
-    from datetime import datetime
-
-    if not text or text.startswith("0001-01-01"):
-        return 0.0
-    value = text.replace("Z", "+00:00")
-    head, dot, rest = value.partition(".")
-    frac = 0.0
-    if dot:
-        digits = "".join(ch for ch in rest if ch.isdigit())
-        tz = rest[len(digits) :]
-        frac = float("0." + digits) if digits else 0.0
-        value = head + tz
-    return datetime.fromisoformat(value).timestamp() + frac

@@ -29,6 +29,8 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+from skiff.timefmt import ZERO_TIME, parse_rfc3339
+
 #: Docker's status words.
 CREATED, RUNNING, PAUSED, RESTARTING, REMOVING, EXITED, DEAD = (
     "created",
@@ -39,43 +41,6 @@ CREATED, RUNNING, PAUSED, RESTARTING, REMOVING, EXITED, DEAD = (
     "exited",
     "dead",
 )
-
-ZERO_TIME = "0001-01-01T00:00:00Z"
-
-
-def rfc3339_nano(ns: int | None = None) -> str:
-    ns = time.time_ns() if ns is None else ns
-    secs, frac = divmod(ns, 1_000_000_000)
-    text = time.strftime("%Y-%m-%dT%H:%M:%S", time.gmtime(secs))
-    return f"{text}.{frac:09d}Z"
-
-
-def parse_rfc3339(text: str) -> float:
-    """Seconds since the epoch of an RFC 3339 time as docker writes them (0 for none)."""
-    if not text or text.startswith("0001-"):
-        return 0.0
-    import datetime
-
-    main, _, rest = text.partition(".")
-    frac = 0.0
-    if rest:
-        digits = ""
-        for ch in rest:
-            if not ch.isdigit():
-                break
-            digits += ch
-        frac = float("0." + digits) if digits else 0.0
-        tz = rest[len(digits) :]
-    else:
-        main, tz = text[:19], text[19:]
-    base = datetime.datetime.strptime(main[:19], "%Y-%m-%dT%H:%M:%S")
-    offset = 0
-    if tz and tz not in ("Z", "z"):
-        sign = -1 if tz[0] == "-" else 1
-        hh, _, mm = tz[1:].partition(":")
-        offset = sign * (int(hh) * 3600 + int(mm or 0) * 60)
-    epoch = base.replace(tzinfo=datetime.UTC).timestamp() - offset
-    return epoch + frac
 
 
 @dataclass

@@ -32,7 +32,6 @@ from skiff.engine.container import (
     RESTARTING,
     RUNNING,
     Container,
-    rfc3339_nano,
 )
 from skiff.engine.monitor import StartFailed
 from skiff.engine.store import ContainerStore
@@ -40,6 +39,7 @@ from skiff.errors import Conflict, InvalidArgument, NotFound, NotModified, Skiff
 from skiff.image.rootfs import RootfsMounter
 from skiff.runtime.bundle import write_bundle
 from skiff.runtime.driver import Runtime
+from skiff.timefmt import rfc3339_nano
 
 if TYPE_CHECKING:
     from skiff.engine.events import EventBus

@@ -18,8 +18,9 @@ import subprocess
 import time
 from typing import TYPE_CHECKING, Any
 
-from skiff.engine.container import Container, rfc3339_nano
+from skiff.engine.container import Container
 from skiff.errors import SkiffError
+from skiff.timefmt import rfc3339_nano
 
 if TYPE_CHECKING:
     from skiff.engine.containers import ContainerService

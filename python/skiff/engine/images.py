@@ -18,7 +18,6 @@ from __future__ import annotations
 import base64
 import binascii
 import contextlib
-import datetime
 import json
 import logging
 import os
@@ -42,6 +41,7 @@ from skiff.image.reference import (
     parse_normalized,
     parse_normalized_named,
 )
+from skiff.timefmt import parse_rfc3339
 from skiff.version import parse_api_version
 
 if TYPE_CHECKING:
@@ -108,29 +108,6 @@ def familiar(ref_text: str) -> str:
     return parse_normalized_named(ref_text).familiar()
 
 
-def epoch_seconds(rfc3339: str) -> float:
-    """An RFC 3339 time (nanosecond fractions allowed) as unix seconds; 0 when empty."""
-    if not rfc3339:
-        return 0.0
-    text = rfc3339.strip()
-    offset = ""
-    if text.endswith("Z"):
-        text = text[:-1]
-    else:
-        m = re.search(r"[+-]\d\d:\d\d$", text)
-        if m:
-            offset, text = m.group(0), text[: m.start()]
-    frac = 0.0
-    if "." in text:
-        text, digits = text.split(".", 1)
-        frac = float("0." + digits) if digits.isdigit() else 0.0
-    try:
-        dt = datetime.datetime.fromisoformat(text + (offset or "+00:00"))
-    except ValueError:
-        return 0.0
-    return dt.timestamp() + frac
-
-
 def parse_bool_filter(name: str, values: list[str]) -> bool:
     """A boolean filter (``dangling=true``) as dockerd reads it."""
     seen = {v.lower() for v in values}
@@ -149,7 +126,7 @@ def parse_until(text: str) -> float:
         return float(text)
     if re.fullmatch(r"(\d+(\.\d+)?(ns|us|µs|ms|s|m|h))+", text):
         return time.time() - go_duration(text) / 1e9
-    seconds = epoch_seconds(text if ("Z" in text or "+" in text[10:]) else text + "Z")
+    seconds = parse_rfc3339(text if ("Z" in text or "+" in text[10:]) else text + "Z", 0.0)
     if seconds == 0.0:
         raise InvalidArgument(f"invalid filter 'until={text}'")
     return seconds
@@ -757,7 +734,7 @@ class ImageEngine:
         out = []
         for rec in records:
             cfg = mf.ImageConfig.from_json(rec.config)
-            created = epoch_seconds(cfg.created)
+            created = parse_rfc3339(cfg.created, 0.0)
             if before is not None and created >= before:
                 continue
             if since is not None and created <= since:
@@ -811,7 +788,7 @@ class ImageEngine:
         times = []
         for name in names:
             img = self.svc.get(name)
-            times.append(epoch_seconds(img.config.created))
+            times.append(parse_rfc3339(img.config.created, 0.0))
         return max(times) if latest else min(times)
 
     def inspect(self, name: str, api_version: str) -> dict[str, Any]:
@@ -992,7 +969,7 @@ class ImageEngine:
                 if usage.first(rec.id) is not None:
                     continue
                 cfg = mf.ImageConfig.from_json(rec.config)
-                if until is not None and epoch_seconds(cfg.created) > until:
+                if until is not None and parse_rfc3339(cfg.created, 0.0) > until:
                     continue
                 labels = dict(cfg.config.labels or {})
                 if "label" in filters and not label_match(labels, filters["label"]):

@@ -18,7 +18,7 @@ from collections.abc import AsyncIterator, Callable
 from dataclasses import dataclass
 from pathlib import Path
 
-from skiff.engine.container import parse_rfc3339
+from skiff.timefmt import parse_rfc3339
 
 STDIN, STDOUT, STDERR = 0, 1, 2
 FOLLOW_POLL = 0.05

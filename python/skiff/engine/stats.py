@@ -43,12 +43,11 @@ from skiff.engine.container import (
     REMOVING,
     RESTARTING,
     RUNNING,
-    ZERO_TIME,
     Container,
-    rfc3339_nano,
 )
 from skiff.engine.containers import RESTART_POLICIES
 from skiff.errors import Conflict, InvalidArgument, NotFound, SkiffError
+from skiff.timefmt import ZERO_TIME, rfc3339_nano
 
 if TYPE_CHECKING:
     from skiff.engine.containers import ContainerService

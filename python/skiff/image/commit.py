@@ -17,8 +17,9 @@ from skiff import _native
 from skiff.image import manifest as mf
 from skiff.image.metadata import ImageRecord
 from skiff.image.platform import host_platform
-from skiff.image.service import ImageService, now_rfc3339
+from skiff.image.service import ImageService
 from skiff.image.snapshots import new_staging
+from skiff.timefmt import rfc3339_nano
 
 
 def commit(
@@ -56,7 +57,7 @@ def commit(
         chain_id = svc.snapshots.add_prepared(
             parent_chain[-1] if parent_chain else None, diff_id, work, int(unpacked["size"]), lease
         )
-        created = now_rfc3339()
+        created = rfc3339_nano()
         if base_img is not None:
             cfg = base_img.config
             layers = list(svc.manifest_of(base_img.record.id).layers)

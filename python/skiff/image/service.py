@@ -8,7 +8,6 @@ The store's parts, all under the data root: ``skiff.db`` (metadata), ``content/`
 
 from __future__ import annotations
 
-import time
 from collections.abc import Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass
@@ -24,11 +23,7 @@ from skiff.image.platform import host_platform
 from skiff.image.reference import parse_normalized
 from skiff.image.snapshots import LayerSource, SnapshotStore
 from skiff.store.db import Database
-
-
-def now_rfc3339() -> str:
-    t = time.time()
-    return time.strftime("%Y-%m-%dT%H:%M:%S", time.gmtime(t)) + f".{int(t % 1 * 1e9):09d}Z"
+from skiff.timefmt import parse_rfc3339, rfc3339_nano
 
 
 @dataclass
@@ -117,7 +112,7 @@ class ImageService:
             self.meta.add_layer_blob(digest, diff_id, media_type, int(stats["compressed_size"]))
             chain_id = self.snapshots.add_prepared(None, diff_id, work, int(stats["size"]), lease)
             plat = host_platform()
-            created = now_rfc3339()
+            created = rfc3339_nano()
             config = mf.ImageConfig(
                 architecture=plat.architecture,
                 os=plat.os,
@@ -203,7 +198,7 @@ class ImageService:
                     "RepoDigests": [
                         d for d in self.meta.digests_of(rec.id) if not d.startswith("@")
                     ],
-                    "Created": _epoch(cfg.created),
+                    "Created": int(parse_rfc3339(cfg.created, 0.0)),
                     "Size": rec.size,
                     "SharedSize": -1,
                     "Labels": dict(cfg.config.labels or {}),
@@ -223,7 +218,7 @@ class ImageService:
             out.append(
                 {
                     "Id": "<missing>",
-                    "Created": _epoch(h.created),
+                    "Created": int(parse_rfc3339(h.created, 0.0)),
                     "CreatedBy": h.created_by,
                     "Tags": None,
                     "Size": size,
@@ -320,19 +315,3 @@ class ImageService:
 
 def _is_id_prefix(text: str, image_id: str) -> bool:
     return len(text) >= 4 and image_id[7:].startswith(text)
-
-
-def _epoch(rfc3339: str) -> int:
-    if not rfc3339:
-        return 0
-    import datetime
-
-    text = rfc3339.rstrip("Z")
-    if "." in text:
-        head, frac = text.split(".", 1)
-        text = f"{head}.{frac[:6]}"
-    try:
-        dt = datetime.datetime.fromisoformat(text).replace(tzinfo=datetime.UTC)
-    except ValueError:
-        return 0
-    return int(dt.timestamp())

@@ -13,11 +13,11 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from skiff.daemon.http import Request, Response, StreamResponse, json_response
-from skiff.engine.container import rfc3339_nano
 from skiff.engine.events import EventFilter
 from skiff.engine.filters import parse_filters
 from skiff.engine.logs import parse_time_arg
 from skiff.errors import InvalidArgument
+from skiff.timefmt import rfc3339_nano
 from skiff.version import API_VERSION, MIN_API_VERSION, __version__
 
 if TYPE_CHECKING:
