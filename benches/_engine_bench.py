@@ -4,42 +4,23 @@ on private sockets and data roots; stopped by PID and removed at the end."""
 
 from __future__ import annotations
 
-import contextlib
 import json
 import os
 import subprocess
 import sys
-import time
 from collections.abc import Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
 
 import harness
-from _registry_bench import Containerd, Dockerd, docker_env, remove_tree, stop_pid
+from _registry_bench import Containerd, Dockerd, docker_env, remove_tree, start_daemon, stop_pid
 
 REPO = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(REPO))
 PY = str(REPO / ".venv" / "bin" / "python")
 #: Where skiffd puts the benchmark's containers (removed, empty, at the end).
-CGROUP_PARENT = f"skiff-bench-{os.getpid()}"
-
-
-def remove_cgroup_parent(name: str, timeout: float = 5.0) -> None:
-    """rmdir the cgroup parent in every v1 hierarchy and in v2, retrying while the
-    kernel still holds a just-emptied child (a cgroup goes away asynchronously)."""
-    root = Path("/sys/fs/cgroup")
-    deadline = time.monotonic() + timeout
-    for path in [root / name, *(h / name for h in root.iterdir() if h.is_dir())]:
-        while path.is_dir():
-            for sub in sorted((p for p in path.rglob("*") if p.is_dir()), reverse=True):
-                with contextlib.suppress(OSError):
-                    sub.rmdir()
-            with contextlib.suppress(OSError):
-                path.rmdir()
-            if not path.is_dir() or time.monotonic() > deadline:
-                break
-            time.sleep(0.05)
+CGROUP_PARENT = harness.CGROUP_PARENT
 
 
 @dataclass
@@ -79,23 +60,9 @@ class Skiffd:
             "--config-file",
             str(self.root / "daemon.json"),
         ]
-        log = (self.root / "skiffd.log").open("ab")
-        self.proc = subprocess.Popen(argv, stdout=log, stderr=log, stdin=subprocess.DEVNULL)
-        log.close()
-        deadline = time.monotonic() + 30
-        while True:
-            if self.proc.poll() is not None or time.monotonic() > deadline:
-                self.stop()
-                raise harness.BenchError(f"skiffd did not start: {self.log_tail()}")
-            if self.socket.exists():
-                ok = subprocess.run(self.cli("version"), capture_output=True, check=False)
-                if ok.returncode == 0:
-                    return
-            time.sleep(0.05)
-
-    def log_tail(self) -> str:
-        path = self.root / "skiffd.log"
-        return path.read_text(errors="replace")[-1500:] if path.exists() else "(no log)"
+        self.proc = start_daemon(
+            argv, self.root / "skiffd.log", self.socket, self.cli("version"), "skiffd"
+        )
 
     def stop(self) -> None:
         if self.proc is not None:
@@ -145,7 +112,7 @@ def engines(name: str) -> Iterator[Engines]:
             skiffd.stop()
             dockerd.stop()
             containerd.stop()
-            remove_cgroup_parent(CGROUP_PARENT)
+            harness.remove_cgroup_parent(CGROUP_PARENT)
             remove_tree(base / "dk")
             remove_tree(base / "ctd")
 

@@ -212,24 +212,14 @@ class Containerd:
             "[metrics]\n"
             '  address = ""\n'
         )
-        log = (self.root / "containerd.log").open("ab")
-        self.proc = subprocess.Popen(
+        # Up once its socket exists: nothing more to ask it.
+        self.proc = start_daemon(
             [harness.need_tool("containerd"), "--config", str(config)],
-            stdout=log,
-            stderr=log,
-            stdin=subprocess.DEVNULL,
+            self.root / "containerd.log",
+            self.socket,
+            ["true"],
+            "containerd",
         )
-        log.close()
-        deadline = time.monotonic() + 20
-        while not self.socket.exists():
-            if self.proc.poll() is not None or time.monotonic() > deadline:
-                self.stop()
-                raise harness.BenchError(f"containerd did not start: {self.log_tail()}")
-            time.sleep(0.05)
-
-    def log_tail(self) -> str:
-        path = self.root / "containerd.log"
-        return path.read_text(errors="replace")[-1500:] if path.exists() else "(no log)"
 
     def stop(self) -> None:
         if self.proc is not None:
@@ -275,32 +265,41 @@ class Dockerd:
         ]
         for host in self.insecure:
             argv += ["--insecure-registry", host]
-        log = (self.root / "dockerd.log").open("ab")
-        self.proc = subprocess.Popen(argv, stdout=log, stderr=log, stdin=subprocess.DEVNULL)
-        log.close()
-        deadline = time.monotonic() + 30
-        while True:
-            if self.proc.poll() is not None or time.monotonic() > deadline:
-                self.stop()
-                raise harness.BenchError(f"dockerd did not start: {self.log_tail()}")
-            if self.socket.exists():
-                ok = subprocess.run(
-                    self.cli("version", "--format", "{{.Server.Version}}"),
-                    capture_output=True,
-                    check=False,
-                )
-                if ok.returncode == 0:
-                    return
-            time.sleep(0.1)
-
-    def log_tail(self) -> str:
-        path = self.root / "dockerd.log"
-        return path.read_text(errors="replace")[-1500:] if path.exists() else "(no log)"
+        self.proc = start_daemon(
+            argv,
+            self.root / "dockerd.log",
+            self.socket,
+            self.cli("version", "--format", "{{.Server.Version}}"),
+            "dockerd",
+        )
 
     def stop(self) -> None:
         if self.proc is not None:
             stop_pid(self.proc)
         unmount_under(self.root)
+
+
+def log_tail(path: Path) -> str:
+    return path.read_text(errors="replace")[-1500:] if path.exists() else "(no log)"
+
+
+def start_daemon(
+    argv: list[str], log_path: Path, socket: Path, ready: list[str], what: str
+) -> subprocess.Popen[bytes]:
+    """Starts a daemon of the benchmark's own (its output into ``log_path``) and waits
+    until ``ready`` succeeds against its ``socket``; stops it and raises BenchError
+    with the log's tail when it does not come up within 30 s."""
+    with log_path.open("ab") as log:
+        proc = subprocess.Popen(argv, stdout=log, stderr=log, stdin=subprocess.DEVNULL)
+    deadline = time.monotonic() + 30
+    while True:
+        if proc.poll() is not None or time.monotonic() > deadline:
+            stop_pid(proc)
+            raise harness.BenchError(f"{what} did not start: {log_tail(log_path)}")
+        ready_now = socket.exists() and subprocess.run(ready, capture_output=True).returncode == 0
+        if ready_now:
+            return proc
+        time.sleep(0.05)
 
 
 def docker_env(root: Path) -> None:

@@ -13,7 +13,7 @@ import shutil
 from typing import Any
 
 import harness
-from _engine_bench import CGROUP_PARENT, PY, REPO, Skiffd, busybox_tar, remove_cgroup_parent
+from _engine_bench import CGROUP_PARENT, PY, REPO, Skiffd, busybox_tar
 
 
 def skiff_argv() -> list[str]:
@@ -61,7 +61,7 @@ def main(args: list[str]) -> dict[str, Any]:
         finally:
             daemon.stop()
             shutil.rmtree(base / "sk", ignore_errors=True)
-            remove_cgroup_parent(CGROUP_PARENT)
+            harness.remove_cgroup_parent(CGROUP_PARENT)
     v, s, r = version["skiff --version"], ps["skiff ps"], runs["skiff run"]
     harness.goal("skiff --version under 45 ms", v.median < 0.045)
     harness.goal("skiff ps (no containers) under 60 ms", s.median < 0.060)

@@ -319,3 +319,36 @@ def emit(rec: dict[str, Any]) -> None:
 def goal(text: str, met: bool) -> None:
     """Print an informational goal line; timing never fails a benchmark."""
     print(f"goal: {text}: {'met' if met else 'not met'}", flush=True)
+
+
+# --------------------------------------------------------------------------- cgroups
+
+#: The cgroup parent of every container a benchmark starts (whatever the runtime or
+#: engine), removed at its end with :func:`remove_cgroup_parent`.
+CGROUP_PARENT = f"skiff-bench-{os.getpid()}"
+
+
+def remove_cgroup_parent(name: str, timeout: float = 5.0) -> None:
+    """rmdir the cgroup parent in every v1 hierarchy and in v2, retrying while the
+    kernel still holds a just-emptied child (a cgroup goes away asynchronously)."""
+    root = Path("/sys/fs/cgroup")
+    deadline = time.monotonic() + timeout
+    for path in [root / name, *(h / name for h in root.iterdir() if h.is_dir())]:
+        while path.is_dir():
+            for sub in sorted((p for p in path.rglob("*") if p.is_dir()), reverse=True):
+                with contextlib.suppress(OSError):
+                    sub.rmdir()
+            with contextlib.suppress(OSError):
+                path.rmdir()
+            if not path.is_dir() or time.monotonic() > deadline:
+                break
+            time.sleep(0.05)
+
+
+@contextlib.contextmanager
+def cgroup_parent() -> Iterator[str]:
+    """:data:`CGROUP_PARENT` for the length of a block, removed after it."""
+    try:
+        yield CGROUP_PARENT
+    finally:
+        remove_cgroup_parent(CGROUP_PARENT)

@@ -75,7 +75,10 @@ def make_bundle(
     bundle = base / name
     (bundle / "rootfs").mkdir(parents=True)
     subprocess.run(["tar", "-xf", str(tar), "-C", str(bundle / "rootfs")], check=True)
-    write_bundle(bundle, default_config(list(args), network=network))
+    # Under the benchmark's own cgroup parent (removed at the end), not each
+    # runtime's default one, which would stay behind.
+    cgroups = f"/{harness.CGROUP_PARENT}/{name}"
+    write_bundle(bundle, default_config(list(args), network=network, cgroups_path=cgroups))
     return bundle
 
 
@@ -216,7 +219,11 @@ def main(args: list[str]) -> dict[str, Any]:
         "crun": harness.need_tool("crun"),
         "runc": harness.need_tool("runc"),
     }
-    with harness.workdir("skiff-bench-rt") as base, hugetlb_for_crun():
+    with (
+        harness.workdir("skiff-bench-rt") as base,
+        hugetlb_for_crun(),
+        harness.cgroup_parent(),
+    ):
         tar = build_busybox_tar(base / "busybox.tar")
         roots = {name: base / f"root-{name}" for name in binaries}
         results: dict[str, dict[str, harness.Stats]] = {}
