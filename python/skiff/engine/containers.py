@@ -474,9 +474,7 @@ class ContainerService:
             if not waiter.monitor.done():
                 waiter.monitor.set_exception(err)
         live.attach_waiters.clear()
-        if (Path(self.runtime.root) / c.id).exists():
-            with contextlib.suppress(SkiffError):
-                await asyncio.to_thread(self.runtime.delete, c.id, force=True)
+        # Deletes the container from the runtime too (killing a created init).
         await asyncio.to_thread(self._cleanup_after_exit, c)
 
     def _create_in_runtime(
