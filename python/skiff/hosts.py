@@ -9,9 +9,12 @@ issue). The client picks its address from ``-H/--host``, then ``SKIFF_HOST``, th
 from __future__ import annotations
 
 import os
-from collections.abc import Mapping
 
 from skiff.errors import InvalidArgument
+
+TYPE_CHECKING = False  # typing and collections cost the CLI's start a few ms
+if TYPE_CHECKING:
+    from collections.abc import Mapping
 
 DEFAULT_SOCKET = "/run/skiff/skiff.sock"
 DEFAULT_HOST = f"unix://{DEFAULT_SOCKET}"

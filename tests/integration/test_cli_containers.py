@@ -191,6 +191,52 @@ def test_run_output_and_exit_codes(engine: RunningDaemon) -> None:
     assert ok(engine, "ps", "-aq", "--filter", "status=exited") == ""
 
 
+def test_run_output_complete_at_exit(engine: RunningDaemon) -> None:
+    # The fast path ends the process with os._exit: all output must be out by then.
+    script = "head -c 1000000 /dev/zero | tr '\\0' x; echo e >&2; exit 5"
+    r = skiff(engine, "run", "--rm", "busybox", "sh", "-c", script)
+    assert (r.code, r.out, r.err) == (5, "x" * 1000000, "e\n")
+
+
+#: What the start of ``run`` and ``ps`` must not import (each costs it 1-12 ms).
+HEAVY = {
+    "click",
+    "collections",
+    "contextlib",
+    "dataclasses",
+    "datetime",
+    "enum",
+    "functools",
+    "json",
+    "re",
+    "signal",
+    "threading",
+    "typing",
+}
+
+
+def test_run_and_ps_import_nothing_heavy(engine: RunningDaemon) -> None:
+    script = (
+        "import sys\n"
+        "before = set(sys.modules)\n"
+        "from skiff.cli import main\n"
+        "main(sys.argv[1:])\n"
+        "print(' '.join(sorted(set(sys.modules) - before)))\n"
+    )
+    for args in (["run", "--rm", "busybox", "true"], ["ps", "-a"]):
+        proc = subprocess.run(
+            [sys.executable, "-c", script, "-H", engine.host, *args],
+            capture_output=True,
+            text=True,
+            env=engine.env(),
+            timeout=60,
+        )
+        assert proc.returncode == 0, proc.stderr
+        imported = set(proc.stdout.splitlines()[-1].split())
+        assert "skiff.cli.fastpath" in imported
+        assert imported & HEAVY == set(), args
+
+
 def test_run_stdin_and_detach(engine: RunningDaemon) -> None:
     assert ok(engine, "run", "--rm", "-i", "busybox", "wc", "-l", input="a\nb\nc\n").strip() == "3"
     # without -i the container's stdin is closed

@@ -11,7 +11,6 @@ that forgets its daemon's address fails instead of leaving a daemon on the host)
 from __future__ import annotations
 
 import os
-from functools import cached_property
 
 TYPE_CHECKING = False  # typing itself costs the CLI's start ~10 ms
 if TYPE_CHECKING:
@@ -32,9 +31,18 @@ class App:
         self.debug = debug
         #: True when the address is the built-in default (the embedded daemon's).
         self.default_host = False
+        self._host: Host | None = None
+        self._client: APIClient | None = None
 
-    @cached_property
+    # Plain properties caching by hand, not functools.cached_property: importing
+    # functools (and collections through it) costs the CLI's start a few ms.
+    @property
     def host(self) -> Host:
+        if self._host is None:
+            self._host = self._find_host()
+        return self._host
+
+    def _find_host(self) -> Host:
         from skiff.hosts import DEFAULT_HOST, parse_host
 
         if self.host_flag:
@@ -51,20 +59,31 @@ class App:
         self.default_host = True
         return parse_host(DEFAULT_HOST)
 
-    @cached_property
+    @property
     def client(self) -> APIClient:
-        from skiff.client import APIClient
+        if self._client is None:
+            from skiff.client.api import APIClient
 
-        host = self.host
-        hook = None
-        embedded_ok = os.environ.get(NO_EMBEDDED_ENV, "") in ("", "0")
-        if self.default_host and os.geteuid() == 0 and embedded_ok:
-            hook = _start_embedded
-        return APIClient(host, on_unreachable=hook)
+            host = self.host
+            hook = None
+            embedded_ok = os.environ.get(NO_EMBEDDED_ENV, "") in ("", "0")
+            if self.default_host and os.geteuid() == 0 and embedded_ok:
+                hook = _start_embedded
+            self._client = APIClient(host, on_unreachable=hook)
+        return self._client
+
+    def ping_ahead(self) -> None:
+        """The client's :meth:`~skiff.client.api.APIClient.ping_ahead`, quiet on any
+        failure (a bad address, an unreadable context): the command meets it again when
+        it connects, and reports it the way commands report errors."""
+        try:
+            self.client.ping_ahead()
+        except Exception:
+            return
 
     def close(self) -> None:
-        if "client" in self.__dict__:
-            self.client.close()
+        if self._client is not None:
+            self._client.close()
 
 
 def _start_embedded(host: Host) -> bool:

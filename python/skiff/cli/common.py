@@ -4,12 +4,12 @@ that refuses a terminal, registry credentials for X-Registry-Auth."""
 from __future__ import annotations
 
 import sys
-from collections.abc import Callable, Iterable
 
 from skiff.errors import InvalidArgument
 
 TYPE_CHECKING = False  # typing itself costs the CLI's start ~10 ms
 if TYPE_CHECKING:
+    from collections.abc import Callable, Iterable
     from typing import IO, Any, TypeVar
 
     F = TypeVar("F", bound=Callable[..., Any])
@@ -17,15 +17,17 @@ if TYPE_CHECKING:
 
 def filters_arg(items: Iterable[str]) -> str | None:
     """``--filter key=value`` flags as the API's JSON (``{"key": {"value": true}}``)."""
-    import json
-
     out: dict[str, dict[str, bool]] = {}
     for item in items:
         key, eq, value = item.partition("=")
         if not eq or not key:
             raise InvalidArgument(f"bad format of filter (expected name=value): {item!r}")
         out.setdefault(key.strip().lower(), {})[value] = True
-    return json.dumps(out) if out else None
+    if not out:
+        return None
+    from skiff.client.fastjson import dumps
+
+    return dumps(out)
 
 
 def short_id(ident: str) -> str:

@@ -11,19 +11,23 @@ Layout (``$DOCKER_CONFIG``, default ``~/.docker``; ``skiff --config DIR`` too)::
 The daemon a command talks to: ``-H``, else ``--context``, else ``$SKIFF_HOST`` /
 ``$DOCKER_HOST``, else ``$SKIFF_CONTEXT`` / ``$DOCKER_CONTEXT``, else
 ``currentContext``, else the default socket (docker's order).
+
+Every command without ``-H`` reads the current context here, so reading is kept
+light: no ``json`` (:mod:`skiff.client.fastjson`), ``dataclasses``, ``typing`` or
+``pathlib`` on that path.
 """
 
 from __future__ import annotations
 
-import json
 import os
-from dataclasses import dataclass
-from typing import TYPE_CHECKING, Any
 
+from skiff.client.fastjson import loads
 from skiff.errors import Conflict, InvalidArgument, NotFound
 
+TYPE_CHECKING = False
 if TYPE_CHECKING:
     from pathlib import Path
+    from typing import Any
 
 DEFAULT = "default"
 _NAME_CHARS = frozenset("abcdefghijklmnopqrstuvwxyzABCDEFGHIJKLMNOPQRSTUVWXYZ0123456789_.+-")
@@ -41,11 +45,28 @@ def _config_file() -> str:
     return os.path.join(base, "config.json")
 
 
-@dataclass
 class Context:
-    name: str
-    host: str
-    description: str = ""
+    """One context: its name, its daemon's address, and what it is for."""
+
+    __slots__ = ("description", "host", "name")
+
+    def __init__(self, name: str, host: str, description: str = "") -> None:
+        self.name = name
+        self.host = host
+        self.description = description
+
+    def __eq__(self, other: object) -> bool:
+        return isinstance(other, Context) and (self.name, self.host, self.description) == (
+            other.name,
+            other.host,
+            other.description,
+        )
+
+    def __hash__(self) -> int:
+        return hash((self.name, self.host, self.description))
+
+    def __repr__(self) -> str:
+        return f"Context(name={self.name!r}, host={self.host!r}, description={self.description!r})"
 
     def to_meta(self) -> dict[str, Any]:
         return {
@@ -56,16 +77,24 @@ class Context:
 
 
 def _meta_dir(name: str) -> Path:
+    from pathlib import Path
+
+    return Path(_meta_file(name)).parent
+
+
+def _meta_file(name: str) -> str:
     import hashlib
 
-    return config_dir() / "contexts" / "meta" / hashlib.sha256(name.encode()).hexdigest()
+    base = os.path.dirname(_config_file())
+    digest = hashlib.sha256(name.encode()).hexdigest()
+    return os.path.join(base, "contexts", "meta", digest, "meta.json")
 
 
 def _read_config() -> dict[str, Any]:
     path = _config_file()
     try:
         with open(path, "rb") as f:
-            data = json.loads(f.read() or b"{}")
+            data = loads(f.read() or b"{}")
     except FileNotFoundError:
         return {}
     except (OSError, ValueError) as err:
@@ -74,6 +103,8 @@ def _read_config() -> dict[str, Any]:
 
 
 def _write_json(path: Path, data: dict[str, Any], mode: int = 0o644) -> None:
+    import json
+
     path.parent.mkdir(parents=True, exist_ok=True)
     tmp = path.with_name(path.name + ".tmp")
     fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, mode)
@@ -102,7 +133,8 @@ def load(name: str) -> Context:
     if name == DEFAULT:
         return default_context()
     try:
-        meta = json.loads((_meta_dir(name) / "meta.json").read_bytes())
+        with open(_meta_file(name), "rb") as f:
+            meta = loads(f.read())
     except FileNotFoundError:
         raise NotFound(
             f'context "{name}" does not exist; list them with "skiff context ls"'
@@ -126,7 +158,7 @@ def all_contexts() -> list[Context]:
         entries = []
     for entry in entries:
         try:
-            meta = json.loads((entry / "meta.json").read_bytes())
+            meta = loads((entry / "meta.json").read_bytes())
             out.append(load(str(meta["Name"])))
         except (OSError, ValueError, KeyError, NotFound):
             continue

@@ -14,10 +14,9 @@ padding 3): every cell but the last of a line is padded to its column's width.
 
 from __future__ import annotations
 
-from collections.abc import Iterable, Sequence
-
 TYPE_CHECKING = False  # typing itself costs the CLI's start ~10 ms
 if TYPE_CHECKING:
+    from collections.abc import Iterable, Sequence
     from typing import Any
 
     from skiff.cli.template import Template

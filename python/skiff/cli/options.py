@@ -4,12 +4,12 @@ mounts, restart policies, ulimits, health checks."""
 from __future__ import annotations
 
 import os
-from collections.abc import Iterable
 
 from skiff.errors import InvalidArgument
 
 TYPE_CHECKING = False  # typing itself costs the CLI's start ~10 ms
 if TYPE_CHECKING:
+    from collections.abc import Iterable
     from typing import Any
 
 
@@ -206,8 +206,6 @@ def parse_ulimit(text: str) -> dict[str, Any]:
 
 def parse_healthcheck(o: dict[str, Any]) -> dict[str, Any] | None:
     """``--health-*`` and ``--no-healthcheck`` as Config.Healthcheck (durations in ns)."""
-    from skiff.cli.units import parse_duration
-
     given = [
         o.get(k)
         for k in (
@@ -224,6 +222,8 @@ def parse_healthcheck(o: dict[str, Any]) -> dict[str, Any] | None:
         return {"Test": ["NONE"]}
     if not any(given) and o.get("health_retries") is None:
         return None
+    from skiff.cli.units import parse_duration
+
     check: dict[str, Any] = {}
     if o.get("health_cmd"):
         check["Test"] = ["CMD-SHELL", o["health_cmd"]]

@@ -3,15 +3,17 @@
 ``run`` sends the requests in the docker CLI's order, so that no output is lost and
 the exit status is the container's: create (pulling the image on a 404 unless
 ``--pull never``), attach (hijacked), wait (``next-exit``, or ``removed`` with
-``--rm``), start, then resize with a tty. Exit codes: the container's; 125 when the
-engine fails; 126/127 when the command cannot be invoked / is not found (read from the
-start error's text, as docker does).
+``--rm``), start, then resize with a tty; attach and wait are in flight together, each
+on its connection, and start goes once the daemon has answered both. Exit codes: the
+container's; 125 when the engine fails; 126/127 when the command cannot be invoked / is
+not found (read from the start error's text, as docker does).
+
+The module is on the CLI's hot path: nothing heavy at import (no ``json``, ``contextlib``
+or ``signal``; see :mod:`skiff.client.fastjson`).
 """
 
 from __future__ import annotations
 
-import contextlib
-import json
 import os
 import sys
 
@@ -189,8 +191,6 @@ def fast_args(args: list[str]) -> Any:
 
 def build_config(o: dict[str, Any], detach: bool) -> tuple[dict[str, Any], dict[str, Any]]:
     """(create body, query parameters) from the parsed flags."""
-    from skiff.cli import units
-
     if o["auto_remove"] and o["restart"] not in ("", "no"):
         raise InvalidArgument("Conflicting options: --restart and --rm")
     attach = {s.lower() for s in o["attach_streams"]}
@@ -288,13 +288,11 @@ def build_config(o: dict[str, Any], detach: bool) -> tuple[dict[str, Any], dict[
     if o["log_driver"] or log_opts:
         host["LogConfig"] = {"Type": o["log_driver"] or "", "Config": log_opts}
     if o["memory"]:
-        host["Memory"] = units.ram_in_bytes(o["memory"])
+        host["Memory"] = _ram_in_bytes(o["memory"])
     if o["memory_reservation"]:
-        host["MemoryReservation"] = units.ram_in_bytes(o["memory_reservation"])
+        host["MemoryReservation"] = _ram_in_bytes(o["memory_reservation"])
     if o["memory_swap"]:
-        host["MemorySwap"] = (
-            -1 if o["memory_swap"] == "-1" else units.ram_in_bytes(o["memory_swap"])
-        )
+        host["MemorySwap"] = -1 if o["memory_swap"] == "-1" else _ram_in_bytes(o["memory_swap"])
     if o["cpus"] is not None:
         host["NanoCpus"] = round(o["cpus"] * 1e9)
     for flag, key in (
@@ -318,7 +316,7 @@ def build_config(o: dict[str, Any], detach: bool) -> tuple[dict[str, Any], dict[
         if o[flag]:
             host[key] = o[flag]
     if o["shm_size"]:
-        host["ShmSize"] = units.ram_in_bytes(o["shm_size"])
+        host["ShmSize"] = _ram_in_bytes(o["shm_size"])
     config["HostConfig"] = host
     params: dict[str, Any] = {}
     if o["name"]:
@@ -326,6 +324,12 @@ def build_config(o: dict[str, Any], detach: bool) -> tuple[dict[str, Any], dict[
     if o["platform"]:
         params["platform"] = o["platform"]
     return config, params
+
+
+def _ram_in_bytes(text: str) -> int:
+    from skiff.cli.units import ram_in_bytes  # only when a size is given: units is not free
+
+    return ram_in_bytes(text)
 
 
 def _read_lines(path: str) -> list[str]:
@@ -353,12 +357,14 @@ def _security_opt(text: str) -> str:
     # docker sends a seccomp profile's contents, not its path.
     key, sep, value = text.partition("=")
     if key == "seccomp" and sep and value != "unconfined":
+        from skiff.client.fastjson import dumps, loads
+
         try:
             with open(value, "rb") as f:
-                profile = json.load(f)
+                profile = loads(f.read())
         except (OSError, ValueError) as err:
             raise InvalidArgument(f"opening seccomp profile ({value}) failed: {err}") from None
-        return "seccomp=" + json.dumps(profile, separators=(",", ":"))
+        return "seccomp=" + dumps(profile)
     return text
 
 
@@ -371,7 +377,9 @@ def create_container(
         from skiff.cli.images import pull_image
 
         pull_image(app, image, params.get("platform"), quiet=quiet, out=sys.stderr, say_tag=False)
-    body = json.dumps(config).encode()
+    from skiff.client.fastjson import dumps
+
+    body = dumps(config).encode()
     try:
         resp = app.client.request("POST", "/containers/create", params=params, body=body)
     except NotFound as err:
@@ -446,19 +454,31 @@ def run(app: App, /, detach: bool, detach_keys: str | None, sig_proxy: bool, **o
         _start(app, cid, None)
         sys.stdout.write(cid + "\n")
         return
-    hijacked = None
-    if config["AttachStdin"] or config["AttachStdout"] or config["AttachStderr"]:
-        hijacked = client.hijack(
-            f"/containers/{cid}/attach",
-            stream=True,
-            stdin=config["AttachStdin"],
-            stdout=config["AttachStdout"],
-            stderr=config["AttachStderr"],
+    # Attach and wait in flight together, each on its connection; start only once the
+    # daemon has answered both, so that no output is lost and the exit is seen.
+    sent: list[Any] = []  # closed (connections and all) if any of this fails
+    try:
+        attaching = None
+        if config["AttachStdin"] or config["AttachStdout"] or config["AttachStderr"]:
+            attaching = client.send_hijack(
+                f"/containers/{cid}/attach",
+                stream=True,
+                stdin=config["AttachStdin"],
+                stdout=config["AttachStdout"],
+                stderr=config["AttachStderr"],
+            )
+            sent.append(attaching)
+        condition = "removed" if o["auto_remove"] else "next-exit"
+        wait = client.send_stream(
+            "POST", f"/containers/{cid}/wait", params={"condition": condition}, timeout=None
         )
-    condition = "removed" if o["auto_remove"] else "next-exit"
-    waiting = client.stream(
-        "POST", f"/containers/{cid}/wait", params={"condition": condition}, timeout=None
-    )
+        sent.append(wait)
+        hijacked = attaching.hijacked() if attaching is not None else None
+        waiting = wait.stream()
+    except BaseException:
+        for request in sent:
+            request.close()
+        raise
     session = Session(app, cid, hijacked, tty, keys, resize_path=f"/containers/{cid}/resize")
     _start(app, cid, session, waiting if o["auto_remove"] else None)
     session.run(stdin=config["AttachStdin"], sig_proxy=sig_proxy and not tty)
@@ -537,13 +557,19 @@ class Session:
 
         if self.hijacked is None:
             return 0
-        with contextlib.ExitStack() as stack:
-            if self.tty and os.isatty(1):
-                stack.enter_context(streams.forward_resizes(self.resize))
-            if self.tty and stdin and os.isatty(0):
-                stack.enter_context(streams.RawTerminal(0))
-            if sig_proxy:
-                stack.enter_context(self._proxy_signals())
+        # Entered in this order, left in the reverse (an ExitStack without contextlib).
+        contexts: list[Any] = []
+        if self.tty and os.isatty(1):
+            contexts.append(streams.forward_resizes(self.resize))
+        if self.tty and stdin and os.isatty(0):
+            contexts.append(streams.RawTerminal(0))
+        if sig_proxy:
+            contexts.append(streams.SignalProxy(self._kill))
+        entered: list[Any] = []
+        try:
+            for context in contexts:
+                context.__enter__()
+                entered.append(context)
             if stdin:
                 streams.StdinPump(
                     self.hijacked, 0, self.keys if self.tty else b"", self._detach
@@ -552,29 +578,16 @@ class Session:
                 streams.copy_output(self.hijacked.read1, self.hijacked.multiplexed and not self.tty)
             finally:
                 self.hijacked.close()
+        finally:
+            for context in reversed(entered):
+                context.__exit__(None, None, None)
         return 0
 
-    def _proxy_signals(self) -> Any:
-        import signal
-
-        @contextlib.contextmanager
-        def proxy() -> Any:
-            names = ("SIGINT", "SIGTERM", "SIGHUP", "SIGQUIT", "SIGUSR1", "SIGUSR2")
-            sigs = [getattr(signal, n) for n in names]
-
-            def forward(signum: int, _frame: object) -> None:
-                with contextlib.suppress(SkiffError):
-                    self.app.client.request(
-                        "POST",
-                        f"/containers/{self.target}/kill",
-                        params={"signal": signal.Signals(signum).name},
-                    )
-
-            old = {s: signal.signal(s, forward) for s in sigs}
-            try:
-                yield
-            finally:
-                for s, handler in old.items():
-                    signal.signal(s, handler)
-
-        return proxy()
+    def _kill(self, signal_name: str) -> None:
+        """Sends a signal we received to the container (``--sig-proxy``)."""
+        try:
+            self.app.client.request(
+                "POST", f"/containers/{self.target}/kill", params={"signal": signal_name}
+            )
+        except SkiffError:
+            return

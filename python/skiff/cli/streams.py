@@ -7,22 +7,22 @@
 - ``-it``: :class:`RawTerminal` puts the terminal in raw mode and restores it on exit
   (also after an error or a signal); SIGWINCH sends the new size; the detach keys
   (default ctrl-p ctrl-q) end the attachment and leave the container running.
+
+Only ``os`` and ``sys`` are imported up front: ``run`` without a tty needs nothing
+else, and ``signal``, ``threading``, ``contextlib`` and ``struct`` cost its start a few
+ms (``signal`` imports ``enum``).
 """
 
 from __future__ import annotations
 
-import contextlib
 import os
-import signal
-import struct
 import sys
-import threading
-from collections.abc import Callable, Iterator
 
 from skiff.errors import InvalidArgument
 
 TYPE_CHECKING = False  # typing itself costs the CLI's start ~10 ms
 if TYPE_CHECKING:
+    from collections.abc import Callable, Iterator
     from typing import IO, Any
 
 DEFAULT_DETACH_KEYS = "ctrl-p,ctrl-q"
@@ -63,7 +63,7 @@ def demux(read1: Callable[[int], bytes]) -> Iterator[tuple[int, bytes]]:
             if not data:
                 return
             buf += data
-        kind, length = buf[0], struct.unpack(">I", buf[4:8])[0]
+        kind, length = buf[0], int.from_bytes(buf[4:8], "big")
         buf = buf[8:]
         while len(buf) < length:
             data = read1(max(65536, length - len(buf)))
@@ -113,6 +113,8 @@ class StdinPump:
         self.fd = fd
         self.detach_keys = detach_keys
         self.on_detach = on_detach
+        import threading  # only with stdin: run's start does without it
+
         self.thread = threading.Thread(target=self._run, daemon=True, name="stdin")
 
     def start(self) -> None:
@@ -192,6 +194,7 @@ class RawTerminal:
 
     def restore(self) -> None:
         if self.saved is not None:
+            import contextlib
             import termios
 
             with contextlib.suppress(termios.error, OSError):
@@ -199,19 +202,68 @@ class RawTerminal:
             self.saved = None
 
 
-@contextlib.contextmanager
-def forward_resizes(resize: Callable[[int, int], None], fd: int = 1) -> Iterator[None]:
-    """Sends the terminal's size now and at every SIGWINCH (main thread only)."""
+class forward_resizes:  # lower-case: it replaced a function of that name
+    """Sends the terminal's size now and at every SIGWINCH (main thread only), for the
+    length of a ``with``."""
 
-    def send(*_: object) -> None:
-        size = terminal_size(fd)
+    def __init__(self, resize: Callable[[int, int], None], fd: int = 1) -> None:
+        self.resize = resize
+        self.fd = fd
+        self.previous: Any = None
+
+    def send(self, *_: object) -> None:
+        size = terminal_size(self.fd)
         if size is not None:
-            with contextlib.suppress(Exception):
-                resize(*size)
+            try:
+                self.resize(*size)
+            except Exception:
+                return  # a resize the daemon refuses is no reason to stop
 
-    previous = signal.signal(signal.SIGWINCH, send)
-    try:
-        send()
-        yield
-    finally:
-        signal.signal(signal.SIGWINCH, previous)
+    def __enter__(self) -> forward_resizes:
+        import signal
+
+        self.previous = signal.signal(signal.SIGWINCH, self.send)
+        try:
+            self.send()
+        except BaseException:
+            signal.signal(signal.SIGWINCH, self.previous)
+            raise
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        import signal
+
+        signal.signal(signal.SIGWINCH, self.previous)
+
+
+class SignalProxy:
+    """Forwards SIGINT, SIGTERM, SIGHUP, SIGQUIT, SIGUSR1 and SIGUSR2 to ``send(name)``
+    (``run``'s and ``attach``'s ``--sig-proxy``) for the length of a ``with``; the
+    previous handlers are put back after. On ``_signal``, not ``signal``: that one
+    imports ``enum``, which ``run`` does not otherwise need."""
+
+    NAMES = ("SIGINT", "SIGTERM", "SIGHUP", "SIGQUIT", "SIGUSR1", "SIGUSR2")
+
+    def __init__(self, send: Callable[[str], None]) -> None:
+        self.send = send
+        self.previous: dict[int, Any] = {}
+        self.names: dict[int, str] = {}
+
+    def forward(self, signum: int, _frame: object) -> None:
+        self.send(self.names[signum])
+
+    def __enter__(self) -> SignalProxy:
+        import _signal  # type: ignore[import-not-found]
+
+        for name in self.NAMES:
+            num = getattr(_signal, name)
+            self.names[num] = name
+            self.previous[num] = _signal.signal(num, self.forward)
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        import _signal
+
+        for num, handler in self.previous.items():
+            _signal.signal(num, handler)
+        self.previous.clear()

@@ -9,7 +9,6 @@ HumanSize); this module adds the CLI's own uses: three significant digits in tab
 from __future__ import annotations
 
 import time
-from datetime import UTC
 
 from skiff.engine import humanize
 from skiff.errors import InvalidArgument
@@ -101,7 +100,7 @@ def timestamp_arg(text: str, now: float | None = None) -> str:
         return f"{now - parse_duration(value):.9f}"
     except InvalidArgument:
         pass
-    from datetime import datetime
+    from datetime import UTC, datetime
 
     iso = value.replace("Z", "+00:00")
     try:

@@ -11,20 +11,23 @@ rather than ``socket``, whose enum tables cost a few more). Three kinds of excha
   socket both ways (:class:`Hijacked`), stdin ended with a half-close.
 
 The API version is negotiated once with ``HEAD /_ping`` the way the docker CLI does
-(the lower of ours and the daemon's; 1.24 when the daemon names none). Error answers
-become the classes of ``skiff.errors`` by status code.
+(the lower of ours and the daemon's; 1.24 when the daemon names none);
+:meth:`APIClient.ping_ahead` sends that ping early and reads its answer on first need,
+so that the daemon answers it while the CLI is still importing and parsing. Requests
+on connections of their own can be in flight together: :meth:`APIClient.send_stream`
+and :meth:`APIClient.send_hijack` send, :class:`Pending` reads the answer later. Error
+answers become the classes of ``skiff.errors`` by status code.
+
+JSON is :mod:`skiff.client.fastjson` (``import json`` alone costs the CLI ~10 ms).
 """
 
 from __future__ import annotations
 
 import _socket
-import contextlib
 import io
-import json
-from collections.abc import Callable, Iterable, Iterator
 
+from skiff.client.fastjson import dumps, loads
 from skiff.errors import SkiffError, Unavailable, from_status
-from skiff.hosts import Host
 from skiff.version import API_VERSION, parse_api_version
 
 TYPE_CHECKING = False  # typing itself costs the CLI's start ~10 ms
@@ -33,7 +36,10 @@ TYPE_CHECKING = False  # typing itself costs the CLI's start ~10 ms
 FALLBACK_API_VERSION = "1.24"
 
 if TYPE_CHECKING:
+    from collections.abc import Callable, Iterable, Iterator
     from typing import IO, Any
+
+    from skiff.hosts import Host
 
     #: Request bodies: bytes, or an iterable of chunks (sent chunked), or a binary file.
     Body = bytes | Iterable[bytes] | IO[bytes] | None
@@ -48,7 +54,7 @@ class Response:
         self.body = body
 
     def json(self) -> Any:
-        return json.loads(self.body) if self.body else None
+        return loads(self.body) if self.body else None
 
 
 class ProtocolError(Unavailable):
@@ -250,7 +256,7 @@ class Stream:
         """Each non-empty line as JSON (pull/push progress, events, stats)."""
         for line in self.lines():
             if line.strip():
-                yield json.loads(line)
+                yield loads(line)
 
     def close(self) -> None:
         self.conn.close()
@@ -284,13 +290,17 @@ class Hijacked:
 
     def close_write(self) -> None:
         """Half-close: the daemon sees the end of stdin, output keeps coming."""
-        with contextlib.suppress(OSError):
+        try:  # not contextlib.suppress: importing contextlib costs the CLI's start
             self.sock.shutdown(_socket.SHUT_WR)
+        except OSError:
+            return
 
     def shutdown(self) -> None:
         """Ends both directions now (a detach): a blocked read returns b""."""
-        with contextlib.suppress(OSError):
+        try:  # not contextlib.suppress: importing contextlib costs the CLI's start
             self.sock.shutdown(_socket.SHUT_RDWR)
+        except OSError:
+            return
 
     def close(self) -> None:
         self.conn.close()
@@ -312,10 +322,13 @@ class APIClient:
         self.on_unreachable = on_unreachable
         self._conn: Connection | None = None
         self._api_version: str | None = None
+        #: A ``HEAD /_ping`` sent on ``_conn`` whose answer is still to be read.
+        self._ping_sent = False
 
     # -- transport ---------------------------------------------------------------
 
     def close(self) -> None:
+        self._ping_sent = False
         if self._conn is not None:
             self._conn.close()
             self._conn = None
@@ -385,14 +398,23 @@ class APIClient:
         """Sends one request to an exact path (no version prefix) and reads the answer."""
         url = self._url(path, params)
         send_headers = self._headers(headers, body)
-        # A kept-alive connection the daemon has closed fails on first use: retry once.
+        is_ping = method == "HEAD" and url == "/_ping"
+        if self._ping_sent and not is_ping:
+            # The ping sent ahead is answered first on this connection: read it now.
+            negotiated = self._negotiate()
+            self._api_version = self._api_version or negotiated
+        # A kept-alive connection the daemon has closed fails on first use: retry once
+        # (the ping sent ahead included: it was sent, not answered).
         for attempt in (0, 1):
+            sent = self._ping_sent and is_ping
+            self._ping_sent = False
             fresh = self._conn is None
             if self._conn is None:
                 self._conn = self._connect(self.timeout)
             conn = self._conn
             try:
-                conn.send(method, url, send_headers, body)
+                if not sent:
+                    conn.send(method, url, send_headers, body)
                 status, resp_headers = conn.read_head()
                 reader = BodyReader(conn, status, resp_headers, method)
                 data = reader.read_all()
@@ -409,19 +431,40 @@ class APIClient:
             return Response(status, resp_headers, data)
         raise AssertionError("unreachable")
 
+    def ping_ahead(self) -> None:
+        """Sends the version negotiation's ``HEAD /_ping`` now; its answer is read when
+        the version is first needed. Quiet when nothing answers (the request that needs
+        the version will connect again, and say so, or start the embedded daemon)."""
+        if self._api_version is not None or self._conn is not None:
+            return
+        try:
+            conn = Connection(self.host, self.timeout)
+        except OSError:
+            return
+        try:
+            conn.send("HEAD", "/_ping", self._headers(None, None), None)
+        except OSError:
+            conn.close()
+            return
+        self._conn = conn
+        self._ping_sent = True
+
     # -- API ---------------------------------------------------------------------
 
     @property
     def api_version(self) -> str:
         """The version both sides speak, negotiated on first use."""
         if self._api_version is None:
-            theirs = self.ping().headers.get("api-version") or FALLBACK_API_VERSION
-            try:
-                lower = min(parse_api_version(theirs), parse_api_version(API_VERSION))
-            except ValueError:
-                lower = parse_api_version(FALLBACK_API_VERSION)
-            self._api_version = f"{lower[0]}.{lower[1]}"
+            self._api_version = self._negotiate()
         return self._api_version
+
+    def _negotiate(self) -> str:
+        theirs = self.ping().headers.get("api-version") or FALLBACK_API_VERSION
+        try:
+            lower = min(parse_api_version(theirs), parse_api_version(API_VERSION))
+        except ValueError:
+            lower = parse_api_version(FALLBACK_API_VERSION)
+        return f"{lower[0]}.{lower[1]}"
 
     def request(self, method: str, path: str, **kwargs: Any) -> Response:
         """A versioned request; error answers raise the matching SkiffError."""
@@ -436,7 +479,7 @@ class APIClient:
 
     def post(self, path: str, body: Any = None, **params: Any) -> Any:
         """``POST path?params`` with an optional JSON body; its JSON answer (or None)."""
-        data = None if body is None else json.dumps(body).encode()
+        data = None if body is None else dumps(body).encode()
         return self.request("POST", path, params=params, body=data).json()
 
     def stream(
@@ -450,6 +493,43 @@ class APIClient:
         timeout: float | None = None,
     ) -> Stream:
         """A versioned request whose answer is read as it comes, on a new connection."""
+        pending = self.send_stream(
+            method, path, params=params, body=body, headers=headers, timeout=timeout
+        )
+        return pending.stream()
+
+    def send_stream(
+        self,
+        method: str,
+        path: str,
+        *,
+        params: dict[str, Any] | None = None,
+        body: Body = None,
+        headers: dict[str, str] | None = None,
+        timeout: float | None = None,
+    ) -> Pending:
+        """:meth:`stream`'s request, sent; ``.stream()`` on the result waits for the answer."""
+        return self._send_own(method, path, params, body, headers, timeout)
+
+    def hijack(self, path: str, body: Any = None, **params: Any) -> Hijacked:
+        """``POST`` asking to upgrade the connection; the raw stream after the 101."""
+        return self.send_hijack(path, body, **params).hijacked()
+
+    def send_hijack(self, path: str, body: Any = None, **params: Any) -> Pending:
+        """:meth:`hijack`'s request, sent; ``.hijacked()`` on the result waits for the 101."""
+        data = None if body is None else dumps(body).encode()
+        upgrade = {"Connection": "Upgrade", "Upgrade": "tcp"}
+        return self._send_own("POST", path, params, data, upgrade, self.timeout)
+
+    def _send_own(
+        self,
+        method: str,
+        path: str,
+        params: dict[str, Any] | None,
+        body: Body,
+        headers: dict[str, str] | None,
+        timeout: float | None,
+    ) -> Pending:
         version = self.api_version
         conn = self._connect(timeout)
         try:
@@ -459,40 +539,13 @@ class APIClient:
                 self._headers(headers, body),
                 body,
             )
-            status, resp_headers = conn.read_head()
-            reader = BodyReader(conn, status, resp_headers, method)
-            if status >= 400:
-                raise _error_from(status, reader.read_all())
         except OSError as err:
             conn.close()
             raise self._unreachable(err) from err
         except BaseException:
             conn.close()
             raise
-        return Stream(conn, status, resp_headers, reader)
-
-    def hijack(self, path: str, body: Any = None, **params: Any) -> Hijacked:
-        """``POST`` asking to upgrade the connection; the raw stream after the 101."""
-        version = self.api_version
-        conn = self._connect(self.timeout)
-        data = None if body is None else json.dumps(body).encode()
-        try:
-            conn.send(
-                "POST",
-                self._url(f"/v{version}{path}", params),
-                self._headers({"Connection": "Upgrade", "Upgrade": "tcp"}, data),
-                data,
-            )
-            status, headers = conn.read_head()
-            if status >= 400:
-                raise _error_from(status, BodyReader(conn, status, headers, "POST").read_all())
-        except OSError as err:
-            conn.close()
-            raise self._unreachable(err) from err
-        except BaseException:
-            conn.close()
-            raise
-        return Hijacked(conn, headers.get("content-type", ""))
+        return Pending(self, conn, method)
 
     def ping(self) -> Response:
         resp = self.raw_request("HEAD", "/_ping")
@@ -505,6 +558,46 @@ class APIClient:
     def version(self) -> dict[str, Any]:
         result: dict[str, Any] = self.request("GET", "/version").json()
         return result
+
+
+class Pending:
+    """A request sent on a connection of its own, its answer not read yet: several can
+    be in flight at once (``run`` sends attach and wait together). Read it with
+    :meth:`stream` or :meth:`hijacked`, or :meth:`close` it."""
+
+    def __init__(self, client: APIClient, conn: Connection, method: str) -> None:
+        self.client = client
+        self.conn = conn
+        self.method = method
+
+    def _head(self) -> tuple[int, dict[str, str]]:
+        conn = self.conn
+        try:
+            status, headers = conn.read_head()
+            if status >= 400:
+                raise _error_from(status, BodyReader(conn, status, headers, self.method).read_all())
+        except OSError as err:
+            conn.close()
+            raise self.client._unreachable(err) from err
+        except BaseException:
+            conn.close()
+            raise
+        return status, headers
+
+    def stream(self) -> Stream:
+        """The answer, read as it comes; error answers raise."""
+        status, headers = self._head()
+        return Stream(
+            self.conn, status, headers, BodyReader(self.conn, status, headers, self.method)
+        )
+
+    def hijacked(self) -> Hijacked:
+        """The raw connection after the daemon's ``101``; error answers raise."""
+        _, headers = self._head()
+        return Hijacked(self.conn, headers.get("content-type", ""))
+
+    def close(self) -> None:
+        self.conn.close()
 
 
 _UNRESERVED = frozenset("ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789-_.~")
@@ -524,14 +617,14 @@ def _param(value: Any) -> str:
     if isinstance(value, bool):
         return "1" if value else "0"
     if isinstance(value, dict | list):
-        return json.dumps(value)
+        return dumps(value)
     return str(value)
 
 
 def _error_from(status: int, body: bytes) -> SkiffError:
     message = ""
     try:
-        payload = json.loads(body) if body else None
+        payload = loads(body) if body else None
         if isinstance(payload, dict):
             message = str(payload.get("message", ""))
     except ValueError:
