@@ -90,6 +90,10 @@ def mount_overlay(
 def unmount(target: str | os.PathLike[str], *, detach: bool = False) -> None:
     """Unmounts ``target``; not mounted is fine."""
 
+def remove_tree(path: str | os.PathLike[str]) -> None:
+    """Removes ``path`` and everything under it without following symbolic links
+    (without the GIL); a path already gone is fine."""
+
 def bind_mount(
     source: str | os.PathLike[str], target: str | os.PathLike[str], *, readonly: bool = False
 ) -> None:

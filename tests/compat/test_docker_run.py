@@ -4,6 +4,7 @@ rm, wait, inspect, rename, pause — outputs and exit codes as docker gives them
 from __future__ import annotations
 
 import json
+import os
 import secrets
 import time
 
@@ -333,5 +334,68 @@ def test_kill_returns_once_the_container_is_down(engine: RunningDaemon) -> None:
         assert status == "exited"
         time.sleep(0.5)
         assert docker_ok(engine, "inspect", "-f", "{{.RestartCount}}", name).strip() == "0"
+    finally:
+        docker(engine, "rm", "-f", name)
+
+
+def _root_mount(engine: RunningDaemon, *run_flags: str) -> dict[str, list[str]]:
+    """The overlay options of a container's root, as its own mountinfo shows them."""
+    line = docker_ok(
+        engine,
+        "run",
+        *run_flags,
+        "--network",
+        "none",
+        "busybox",
+        "grep",
+        " / / ",
+        "/proc/self/mountinfo",
+    )
+    options: dict[str, list[str]] = {}
+    for opt in line.split(" - ", 1)[1].split()[2].split(","):
+        key, _, value = opt.partition("=")
+        options.setdefault(key, []).append(value)
+    return options
+
+
+def _top_lower(options: dict[str, list[str]]) -> str:
+    """The top lower layer: the first ``lowerdir+`` (new mount API) or the first
+    of ``lowerdir``'s list."""
+    if options.get("lowerdir+"):
+        return options["lowerdir+"][0]
+    return options["lowerdir"][0].split(":")[0]
+
+
+def _volatile(options: dict[str, list[str]]) -> bool:
+    # Shown as "volatile" by older kernels, "fsync=volatile" by newer ones.
+    return "volatile" in options or "volatile" in options.get("fsync", [])
+
+
+def test_rm_containers_skip_syncs_and_all_share_one_init_layer(engine: RunningDaemon) -> None:
+    name = uname()
+    try:
+        kept = _root_mount(engine, "--name", name)
+    finally:
+        docker(engine, "rm", "-f", name)
+    removed = _root_mount(engine, "--rm")
+    # --rm: a writable layer thrown away with its container is mounted volatile
+    # (no sync of the data disk when it is unmounted), as podman does.
+    assert _volatile(removed) and not _volatile(kept)
+    # The mount points' layer (dockerd's -init) is one layer of the daemon's, on top.
+    assert _top_lower(kept) == _top_lower(removed)
+    assert os.path.realpath(_top_lower(kept)) == str(engine.root / "data" / "init-layer")
+
+
+def test_restart_of_an_rm_container_mounts_its_volatile_layer_again(
+    engine: RunningDaemon,
+) -> None:
+    name = uname()
+    docker_ok(engine, "run", "-d", "--rm", "--name", name, "busybox", "sleep", "300")
+    try:
+        docker_ok(engine, "exec", name, "sh", "-c", "echo kept > /data")
+        docker_ok(engine, "restart", "-t", "0", name)
+        state = json.loads(docker_ok(engine, "inspect", "--format", "{{json .State}}", name))
+        assert state["Running"] is True
+        assert docker_ok(engine, "exec", name, "cat", "/data") == "kept\n"
     finally:
         docker(engine, "rm", "-f", name)

@@ -21,6 +21,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
+from skiff import _native
 from skiff.engine import health, names, ocispec
 from skiff.engine import monitor as mon
 from skiff.engine.cgroup_warm import CgroupWarmer
@@ -54,7 +55,10 @@ MONITOR_DIR_LEN = 16
 #: The container's own read-only layer of mount points (dockerd's "-init" layer): the
 #: runtime mounts over these, so they never land in the container's upper dir (and
 #: so never in its diff or a commit).
-INIT_LAYER = "init"
+#: The mount points every container's root needs (dockerd's "-init" layer), one
+#: read-only layer under the data root shared by all containers (older containers
+#: may still have their own ``<container>/init``, which keeps working).
+INIT_LAYER = "init-layer"
 INIT_DIRS = ("dev", "dev/pts", "dev/shm", "dev/mqueue", "proc", "sys", "etc")
 INIT_FILES = ("etc/hostname", "etc/hosts", "etc/resolv.conf")
 
@@ -168,6 +172,8 @@ class Live:
     restart_task: asyncio.Task[None] | None = None
     health_task: asyncio.Task[None] | None = None
     stopping: bool = False
+    #: a `docker restart` is under way: its stop does not auto-remove (as dockerd)
+    restarting: bool = False
 
 
 def signal_number(sig: str | int | None, default: int = signals.SIGTERM) -> int:
@@ -248,6 +254,8 @@ class ContainerService:
         self._names: dict[str, str] = {}
         self._tasks: set[asyncio.Future[None]] = set()
         self.root.mkdir(parents=True, exist_ok=True, mode=0o711)
+        self.init_layer = data_root / INIT_LAYER
+        ensure_init_layer(self.init_layer)
 
     # ------------------------------------------------------------------ lookup
 
@@ -340,9 +348,8 @@ class ContainerService:
         while any(other.startswith(cid[:MONITOR_DIR_LEN]) for other in self._containers):
             cid = secrets.token_hex(32)
         _name_anonymous_volumes(config, host_config)
-        # The container's init layer (its mount points) on top of the image's layers.
-        init_layer = self.root / cid / INIT_LAYER
-        lowers = [str(init_layer)]
+        # The shared init layer (the mount points) on top of the image's layers.
+        lowers = [str(self.init_layer)]
         lowers += [str(p) for p in self.images.snapshots.lowers(image.record.chain)]
         c = Container(
             id=cid,
@@ -375,7 +382,6 @@ class ContainerService:
         c.root.mkdir(mode=0o710)
         for d in (c.upper, c.work, c.rootfs):
             d.mkdir()
-        make_init_layer(c.root / INIT_LAYER)
         if chain:
             lease = self.images.meta.create_lease(None, lease_id=f"container-{c.id}")
             self.images.meta.lease_add(lease, "layer", chain[-1])
@@ -483,7 +489,13 @@ class ContainerService:
         """Mount the rootfs, write the bundle and start the monitor (runtime create)."""
         if not os.path.ismount(c.rootfs):
             lowers = [Path(p) for p in c.lowers]
-            self.mounter.mount(lowers, c.rootfs, upper=c.upper, work=c.work)
+            self.mounter.mount(
+                lowers,
+                c.rootfs,
+                upper=c.upper,
+                work=c.work,
+                volatile=bool(c.host_config.get("AutoRemove")),
+            )
         try:
             net_ns = None
             mode = c.host_config.get("NetworkMode") or ""
@@ -579,7 +591,7 @@ class ContainerService:
                 live.changed.notify_all()
         if restart:
             live.restart_task = asyncio.ensure_future(self._restart_later(c))
-        elif c.host_config.get("AutoRemove"):
+        elif c.host_config.get("AutoRemove") and not live.restarting:
             with contextlib.suppress(SkiffError):
                 await self.remove(c, force=True, volumes=True)
 
@@ -590,7 +602,7 @@ class ContainerService:
         if os.path.ismount(c.rootfs):
             with contextlib.suppress(OSError):
                 self.mounter.unmount(c.rootfs, detach=True)
-        mon.remove_files(self.monitor_files(c))
+        _rmtree(self.monitor_files(c).dir)
 
     def _should_restart(self, c: Container) -> bool:
         live = self.live(c)
@@ -695,12 +707,16 @@ class ContainerService:
     async def restart(
         self, c: Container, timeout: int | None = None, sig: str | None = None
     ) -> None:
-        if c.state.status in (RUNNING, PAUSED, RESTARTING):
-            await self.stop(c, timeout, sig)
         live = self.live(c)
-        async with live.lock:
-            if c.state.status not in (RUNNING, PAUSED):
-                await self._start_locked(c)
+        live.restarting = True
+        try:
+            if c.state.status in (RUNNING, PAUSED, RESTARTING):
+                await self.stop(c, timeout, sig)
+            async with live.lock:
+                if c.state.status not in (RUNNING, PAUSED):
+                    await self._start_locked(c)
+        finally:
+            live.restarting = False
         self.publish(c, "restart")
 
     async def pause(self, c: Container) -> None:
@@ -1060,12 +1076,24 @@ def _resolv_conf(hc: dict[str, Any], host_net: bool) -> str:
     return "\n".join(lines) + "\n"
 
 
-def make_init_layer(layer: Path) -> None:
-    layer.mkdir(mode=0o755)
+def ensure_init_layer(layer: Path) -> None:
+    """Makes the shared init layer once (built aside, then renamed into place, so a
+    crash never leaves half of one)."""
+    if layer.is_dir():
+        return
+    tmp = layer.with_name(f".{layer.name}.{os.getpid()}")
+    shutil.rmtree(tmp, ignore_errors=True)
+    tmp.mkdir(mode=0o755)
     for d in INIT_DIRS:
-        (layer / d).mkdir(mode=0o755)
+        (tmp / d).mkdir(mode=0o755)
     for f in INIT_FILES:
-        (layer / f).touch(mode=0o644)
+        (tmp / f).touch(mode=0o644)
+    try:
+        os.rename(tmp, layer)
+    except OSError:
+        shutil.rmtree(tmp, ignore_errors=True)
+        if not layer.is_dir():
+            raise
 
 
 def _name_anonymous_volumes(config: dict[str, Any], host_config: dict[str, Any]) -> None:
@@ -1092,7 +1120,11 @@ def _name_anonymous_volumes(config: dict[str, Any], host_config: dict[str, Any])
 
 
 def _rmtree(path: Path) -> None:
-    shutil.rmtree(path, ignore_errors=True)
+    # Natively, without the GIL: a big writable layer must not stall the daemon.
+    try:
+        _native.remove_tree(path)
+    except OSError:
+        shutil.rmtree(path, ignore_errors=True)
 
 
 def _du(path: Path) -> int:

@@ -61,9 +61,16 @@ class RootfsMounter:
         *,
         upper: Path | None = None,
         work: Path | None = None,
+        volatile: bool = False,
     ) -> None:
         """Mounts the overlay at ``target``; ``lowers`` top first. A read-only view
-        of a single layer is a read-only bind mount instead (overlay needs two)."""
+        of a single layer is a read-only bind mount instead (overlay needs two).
+
+        ``volatile`` (for a writable layer that is thrown away with its container,
+        as podman does for ``--rm``): overlay skips syncing the upper filesystem,
+        so unmounting does not wait for a sync of the whole data disk. The kernel
+        marks such a work dir and refuses to mount it again; that mark is removed
+        first, so a remount (a restart) still works."""
         target.mkdir(parents=True, exist_ok=True)
         if upper is None and len(lowers) == 1:
             _native.bind_mount(lowers[0], target, readonly=True)
@@ -72,7 +79,12 @@ class RootfsMounter:
             if d is not None:
                 d.mkdir(parents=True, exist_ok=True)
         short = [str(self.short_link(layer)) for layer in lowers]
-        _native.mount_overlay(short, target, upper=upper, work=work)
+        options = []
+        if volatile and upper is not None and work is not None:
+            with contextlib.suppress(FileNotFoundError):
+                _native.remove_tree(work / "work" / "incompat" / "volatile")
+            options.append("volatile")
+        _native.mount_overlay(short, target, upper=upper, work=work, options=options)
 
     @staticmethod
     def unmount(target: Path, *, detach: bool = False) -> None:

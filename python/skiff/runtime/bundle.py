@@ -18,7 +18,9 @@ def write_bundle(bundle: Path, config: dict[str, Any]) -> Path:
     """Writes ``config.json`` atomically into ``bundle`` (created if missing)."""
     bundle.mkdir(parents=True, exist_ok=True, mode=0o711)
     tmp = bundle / "config.json.tmp"
-    tmp.write_text(json.dumps(config, indent=1))
+    # Compact: json's C encoder serves only unindented output, and this file is
+    # written on every container start.
+    tmp.write_text(json.dumps(config, separators=(",", ":")))
     os.replace(tmp, bundle / "config.json")
     return bundle
 

@@ -1,9 +1,9 @@
-//! Bindings for overlay mounts.
+//! Bindings for overlay mounts and for removing the trees they leave.
 
 use std::path::PathBuf;
 
 use pyo3::prelude::*;
-use skiff_core::overlay;
+use skiff_core::{overlay, tree};
 
 use crate::gil::detached;
 
@@ -43,8 +43,16 @@ fn unmount(py: Python<'_>, target: PathBuf, detach: bool) -> PyResult<()> {
     detached(py, move || overlay::unmount(&target, detach))
 }
 
+/// Removes `path` and everything under it, never following symbolic links; a path
+/// already gone is fine. Runs without the GIL (a big writable layer takes a while).
+#[pyfunction]
+fn remove_tree(py: Python<'_>, path: PathBuf) -> PyResult<()> {
+    detached(py, move || tree::remove_tree(&path))
+}
+
 pub fn register(m: &Bound<'_, PyModule>) -> PyResult<()> {
     m.add_function(wrap_pyfunction!(mount_overlay, m)?)?;
+    m.add_function(wrap_pyfunction!(remove_tree, m)?)?;
     m.add_function(wrap_pyfunction!(unmount, m)?)?;
     m.add_function(wrap_pyfunction!(bind_mount, m)?)?;
     Ok(())
