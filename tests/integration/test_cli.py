@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 import os
 import subprocess
 import sys
@@ -38,6 +39,21 @@ def test_version_talks_to_the_daemon(skiffd: RunningDaemon) -> None:
     assert f" Version:           {__version__}" in client
     assert server.startswith("Server: Skiff Engine")
     assert "API version:      1.51 (minimum version 1.40)" in server
+
+
+def test_version_format_as_docker_names_the_fields(skiffd: RunningDaemon) -> None:
+    out = run("-H", skiffd.host, "version", "--format", "{{.Server.Version}} {{.Client.Version}}")
+    assert out.returncode == 0, out.stderr
+    assert out.stdout == f"{__version__} {__version__}\n"
+    out = run("-H", skiffd.host, "version", "-f", "{{.Server.ApiVersion}}/{{.Client.Os}}")
+    assert out.stdout == "1.51/linux\n", out.stderr
+    out = run("-H", skiffd.host, "version", "--format", "json")
+    value = json.loads(out.stdout)
+    assert value["Client"]["ApiVersion"] == "1.51" and value["Server"]["ApiVersion"] == "1.51"
+    # No daemon: the client's part, the error, exit 1 (as docker).
+    out = run("-H", "unix:///nonexistent/skiff.sock", "version", "-f", "{{.Client.Version}}")
+    assert out.returncode == 1 and out.stdout == f"{__version__}\n"
+    assert "Cannot connect" in out.stderr and "Traceback" not in out.stderr
 
 
 def test_host_chosen_by_environment(skiffd: RunningDaemon) -> None:

@@ -47,10 +47,43 @@ def _server_lines(info: dict[str, Any]) -> list[str]:
     return lines
 
 
+def _client_info(app: App) -> dict[str, Any]:
+    """The client's half of ``--format``'s value, with docker's field names."""
+    from skiff.daemon.routes.system import goarch
+
+    return {
+        "Platform": {"Name": "Skiff"},
+        "Version": __version__,
+        "ApiVersion": API_VERSION,
+        "DefaultAPIVersion": API_VERSION,
+        "GoVersion": f"python{platform.python_version()}",
+        "Os": "linux",
+        "Arch": goarch(),
+        "Host": str(app.host),
+    }
+
+
 @click.command("version")
+@click.option(
+    "-f", "--format", "fmt", help="Format output using a custom template ('json' or a Go template)."
+)
 @click.pass_obj
-def command(app: App) -> None:
+def command(app: App, fmt: str | None) -> None:
     """Show the Skiff version information."""
+    if fmt:
+        from skiff.cli.formatter import render_one
+
+        value: dict[str, Any] = {"Client": _client_info(app), "Server": None}
+        failed = None
+        try:
+            value["Server"] = app.client.version()
+        except SkiffError as err:
+            failed = err.message
+        click.echo(render_one(value, fmt))
+        if failed is not None:
+            click.echo(failed, err=True)
+            sys.exit(1)
+        return
     click.echo("\n".join(_client_lines(app)))
     try:
         info = app.client.version()
