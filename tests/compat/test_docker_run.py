@@ -399,3 +399,20 @@ def test_restart_of_an_rm_container_mounts_its_volatile_layer_again(
         assert docker_ok(engine, "exec", name, "cat", "/data") == "kept\n"
     finally:
         docker(engine, "rm", "-f", name)
+
+
+def test_copy_and_start_right_after_an_exit_wait_for_its_clean_up(
+    engine: RunningDaemon,
+) -> None:
+    # The exit is reported before the root is unmounted; a copy out of the stopped
+    # container and a new start that come at once must still find it whole.
+    for _ in range(3):
+        name = uname()
+        try:
+            docker_ok(engine, "run", "--name", name, "busybox", "sh", "-c", "echo x > /f")
+            assert docker(engine, "cp", f"{name}:/f", "-").code == 0
+            out = docker_ok(engine, "start", "-a", name)
+            assert out == ""
+            assert docker_ok(engine, "diff", name).splitlines() == ["A /f"]
+        finally:
+            docker(engine, "rm", "-f", name)

@@ -205,6 +205,7 @@ class ArchiveService:
         async with live.lock:
             if live.removed:
                 raise NotFound(f"No such container: {c.id}")
+            await self.containers.settle(c)
             target: Path | None = None
             if self._up(c):  # started before we had the lock
                 root = await asyncio.to_thread(self._open_running, c, mounts)

@@ -174,6 +174,9 @@ class Live:
     stopping: bool = False
     #: a `docker restart` is under way: its stop does not auto-remove (as dockerd)
     restarting: bool = False
+    #: the clean-up after an exit (unmounting the root, the monitor's files), which
+    #: runs on after the exit is reported; whatever touches the root awaits it
+    cleanup: asyncio.Future[None] | None = None
 
 
 def signal_number(sig: str | int | None, default: int = signals.SIGTERM) -> int:
@@ -293,6 +296,14 @@ class ContainerService:
 
     def save(self, c: Container) -> None:
         self.store.save(c)
+
+    async def settle(self, c: Container) -> None:
+        """Waits for the clean-up after the container's last exit (the root
+        unmounted), which runs on after the exit is reported."""
+        cleanup = self.live(c).cleanup
+        if cleanup is not None and not cleanup.done():
+            with contextlib.suppress(Exception):
+                await asyncio.shield(cleanup)
 
     def monitor_files(self, c: Container) -> mon.MonitorFiles:
         return mon.MonitorFiles(self.monitors_root / c.id[:MONITOR_DIR_LEN])
@@ -430,6 +441,7 @@ class ContainerService:
 
     async def _start_locked(self, c: Container) -> None:
         live = self.live(c)
+        await self.settle(c)
         live.stopping = False
         c.manually_stopped = False
         files = self.monitor_files(c)
@@ -579,7 +591,11 @@ class ContainerService:
                 live.health_task = None
                 if c.state.health is not None:
                     c.state.health["Status"] = "unhealthy"
-            await asyncio.to_thread(self._cleanup_after_exit, c)
+            # Waiters learn of the exit now; unmounting the root (which syncs
+            # its filesystem) goes on meanwhile, and a start, remove or copy
+            # awaits it (settle).
+            live.cleanup = asyncio.ensure_future(asyncio.to_thread(self._cleanup_after_exit, c))
+            live.cleanup.add_done_callback(_log_cleanup_failure)
             restart = self._should_restart(c)
             if restart:
                 c.restart_count += 1
@@ -791,6 +807,7 @@ class ContainerService:
             if live.removed:
                 return
             c.state.status = REMOVING
+            await self.settle(c)
             await asyncio.to_thread(self._remove_files, c)
             self.store.delete(c.id)
             with contextlib.suppress(NotFound):
@@ -1117,6 +1134,11 @@ def _name_anonymous_volumes(config: dict[str, Any], host_config: dict[str, Any])
             taken.add(target)
     if mounts:
         host_config["Mounts"] = mounts
+
+
+def _log_cleanup_failure(fut: asyncio.Future[None]) -> None:
+    if not fut.cancelled() and fut.exception() is not None:
+        log.warning("clean-up after a container's exit failed: %s", fut.exception())
 
 
 def _rmtree(path: Path) -> None:

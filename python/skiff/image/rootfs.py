@@ -70,7 +70,8 @@ class RootfsMounter:
         as podman does for ``--rm``): overlay skips syncing the upper filesystem,
         so unmounting does not wait for a sync of the whole data disk. The kernel
         marks such a work dir and refuses to mount it again; that mark is removed
-        first, so a remount (a restart) still works."""
+        before every mount, so a remount (a restart, a copy into the stopped
+        container) still works."""
         target.mkdir(parents=True, exist_ok=True)
         if upper is None and len(lowers) == 1:
             _native.bind_mount(lowers[0], target, readonly=True)
@@ -80,10 +81,11 @@ class RootfsMounter:
                 d.mkdir(parents=True, exist_ok=True)
         short = [str(self.short_link(layer)) for layer in lowers]
         options = []
-        if volatile and upper is not None and work is not None:
-            with contextlib.suppress(FileNotFoundError):
-                _native.remove_tree(work / "work" / "incompat" / "volatile")
-            options.append("volatile")
+        if upper is not None and work is not None:
+            # Left by an earlier volatile mount of this layer (any mount refuses it).
+            _native.remove_tree(work / "work" / "incompat" / "volatile")
+            if volatile:
+                options.append("volatile")
         _native.mount_overlay(short, target, upper=upper, work=work, options=options)
 
     @staticmethod
