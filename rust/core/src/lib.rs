@@ -9,6 +9,7 @@ pub mod diff;
 pub mod digest;
 pub mod error;
 pub mod overlay;
+pub mod spawn;
 pub mod tree;
 pub mod unpack;
 

@@ -8,6 +8,7 @@ mod digest;
 mod errors;
 mod gil;
 mod overlay;
+mod spawn;
 mod unpack;
 
 use pyo3::prelude::*;
@@ -19,5 +20,6 @@ fn _native(m: &Bound<'_, PyModule>) -> PyResult<()> {
     unpack::register(m)?;
     diff::register(m)?;
     overlay::register(m)?;
+    spawn::register(m)?;
     Ok(())
 }
