@@ -90,6 +90,13 @@ def mount_overlay(
 def unmount(target: str | os.PathLike[str], *, detach: bool = False) -> None:
     """Unmounts ``target``; not mounted is fine."""
 
+def spawn_detached(
+    argv: Sequence[str | os.PathLike[str]], stdout_fd: int, stderr_path: str | os.PathLike[str]
+) -> int:
+    """Starts ``argv`` in its own process group, from ``/``, stdin on /dev/null,
+    stdout on a duplicate of ``stdout_fd``, stderr appended to ``stderr_path``,
+    without the GIL; its pid (the caller reaps it)."""
+
 def remove_tree(path: str | os.PathLike[str]) -> None:
     """Removes ``path`` and everything under it without following symbolic links
     (without the GIL); a path already gone is fine."""
