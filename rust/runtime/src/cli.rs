@@ -32,6 +32,10 @@ pub struct CreateOpts {
     pub no_pivot: bool,
     pub no_new_keyring: bool,
     pub preserve_fds: u32,
+    /// Not a command-line option: for a caller that runs `create` in its own
+    /// process (skiff-monitor), the fds the container's init takes as its 0, 1 and
+    /// 2. None: init keeps the ones it inherits (the runtime's own, under the CLI).
+    pub stdio: Option<[std::os::fd::RawFd; 3]>,
 }
 
 #[derive(Debug, Clone, Default)]

@@ -14,7 +14,7 @@
 //! parent -> child  "start"   (run only) start now, without the exec fifo
 //! ```
 
-use std::os::fd::{AsRawFd, OwnedFd};
+use std::os::fd::{AsRawFd, OwnedFd, RawFd};
 use std::path::PathBuf;
 
 use crate::error::{Error, Result};
@@ -42,11 +42,26 @@ pub struct Init {
     pub create_container: Vec<Hook>,
     pub start_container: Vec<Hook>,
     pub state: State,
+    /// The fds to make init's stdio first (see `CreateOpts::stdio`).
+    pub stdio: Option<[RawFd; 3]>,
 }
 
 /// Runs in the child. Never returns.
 pub fn run(init: Init, sync: OwnedFd) -> ! {
-    let code = match setup_and_wait(&init, &sync) {
+    // The parent may be a long-lived process that blocks signals for a signalfd
+    // (skiff-monitor): its mask is not the container's. (Ignored signals are reset
+    // right before execve, see ProcessPlan::exec.)
+    // SAFETY: an empty set is valid; sigprocmask only changes this process.
+    unsafe {
+        let mut set: libc::sigset_t = std::mem::zeroed();
+        libc::sigemptyset(&mut set);
+        libc::sigprocmask(libc::SIG_SETMASK, &set, std::ptr::null_mut());
+    }
+    let stdio = match init.stdio {
+        Some(fds) => take_stdio(fds).map(|()| close_callers_fds(&init, &sync)),
+        None => Ok(()),
+    };
+    let code = match stdio.and_then(|()| setup_and_wait(&init, &sync)) {
         Ok(exe) => {
             let err = init.process.exec(&exe);
             eprintln!("skiff-runtime: {err}");
@@ -64,6 +79,70 @@ pub fn run(init: Init, sync: OwnedFd) -> ! {
     // SAFETY: leave without running destructors or atexit handlers of the parent's
     // copy of the address space.
     unsafe { libc::_exit(code) }
+}
+
+/// Makes `fds` this process's 0, 1 and 2 (dup2 clears close-on-exec on them).
+fn take_stdio(fds: [RawFd; 3]) -> Result<()> {
+    let mut src = fds;
+    for fd in src.iter_mut() {
+        if *fd < 3 {
+            // One of 0..2 itself: copied out of the way first, so that an earlier
+            // dup2 cannot replace it. (The copy is close-on-exec.)
+            // SAFETY: fcntl on an fd we were given.
+            *fd = unsafe { libc::fcntl(*fd, libc::F_DUPFD_CLOEXEC, 3) };
+            if *fd < 0 {
+                return Err(Error::last("dup the container's stdio"));
+            }
+        }
+    }
+    for (target, &fd) in src.iter().enumerate() {
+        // SAFETY: plain dup2 onto the stdio descriptors.
+        if unsafe { libc::dup2(fd, target as RawFd) } < 0 {
+            return Err(Error::last("dup the container's stdio"));
+        }
+    }
+    Ok(())
+}
+
+/// Closes every fd from 3 up but init's own (and the `preserve_fds` ones). A
+/// caller that runs `create` in its own process (skiff-monitor) has fds of its own:
+/// close-on-exec, but open in init until it execs, which may be long after (init
+/// waits for `start`). A pipe the caller's caller reads to its end must not stay
+/// open here meanwhile.
+fn close_callers_fds(init: &Init, sync: &OwnedFd) {
+    let mut keep: Vec<RawFd> = vec![sync.as_raw_fd()];
+    keep.extend(init.console.iter().chain(&init.fifo).map(|f| f.as_raw_fd()));
+    keep.extend(init.ns.join.iter().map(|(_, f, _)| f.as_raw_fd()));
+    keep.extend((3..).take(init.process.preserve_fds as usize));
+    keep.sort_unstable();
+    let mut from: RawFd = 3;
+    for k in keep.into_iter().filter(|&k| k >= 3) {
+        if k > from {
+            close_range(from, k - 1);
+        }
+        from = from.max(k + 1);
+    }
+    close_range(from, RawFd::MAX);
+}
+
+/// Closes the fds from `lo` to `hi`.
+fn close_range(lo: RawFd, hi: RawFd) {
+    // SAFETY: the fds in the range belong to the caller's copy of its process,
+    // which this child never uses.
+    if unsafe { libc::syscall(libc::SYS_close_range, lo as u32, hi as u32, 0) } == 0 {
+        return;
+    }
+    // Kernels before 5.9: what /proc says is open.
+    let open: Vec<RawFd> = std::fs::read_dir("/proc/self/fd")
+        .into_iter()
+        .flatten()
+        .flatten()
+        .filter_map(|e| e.file_name().to_str()?.parse().ok())
+        .collect();
+    for fd in open.into_iter().filter(|fd| (lo..=hi).contains(fd)) {
+        // SAFETY: as above.
+        unsafe { libc::close(fd) };
+    }
 }
 
 /// What the parent wraps in its own `Error::Init`: without a second prefix.

@@ -205,9 +205,17 @@ impl ProcessPlan {
         argv.push(std::ptr::null());
         let mut envp: Vec<*const libc::c_char> = self.env.iter().map(|e| e.as_ptr()).collect();
         envp.push(std::ptr::null());
-        // SAFETY: argv and envp are null-terminated arrays of valid C strings.
-        unsafe { libc::execve(path.as_ptr(), argv.as_ptr(), envp.as_ptr()) };
-        Error::last(format!("exec {:?}", path))
+        // An ignored signal stays ignored across execve, and Rust programs (the
+        // runtime, skiff-monitor) ignore SIGPIPE: the process gets the default.
+        // SAFETY: signal with a valid disposition; execve with null-terminated
+        // arrays of valid C strings.
+        unsafe {
+            let old = libc::signal(libc::SIGPIPE, libc::SIG_DFL);
+            libc::execve(path.as_ptr(), argv.as_ptr(), envp.as_ptr());
+            let err = Error::last(format!("exec {:?}", path));
+            libc::signal(libc::SIGPIPE, old);
+            err
+        }
     }
 
     pub fn load_seccomp(&self) -> Result<()> {

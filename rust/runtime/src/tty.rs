@@ -93,7 +93,8 @@ pub fn send_fd(sock: &OwnedFd, fd: RawFd) -> Result<()> {
     };
     // SAFETY: CMSG_SPACE is a pure computation.
     let space = unsafe { libc::CMSG_SPACE(std::mem::size_of::<RawFd>() as u32) } as usize;
-    let mut cbuf = vec![0u8; space];
+    // u64s: the control buffer must be aligned for a cmsghdr.
+    let mut cbuf = vec![0u64; space.div_ceil(8)];
     let mut msg: libc::msghdr = unsafe { std::mem::zeroed() };
     msg.msg_iov = &mut iov;
     msg.msg_iovlen = 1;

@@ -247,15 +247,27 @@ fn read_own_cgroup() -> Result<String> {
     cached(&OWN_CGROUP, "/proc/self/cgroup")
 }
 
-static MOUNTINFO: std::sync::OnceLock<String> = std::sync::OnceLock::new();
-static OWN_CGROUP: std::sync::OnceLock<String> = std::sync::OnceLock::new();
+type Cache = std::sync::Mutex<Option<String>>;
 
-fn cached(cell: &'static std::sync::OnceLock<String>, path: &str) -> Result<String> {
-    if let Some(text) = cell.get() {
+static MOUNTINFO: Cache = Cache::new(None);
+static OWN_CGROUP: Cache = Cache::new(None);
+
+fn cached(cell: &'static Cache, path: &str) -> Result<String> {
+    let mut slot = cell.lock().unwrap_or_else(|e| e.into_inner());
+    if let Some(text) = &*slot {
         return Ok(text.clone());
     }
     let text = fs::read_to_string(path).ctx(|| format!("read {path}"))?;
-    Ok(cell.get_or_init(|| text).clone())
+    Ok(slot.insert(text).clone())
+}
+
+/// Forgets what was read once (mountinfo, the process's own cgroup): for a caller
+/// that lives on after a command (skiff-monitor), which would otherwise keep it
+/// for as long as the container runs.
+pub fn forget_cached() {
+    for cell in [&MOUNTINFO, &OWN_CGROUP] {
+        *cell.lock().unwrap_or_else(|e| e.into_inner()) = None;
+    }
 }
 
 /// Undoes the kernel's octal escapes (`\040` for a space, ...).

@@ -224,25 +224,41 @@ pub fn create(g: &Global, o: &CreateOpts, run_mode: bool) -> Result<Created> {
         state: state.clone(),
         mounts: mount_plan,
         ns,
+        stdio: o.stdio,
     };
 
     // A pid namespace given by path is entered before the clone: setns(CLONE_NEWPID)
-    // applies to children.
+    // applies to children. Only for this clone: a caller that lives on (skiff-monitor)
+    // gets its own back.
+    let mut pid_ns = None;
     for (flag, fd, path) in &init.ns.join {
         if *flag == libc::CLONE_NEWPID {
+            pid_ns.get_or_insert(PidNsRestore(sys::open(
+                Path::new("/proc/self/ns/pid"),
+                libc::O_RDONLY,
+                0,
+            )?));
             namespaces::setns(fd, *flag, path)?;
         }
     }
     let (parent_sync, child_sync) = sys::socketpair()?;
     let cgroup_fd = cgroup.v2_dir_fd();
-    let (pid, in_cgroup) = clone_child(
+    let cloned = clone_child(
         init.ns.clone_flags,
         cgroup_fd.as_ref().map(|f| f.as_raw_fd()),
-    )?;
-    if pid == 0 {
+    );
+    if let Ok((0, _)) = cloned {
         drop(parent_sync);
-        init::run(init, child_sync);
+        // A panic must not unwind into the caller's code in this copy of its
+        // process (skiff-monitor's event loop, say): leave.
+        let _ = std::panic::catch_unwind(std::panic::AssertUnwindSafe(move || {
+            init::run(init, child_sync);
+        }));
+        // SAFETY: leave the child without running the parent's destructors.
+        unsafe { libc::_exit(1) };
     }
+    drop(pid_ns);
+    let (pid, in_cgroup) = cloned?;
     undo.pid = pid;
     drop(child_sync);
     drop(init);
@@ -321,6 +337,17 @@ pub fn create(g: &Global, o: &CreateOpts, run_mode: bool) -> Result<Created> {
         sync: parent_sync,
         spec,
     })
+}
+
+/// Puts the caller back in its own pid namespace for children (setns to the
+/// process's active pid namespace is always allowed).
+struct PidNsRestore(OwnedFd);
+
+impl Drop for PidNsRestore {
+    fn drop(&mut self) {
+        // SAFETY: a valid pid namespace fd.
+        unsafe { libc::setns(self.0.as_raw_fd(), libc::CLONE_NEWPID) };
+    }
 }
 
 /// The config's device rules, then (winning, as in runc) the devices every

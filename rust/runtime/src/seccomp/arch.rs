@@ -144,14 +144,14 @@ impl Arch {
         }
     }
 
-    fn table(self) -> &'static [(&'static str, u32)] {
+    fn table(self) -> &'static [Entry] {
         match self {
-            Arch::X86_64 => table_x86_64::X86_64,
-            Arch::X86 => table_x86::X86,
-            Arch::X32 => table_x32::X32,
-            Arch::Aarch64 => table_aarch64::AARCH64,
-            Arch::Arm => table_arm::ARM,
-            Arch::Riscv64 => table_riscv64::RISCV64,
+            Arch::X86_64 => &X86_64_TABLE,
+            Arch::X86 => &X86_TABLE,
+            Arch::X32 => &X32_TABLE,
+            Arch::Aarch64 => &AARCH64_TABLE,
+            Arch::Arm => &ARM_TABLE,
+            Arch::Riscv64 => &RISCV64_TABLE,
         }
     }
 
@@ -159,8 +159,10 @@ impl Arch {
     /// seccomp_data.nr), or None if it has no such call.
     pub fn syscall(self, name: &str) -> Option<u32> {
         let table = self.table();
-        let i = table.binary_search_by(|(n, _)| (*n).cmp(name)).ok()?;
-        let nr = table[i].1;
+        let i = table
+            .binary_search_by(|e| e.name().cmp(name.as_bytes()))
+            .ok()?;
+        let nr = table[i].nr;
         Some(if self == Arch::X32 {
             nr | X32_SYSCALL_BIT
         } else {
@@ -170,6 +172,62 @@ impl Arch {
 
     #[cfg(test)]
     pub(super) fn table_for_test(self) -> &'static [(&'static str, u32)] {
-        self.table()
+        match self {
+            Arch::X86_64 => table_x86_64::X86_64,
+            Arch::X86 => table_x86::X86,
+            Arch::X32 => table_x32::X32,
+            Arch::Aarch64 => table_aarch64::AARCH64,
+            Arch::Arm => table_arm::ARM,
+            Arch::Riscv64 => table_riscv64::RISCV64,
+        }
     }
 }
+
+/// The longest system call name (sched_rr_get_interval_time64).
+const NAME_MAX: usize = 28;
+
+/// One system call of a table: its name, NUL-padded, and its number. The tables
+/// (table_*.rs) are written as `(&str, u32)` pairs, but a static of those needs one
+/// relocation per entry in a position-independent executable: 2,300 entries, some
+/// 55 KiB written at every start of the runtime, and kept as private memory for the
+/// whole life of skiff-monitor, which links the runtime. These are plain read-only
+/// data, packed from the pairs at compile time.
+#[derive(Clone, Copy)]
+struct Entry {
+    name: [u8; NAME_MAX],
+    nr: u32,
+}
+
+impl Entry {
+    fn name(&self) -> &[u8] {
+        let len = self.name.iter().position(|&b| b == 0).unwrap_or(NAME_MAX);
+        &self.name[..len]
+    }
+}
+
+const fn pack<const N: usize>(src: &[(&str, u32)]) -> [Entry; N] {
+    let mut out = [Entry {
+        name: [0; NAME_MAX],
+        nr: 0,
+    }; N];
+    let mut i = 0;
+    while i < N {
+        let name = src[i].0.as_bytes();
+        assert!(name.len() <= NAME_MAX, "a system call name is too long");
+        let mut j = 0;
+        while j < name.len() {
+            out[i].name[j] = name[j];
+            j += 1;
+        }
+        out[i].nr = src[i].1;
+        i += 1;
+    }
+    out
+}
+
+static X86_64_TABLE: [Entry; table_x86_64::X86_64.len()] = pack(table_x86_64::X86_64);
+static X86_TABLE: [Entry; table_x86::X86.len()] = pack(table_x86::X86);
+static X32_TABLE: [Entry; table_x32::X32.len()] = pack(table_x32::X32);
+static AARCH64_TABLE: [Entry; table_aarch64::AARCH64.len()] = pack(table_aarch64::AARCH64);
+static ARM_TABLE: [Entry; table_arm::ARM.len()] = pack(table_arm::ARM);
+static RISCV64_TABLE: [Entry; table_riscv64::RISCV64.len()] = pack(table_riscv64::RISCV64);

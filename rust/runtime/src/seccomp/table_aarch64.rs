@@ -4,7 +4,7 @@
 //! added up to Linux 6.17 (cachestat 451 ... file_setattr 469) appended by hand.
 //! Sorted by name, for binary search.
 
-pub(super) static AARCH64: &[(&str, u32)] = &[
+pub(super) const AARCH64: &[(&str, u32)] = &[
     ("accept", 202),
     ("accept4", 242),
     ("acct", 89),

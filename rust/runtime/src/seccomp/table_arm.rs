@@ -4,7 +4,7 @@
 //! added up to Linux 6.17 (cachestat 451 ... file_setattr 469) appended by hand.
 //! Sorted by name, for binary search.
 
-pub(super) static ARM: &[(&str, u32)] = &[
+pub(super) const ARM: &[(&str, u32)] = &[
     ("_llseek", 140),
     ("_newselect", 142),
     ("_sysctl", 149),

@@ -5,7 +5,7 @@
 //! added up to Linux 6.17 (cachestat 451 ... file_setattr 469) appended by hand.
 //! Sorted by name, for binary search.
 
-pub(super) static X32: &[(&str, u32)] = &[
+pub(super) const X32: &[(&str, u32)] = &[
     ("accept", 43),
     ("accept4", 288),
     ("access", 21),

@@ -4,7 +4,7 @@
 //! added up to Linux 6.17 (cachestat 451 ... file_setattr 469, uretprobe 335) appended by hand.
 //! Sorted by name, for binary search.
 
-pub(super) static X86_64: &[(&str, u32)] = &[
+pub(super) const X86_64: &[(&str, u32)] = &[
     ("_sysctl", 156),
     ("accept", 43),
     ("accept4", 288),

@@ -9,7 +9,7 @@
 //!               --exit-file FILE --socket PATH [--terminal] [--stdin]
 //!               [--log-max-size BYTES] [--log-max-files N] [--sync-fd N]
 //!               [--pid-file FILE] [--runtime-arg ARG]... [--no-daemonize]
-//!               [--delete-on-exit] [--start]
+//!               [--delete-on-exit] [--start] [--builtin-runtime | --exec-runtime]
 //! ```
 //!
 //! What it does, in order:
@@ -28,9 +28,17 @@
 //!    With `--start` it then runs the runtime's `start` too (for a caller with
 //!    nothing to attach before the process runs; a failed start deletes the
 //!    container and is reported like a failed create).
+//!    When the runtime is skiff-runtime itself, `create`, `start` and `delete` run
+//!    in this process instead, through skiff-runtime's library (runtime.rs): no
+//!    process start-up per verb, and the container's init is the monitor's own
+//!    child, its stdio the same. That is when `--runtime` names the skiff-runtime
+//!    beside this monitor's executable (the same file), or with
+//!    `--builtin-runtime`; `--exec-runtime` always runs the binary. Any other
+//!    runtime (runc, crun) runs as a child process, as above.
 //! 5. Writes one line to `--sync-fd` and closes it: `{"pid": INIT, "monitor_pid":
 //!    PID}` once the runtime succeeded, or `{"error": "MESSAGE"}` (the last
-//!    error `msg` of the runtime's log, else its stderr, else its exit status).
+//!    error `msg` of the runtime's log, else its stderr, else its exit status; in
+//!    process, the library's error, logged to the runtime log all the same).
 //! 6. Serves (poll): output goes to the log and to attached clients; client input
 //!    goes to the container's stdin.
 //! 7. When init exits (SIGCHLD; every orphan is reaped, only init's status counts)
@@ -73,11 +81,12 @@ mod json;
 mod logfile;
 mod mem;
 mod monitor;
+mod runtime;
 mod sys;
 #[cfg(test)]
 mod tests;
 
-use std::ffi::{CString, OsStr, OsString};
+use std::ffi::{OsStr, OsString};
 use std::io;
 use std::os::fd::{AsRawFd, OwnedFd, RawFd};
 use std::os::unix::ffi::OsStrExt;
@@ -86,11 +95,14 @@ use std::path::{Path, PathBuf};
 use logfile::{Lines, LogFile};
 use monitor::{Init, Monitor, Output};
 
+#[global_allocator]
+static ALLOC: mem::Alloc = mem::Alloc;
+
 const USAGE: &str =
     "usage: skiff-monitor --id ID --bundle DIR --runtime PATH [--runtime-root DIR] \
 --log FILE --exit-file FILE --socket PATH [--terminal] [--stdin] [--log-max-size BYTES] \
 [--log-max-files N] [--sync-fd N] [--pid-file FILE] [--runtime-arg ARG]... [--no-daemonize] \
-[--delete-on-exit] [--start]\n";
+[--delete-on-exit] [--start] [--builtin-runtime | --exec-runtime]\n";
 
 fn main() {
     std::process::exit(run(std::env::args_os().skip(1).collect()));
@@ -115,6 +127,8 @@ struct Args {
     no_daemonize: bool,
     delete_on_exit: bool,
     start: bool,
+    builtin_runtime: bool,
+    exec_runtime: bool,
 }
 
 impl Args {
@@ -142,6 +156,8 @@ impl Args {
                 "--no-daemonize" => flag(&mut a.no_daemonize)?,
                 "--delete-on-exit" => flag(&mut a.delete_on_exit)?,
                 "--start" => flag(&mut a.start)?,
+                "--builtin-runtime" => flag(&mut a.builtin_runtime)?,
+                "--exec-runtime" => flag(&mut a.exec_runtime)?,
                 _ => {
                     let value = match inline {
                         Some(v) => OsStr::from_bytes(v).to_os_string(),
@@ -208,12 +224,32 @@ impl Args {
         if a.socket.parent().is_none() {
             return Err("--socket must name a file".into());
         }
+        if a.builtin_runtime && a.exec_runtime {
+            return Err("--builtin-runtime and --exec-runtime exclude each other".into());
+        }
         Ok(a)
     }
 
     /// The directory of the attach socket, where the monitor's other files go.
     fn dir(&self) -> &Path {
         self.socket.parent().unwrap_or(Path::new("/"))
+    }
+
+    /// `--pid-file`, by default `<sockdir>/init.pid`.
+    fn pid_file(&self) -> PathBuf {
+        self.pid_file
+            .clone()
+            .unwrap_or_else(|| self.dir().join("init.pid"))
+    }
+
+    /// The console socket (`<sockdir>/console.sock`) with `--terminal`.
+    fn console(&self) -> Option<PathBuf> {
+        self.terminal.then(|| self.dir().join("console.sock"))
+    }
+
+    /// Whether the runtime's verbs run in this process (see runtime.rs).
+    fn builtin(&self) -> bool {
+        !self.exec_runtime && (self.builtin_runtime || runtime::is_ours(&self.runtime))
     }
 }
 
@@ -355,20 +391,15 @@ fn start(args: &Args) -> Result<(Monitor, libc::pid_t), String> {
             return Err(err("PR_SET_CHILD_SUBREAPER", io::Error::last_os_error()));
         }
     }
-    let dir = args.dir();
     let listener = sys::listen_unix(&args.socket, 0o600)
         .map_err(|e| err(&format!("attach socket {}", args.socket.display()), e))?;
     let log = LogFile::open(&args.log, args.log_max_size, args.log_max_files)
         .map_err(|e| err(&format!("log {}", args.log.display()), e))?;
 
-    let pid_file = args
-        .pid_file
-        .clone()
-        .unwrap_or_else(|| dir.join("init.pid"));
+    let pid_file = args.pid_file();
     let _ = std::fs::remove_file(&pid_file);
-    let runtime_log = dir.join("runtime.log");
-    let log_offset = std::fs::metadata(&runtime_log).map_or(0, |m| m.len());
-    let console_path = dir.join("console.sock");
+    let console_path = args.console();
+    let mut runtime = runtime::Runtime::new(args, args.builtin())?;
 
     // The runtime's stdio, and our ends of it.
     let null = |flags| sys::open(Path::new("/dev/null"), flags, 0).map_err(|e| err("/dev/null", e));
@@ -379,8 +410,8 @@ fn start(args: &Args) -> Result<(Monitor, libc::pid_t), String> {
         Option<OwnedFd>,
         OwnedFd,
     );
-    if args.terminal {
-        let l = sys::listen_unix(&console_path, 0o600)
+    if let Some(console_path) = &console_path {
+        let l = sys::listen_unix(console_path, 0o600)
             .map_err(|e| err(&format!("console socket {}", console_path.display()), e))?;
         let (r, w) = sys::pipe().map_err(|e| err("pipe", e))?;
         stdio = [
@@ -403,56 +434,20 @@ fn start(args: &Args) -> Result<(Monitor, libc::pid_t), String> {
         (console, outputs, stdin, captured) = (None, vec![out_r, err_r], in_w, err_dup);
     }
 
-    let mut argv: Vec<&OsStr> = vec![args.runtime.as_os_str()];
-    if let Some(root) = &args.runtime_root {
-        argv.extend([OsStr::new("--root"), root.as_os_str()]);
-    }
-    argv.extend([
-        OsStr::new("--log"),
-        runtime_log.as_os_str(),
-        OsStr::new("--log-format"),
-        OsStr::new("json"),
-    ]);
-    argv.extend(args.runtime_args.iter().map(OsString::as_os_str));
-    argv.extend([
-        OsStr::new("create"),
-        OsStr::new("--bundle"),
-        args.bundle.as_os_str(),
-        OsStr::new("--pid-file"),
-        pid_file.as_os_str(),
-    ]);
-    if console.is_some() {
-        argv.extend([OsStr::new("--console-socket"), console_path.as_os_str()]);
-    }
-    argv.push(&args.id);
-
-    let runtime_pid = spawn(&argv, &stdio)?;
+    let created = runtime.create(args, &stdio, &captured);
     drop(stdio);
-    let status = loop {
-        match sys::waitpid(runtime_pid, 0) {
-            Ok(Some((_, st))) => break st,
-            Ok(None) => continue,
-            Err(e) => return Err(err("waiting for the runtime", e)),
-        }
-    };
+    drop(captured);
     let master = console.and_then(|l| {
         let got = sys::accept(l.as_raw_fd())
             .ok()
             .flatten()
             .and_then(|c| sys::recv_fd(c.as_raw_fd()).ok().flatten());
-        let _ = std::fs::remove_file(&console_path);
+        if let Some(path) = &console_path {
+            let _ = std::fs::remove_file(path);
+        }
         got
     });
-    if status != 0 {
-        return Err(runtime_error(&runtime_log, log_offset, &captured, status));
-    }
-    drop(captured);
-    let text = std::fs::read_to_string(&pid_file)
-        .map_err(|e| err(&format!("pid file {}", pid_file.display()), e))?;
-    let pid: libc::pid_t = match text.trim().parse() {
-        Ok(p) if p > 0 => p,
-        _ => return Err(format!("pid file {}: bad pid {text:?}", pid_file.display())),
-    };
+    let pid = created?;
     let (outputs, stdin) = match (args.terminal, master) {
         (true, None) => return Err("the runtime sent no pty master to the console socket".into()),
         (true, Some(m)) => {
@@ -477,18 +472,19 @@ fn start(args: &Args) -> Result<(Monitor, libc::pid_t), String> {
             lines: Lines::new(),
         })
         .collect();
-    let on_exit = args
-        .delete_on_exit
-        .then(|| runtime_command(args, &runtime_log, &["delete", "--force"]));
-    let start_cmd = (!args.start).then(|| {
-        let offset = std::fs::metadata(&runtime_log).map_or(0, |m| m.len());
-        let argv = runtime_command(args, &runtime_log, &["start"]);
-        (argv, runtime_log.clone(), offset)
-    });
+    // Before start: an init that is not our child could be gone right after.
+    let init = watch_init(pid);
+    if args.start {
+        if let Err(msg) = runtime.start() {
+            runtime.delete();
+            return Err(msg);
+        }
+    }
     let monitor = Monitor {
         sigfd,
-        on_exit,
-        start_cmd,
+        runtime,
+        delete_on_exit: args.delete_on_exit,
+        startable: !args.start,
         listener,
         socket_path: args.socket.clone(),
         exit_file: args.exit_file.clone(),
@@ -496,154 +492,13 @@ fn start(args: &Args) -> Result<(Monitor, libc::pid_t), String> {
         outputs,
         stdin,
         log,
-        init: watch_init(pid),
+        init,
         clients: Vec::new(),
         stdin_pending: Vec::new(),
         stdin_close: false,
         shrink_soon: true,
     };
-    if args.start {
-        let status = run_quiet(&runtime_command(args, &runtime_log, &["start"]))?;
-        if status != 0 {
-            let msg = last_log_msg(&runtime_log, log_offset)
-                .unwrap_or_else(|| format!("runtime start exited with status {status}"));
-            let _ = run_quiet(&runtime_command(args, &runtime_log, &["delete", "--force"]));
-            return Err(msg);
-        }
-    }
     Ok((monitor, pid))
-}
-
-/// `RUNTIME [--root DIR] --log FILE --log-format json [ARG...] VERB... ID`.
-fn runtime_command(args: &Args, log: &Path, verb: &[&str]) -> Vec<OsString> {
-    let mut argv: Vec<OsString> = vec![args.runtime.clone().into_os_string()];
-    if let Some(root) = &args.runtime_root {
-        argv.extend([OsString::from("--root"), root.clone().into_os_string()]);
-    }
-    argv.extend([
-        OsString::from("--log"),
-        log.as_os_str().to_os_string(),
-        OsString::from("--log-format"),
-        OsString::from("json"),
-    ]);
-    argv.extend(args.runtime_args.iter().cloned());
-    argv.extend(verb.iter().map(OsString::from));
-    argv.push(args.id.clone());
-    argv
-}
-
-/// Runs `argv` with /dev/null as stdio and waits for it; its exit status.
-fn run_quiet(argv: &[OsString]) -> Result<i32, String> {
-    let null = |flags| sys::open(Path::new("/dev/null"), flags, 0).map_err(|e| e.to_string());
-    let stdio = [
-        null(libc::O_RDONLY)?,
-        null(libc::O_WRONLY)?,
-        null(libc::O_WRONLY)?,
-    ];
-    let argv: Vec<&OsStr> = argv.iter().map(OsString::as_os_str).collect();
-    let pid = spawn(&argv, &stdio)?;
-    loop {
-        match sys::waitpid(pid, 0) {
-            Ok(Some((_, st))) => return Ok(st),
-            Ok(None) => continue,
-            Err(e) => return Err(format!("waitpid: {e}")),
-        }
-    }
-}
-
-/// Forks and execs the runtime with `stdio` as its fds 0, 1, 2, its signal mask and
-/// dispositions reset. Exec failures come back through a close-on-exec pipe.
-fn spawn(argv: &[&OsStr], stdio: &[OwnedFd; 3]) -> Result<libc::pid_t, String> {
-    let cargs: Vec<CString> = argv
-        .iter()
-        .map(|a| CString::new(a.as_bytes()).map_err(|_| "NUL in an argument".to_string()))
-        .collect::<Result<_, _>>()?;
-    let mut ptrs: Vec<*const libc::c_char> = cargs.iter().map(|a| a.as_ptr()).collect();
-    ptrs.push(std::ptr::null());
-    let fds = [
-        stdio[0].as_raw_fd(),
-        stdio[1].as_raw_fd(),
-        stdio[2].as_raw_fd(),
-    ];
-    let search = !argv[0].as_bytes().contains(&b'/');
-    let (err_r, err_w) = sys::pipe().map_err(|e| format!("pipe: {e}"))?;
-    // SAFETY: the process is single-threaded; the child only makes async-signal-safe
-    // calls on memory prepared before the fork.
-    let pid = unsafe { libc::fork() };
-    if pid < 0 {
-        return Err(format!("fork: {}", io::Error::last_os_error()));
-    }
-    if pid == 0 {
-        // SAFETY: see above.
-        unsafe {
-            let mut set: libc::sigset_t = std::mem::zeroed();
-            libc::sigemptyset(&mut set);
-            libc::sigprocmask(libc::SIG_SETMASK, &set, std::ptr::null_mut());
-            libc::signal(libc::SIGPIPE, libc::SIG_DFL);
-            for (target, &fd) in fds.iter().enumerate() {
-                libc::dup2(fd, target as RawFd); // clears close-on-exec on the copy
-            }
-            if search {
-                libc::execvp(ptrs[0], ptrs.as_ptr());
-            } else {
-                libc::execv(ptrs[0], ptrs.as_ptr());
-            }
-            let e = sys::errno().to_ne_bytes();
-            libc::write(err_w.as_raw_fd(), e.as_ptr().cast(), e.len());
-            libc::_exit(127);
-        }
-    }
-    drop(err_w);
-    let mut e = [0u8; 4];
-    if sys::read(err_r.as_raw_fd(), &mut e).unwrap_or(0) == 4 {
-        let _ = sys::waitpid(pid, 0);
-        let e = io::Error::from_raw_os_error(i32::from_ne_bytes(e));
-        return Err(format!("cannot run {}: {e}", argv[0].to_string_lossy()));
-    }
-    Ok(pid)
-}
-
-/// Why `create` failed: the last error `msg` the runtime logged (since `offset`),
-/// else the last line of what it printed, else how it ended.
-fn runtime_error(log: &Path, offset: u64, captured: &OwnedFd, status: i32) -> String {
-    if let Some(msg) = last_log_msg(log, offset) {
-        return msg;
-    }
-    let _ = sys::set_nonblock(captured.as_raw_fd());
-    let mut buf = vec![0u8; 8192];
-    let n = sys::read(captured.as_raw_fd(), &mut buf).unwrap_or(0);
-    let text = String::from_utf8_lossy(&buf[..n]);
-    if let Some(line) = text.lines().map(str::trim).rfind(|l| !l.is_empty()) {
-        return line.to_string();
-    }
-    match monitor::decode_status(status) {
-        (_, Some(sig)) => format!("runtime killed by signal {sig}"),
-        (code, None) => format!("runtime exited with status {code}"),
-    }
-}
-
-/// The `msg` of the last error-level line of a JSON runtime log (or of the last
-/// line with a `msg` at all), reading at most the last 64 KiB after `offset`.
-fn last_log_msg(log: &Path, offset: u64) -> Option<String> {
-    use std::io::{Read, Seek, SeekFrom};
-    let mut f = std::fs::File::open(log).ok()?;
-    let len = f.metadata().ok()?.len();
-    let from = offset.max(len.saturating_sub(64 * 1024));
-    f.seek(SeekFrom::Start(from)).ok()?;
-    let mut data = Vec::new();
-    f.take(64 * 1024).read_to_end(&mut data).ok()?;
-    let mut any = None;
-    for line in data.split(|&b| b == b'\n').rev() {
-        let Some(msg) = json::string_field(line, "msg") else {
-            continue;
-        };
-        let level = json::string_field(line, "level");
-        if matches!(level.as_deref(), Some("error" | "fatal" | "panic")) {
-            return Some(msg);
-        }
-        any.get_or_insert(msg);
-    }
-    any
 }
 
 /// How to learn that init ended: as our child normally; through a pidfd when the

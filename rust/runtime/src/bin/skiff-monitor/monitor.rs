@@ -8,6 +8,7 @@ use std::path::PathBuf;
 use crate::json;
 use crate::logfile::{Lines, LogFile};
 use crate::mem;
+use crate::runtime::Runtime;
 use crate::sys;
 
 /// Attach clients served at once; more are turned away.
@@ -38,11 +39,13 @@ pub enum Init {
 
 pub struct Monitor {
     pub sigfd: OwnedFd,
-    /// Run after the output is drained and before the exit file (`--delete-on-exit`).
-    pub on_exit: Option<Vec<std::ffi::OsString>>,
-    /// The runtime's `start` for the `start` command, with the runtime log and the
-    /// offset its new lines begin at (None once used, or with `--start`).
-    pub start_cmd: Option<(Vec<std::ffi::OsString>, PathBuf, u64)>,
+    pub runtime: Runtime,
+    /// Delete the container from the runtime after the output is drained and
+    /// before the exit file (`--delete-on-exit`).
+    pub delete_on_exit: bool,
+    /// The `start` command may still run the runtime's `start` (not once it did,
+    /// nor with `--start`).
+    pub startable: bool,
     pub listener: OwnedFd,
     pub socket_path: PathBuf,
     pub exit_file: PathBuf,
@@ -103,6 +106,7 @@ impl Monitor {
         // Start-up is over: what it needed can go at the first quiet moment, as can
         // what a client's coming and going needed (see mem.rs).
         self.shrink_soon = true;
+        mem::note_stack();
         let mut last_shrink = sys::monotonic_ms();
         while status.is_none() {
             pfds.clear();
@@ -332,18 +336,13 @@ impl Monitor {
                 self.reply(i, b"ok\n");
             }
             (Some(b"start"), None, ..) => {
-                let msg = match self.start_cmd.take() {
-                    None => b"error already started\n".to_vec(),
-                    Some((argv, log, offset)) => match super::run_quiet(&argv) {
-                        Ok(0) => b"ok\n".to_vec(),
-                        Ok(status) => {
-                            let text = super::last_log_msg(&log, offset).unwrap_or_else(|| {
-                                format!("runtime start exited with status {status}")
-                            });
-                            format!("error {}\n", text.replace('\n', " ")).into_bytes()
-                        }
+                let msg = if !std::mem::replace(&mut self.startable, false) {
+                    b"error already started\n".to_vec()
+                } else {
+                    match self.runtime.start() {
+                        Ok(()) => b"ok\n".to_vec(),
                         Err(e) => format!("error {}\n", e.replace('\n', " ")).into_bytes(),
-                    },
+                    }
                 };
                 self.reply(i, &msg);
             }
@@ -476,8 +475,8 @@ impl Monitor {
             o.lines.finish(|line| log.entry(name, line, &time));
         }
         self.log.flush();
-        if let Some(argv) = self.on_exit.take() {
-            let _ = super::run_quiet(&argv);
+        if self.delete_on_exit {
+            self.runtime.delete();
         }
         let _ = write_exit_file(&self.exit_file, code, signal);
         // Closing a unix socket does not discard what the peer has yet to read.

@@ -105,6 +105,8 @@ struct Fixture {
     dir: PathBuf,
     child: Option<Child>,
     pids: Vec<libc::pid_t>,
+    /// The cgroup parent of a real container (builtin tests), removed at the end.
+    cgroup_parent: Option<String>,
 }
 
 impl Fixture {
@@ -126,6 +128,7 @@ impl Fixture {
             dir,
             child: None,
             pids: Vec::new(),
+            cgroup_parent: None,
         }
     }
 
@@ -176,6 +179,9 @@ impl Fixture {
                 self.pids.push(p as libc::pid_t);
             }
         }
+        // Then the end: a caller may read to it (skiffd does). Nothing the monitor
+        // started (the runtime, the container's init) may hold the fd open.
+        assert_eof(r.as_raw_fd());
         line
     }
 
@@ -253,6 +259,9 @@ impl Drop for Fixture {
             let _ = c.kill();
             let _ = c.wait();
         }
+        if let Some(parent) = &self.cgroup_parent {
+            remove_cgroup_parent(parent);
+        }
         let _ = std::fs::remove_dir_all(&self.dir);
     }
 }
@@ -286,6 +295,24 @@ fn read_line(fd: RawFd) -> String {
         }
         assert!(t.elapsed() < TIMEOUT, "no sync line");
     }
+}
+
+/// The fd reaches its end (soon).
+fn assert_eof(fd: RawFd) {
+    let mut p = libc::pollfd {
+        fd,
+        events: libc::POLLIN,
+        revents: 0,
+    };
+    // SAFETY: one valid pollfd.
+    let ready = unsafe { libc::poll(&mut p, 1, TIMEOUT.as_millis() as i32) };
+    assert_eq!(ready, 1, "no end of file");
+    let mut b = [0u8; 64];
+    assert_eq!(
+        crate::sys::read(fd, &mut b).ok(),
+        Some(0),
+        "more after the line"
+    );
 }
 
 fn json_int(line: &str, key: &str) -> Option<i64> {
@@ -740,4 +767,305 @@ fn start_command_reports_the_runtimes_error_once() {
     // Nothing ran: end the test's container by hand.
     std::fs::write(f.path("started"), "").unwrap();
     assert_eq!(f.wait(), 0);
+}
+
+// ---------------------------------------------------------------------------
+// The runtime built in (runtime.rs): skiff-runtime's library creating, starting
+// and deleting real containers (namespaces, cgroups, a busybox root) inside the
+// monitor. As root, with busybox, else skipped. `--runtime` names the shell
+// runtime, which records its argv when run: these tests check it never is.
+
+fn busybox() -> Option<&'static Path> {
+    ["/bin/busybox", "/usr/bin/busybox"]
+        .into_iter()
+        .map(Path::new)
+        .find(|p| p.is_file())
+}
+
+/// Every cgroup hierarchy's directory for `relative` (v2: one; v1: one per
+/// mounted hierarchy).
+fn cgroup_dirs(relative: &str) -> Vec<PathBuf> {
+    let root = Path::new("/sys/fs/cgroup");
+    let mut dirs = vec![root.join(relative)];
+    if let Ok(entries) = std::fs::read_dir(root) {
+        dirs.extend(entries.flatten().map(|e| e.path().join(relative)));
+    }
+    dirs.into_iter().filter(|d| d.is_dir()).collect()
+}
+
+/// rmdir a cgroup parent (and its empty children) everywhere, retrying briefly
+/// while the kernel lets go of just-emptied children.
+fn remove_cgroup_parent(parent: &str) {
+    let t = Instant::now();
+    loop {
+        let dirs = cgroup_dirs(parent);
+        if dirs.is_empty() || t.elapsed() > Duration::from_secs(5) {
+            return;
+        }
+        for d in dirs {
+            if let Ok(children) = std::fs::read_dir(&d) {
+                for c in children.flatten().filter(|c| c.path().is_dir()) {
+                    let _ = std::fs::remove_dir(c.path());
+                }
+            }
+            let _ = std::fs::remove_dir(&d);
+        }
+        std::thread::sleep(Duration::from_millis(20));
+    }
+}
+
+/// A fixture whose directory is also an OCI bundle: busybox as the root
+/// filesystem, `config.json` running `args`, its cgroup under a parent of its own.
+/// None (the test skips) when not root or without busybox.
+fn bundle_fixture(args: &[&str], terminal: bool) -> Option<Fixture> {
+    // SAFETY: geteuid cannot fail.
+    if unsafe { libc::geteuid() } != 0 {
+        eprintln!("skipped: real containers need root");
+        return None;
+    }
+    let Some(bb) = busybox() else {
+        eprintln!("skipped: no busybox for the container's root");
+        return None;
+    };
+    let mut f = Fixture::new(SH_RUNTIME, "true");
+    let rootfs = f.path("rootfs");
+    for d in ["bin", "proc", "dev", "sys", "tmp"] {
+        std::fs::create_dir_all(rootfs.join(d)).unwrap();
+    }
+    std::fs::copy(bb, rootfs.join("bin/busybox")).unwrap();
+    for applet in ["sh", "grep", "ls", "sleep", "tty", "cat"] {
+        std::os::unix::fs::symlink("busybox", rootfs.join("bin").join(applet)).unwrap();
+    }
+    let parent = format!(
+        "skiff-monitor-test-{}-{}",
+        std::process::id(),
+        f.dir.file_name().unwrap().to_string_lossy()
+    );
+    let mount = |dest: &str, kind: &str, options: &[&str]| serde_json::json!({"destination": dest, "type": kind, "source": kind, "options": options});
+    let config = serde_json::json!({
+        "ociVersion": "1.0.2",
+        "process": {
+            "terminal": terminal,
+            "user": {"uid": 0, "gid": 0},
+            "args": args,
+            "env": ["PATH=/bin"],
+            "cwd": "/",
+        },
+        "root": {"path": "rootfs"},
+        "hostname": "builtin",
+        "mounts": [
+            mount("/proc", "proc", &["nosuid", "noexec", "nodev"]),
+            mount("/dev", "tmpfs", &["nosuid", "mode=755"]),
+            mount("/dev/pts", "devpts", &["nosuid", "noexec", "newinstance", "ptmxmode=0666", "mode=0620"]),
+        ],
+        "linux": {
+            "namespaces": [{"type": "pid"}, {"type": "ipc"}, {"type": "uts"}, {"type": "mount"}],
+            "cgroupsPath": format!("/{parent}/c1"),
+        },
+    });
+    std::fs::write(f.path("config.json"), config.to_string()).unwrap();
+    f.cgroup_parent = Some(parent);
+    Some(f)
+}
+
+/// The options of a monitor with the runtime built in, its state under `rt`.
+fn builtin_args(f: &Fixture, extra: &[&'static str]) -> Vec<String> {
+    let mut v = vec![
+        "--builtin-runtime".to_string(),
+        "--runtime-root".into(),
+        f.path("rt").display().to_string(),
+    ];
+    v.extend(extra.iter().map(|s| s.to_string()));
+    v
+}
+
+impl Fixture {
+    fn start_builtin(&mut self, extra: &[&'static str]) -> String {
+        let args = builtin_args(self, extra);
+        let args: Vec<&str> = args.iter().map(String::as_str).collect();
+        self.start(&args, false)
+    }
+
+    /// The runtime's state and the container's cgroup are gone; the shell runtime
+    /// never ran.
+    fn assert_deleted(&self) {
+        assert!(!self.path("rt/c1").exists(), "runtime state left");
+        let parent = self.cgroup_parent.as_deref().unwrap();
+        let left: Vec<PathBuf> = cgroup_dirs(&format!("{parent}/c1"));
+        assert!(left.is_empty(), "cgroups left: {left:?}");
+        assert!(!self.path("argv").exists(), "the runtime binary ran");
+    }
+}
+
+/// (pid, parent pid) from /proc/PID/stat.
+fn ppid(pid: libc::pid_t) -> Option<libc::pid_t> {
+    let stat = std::fs::read_to_string(format!("/proc/{pid}/stat")).ok()?;
+    stat.rsplit(") ").next()?.split(' ').nth(1)?.parse().ok()
+}
+
+#[test]
+fn builtin_runtime_creates_starts_and_deletes_in_process() {
+    let Some(mut f) = bundle_fixture(&["sh", "-c", "echo out; echo err >&2; exit 3"], false) else {
+        return;
+    };
+    let line = f.start_builtin(&["--start", "--delete-on-exit"]);
+    assert!(json_int(&line, "\"pid\": ").is_some(), "{line}");
+    assert_eq!(f.wait(), 0);
+    let exit = f.wait_file("exit.json");
+    assert!(
+        exit.starts_with("{\"exit_code\": 3, \"signal\": null,"),
+        "{exit}"
+    );
+    let mut entries = f.log_entries();
+    entries.sort();
+    assert_eq!(
+        entries,
+        [
+            ("stderr".into(), "err\n".into()),
+            ("stdout".into(), "out\n".into())
+        ]
+    );
+    f.assert_deleted();
+    assert!(!f.path("runtime.log").exists());
+}
+
+#[test]
+fn builtin_init_is_the_monitors_child_with_clean_stdio_and_signals() {
+    let script = "while [ ! -e /go ]; do sleep 0.02; done; \
+                  grep -E 'Sig(Blk|Ign)' /proc/self/status; ls /proc/$$/fd; exit 5";
+    let Some(mut f) = bundle_fixture(&["sh", "-c", script], false) else {
+        return;
+    };
+    let line = f.start_builtin(&["--delete-on-exit"]);
+    let pid = json_int(&line, "\"pid\": ").unwrap_or_else(|| panic!("{line}")) as libc::pid_t;
+    let monitor = f.child.as_ref().unwrap().id() as libc::pid_t;
+    assert_eq!(ppid(pid), Some(monitor));
+    assert!(f.path("rt/c1/state.json").exists());
+    assert!(f.path("rt/c1/exec.fifo").exists(), "not waiting for start");
+    // Waiting for start, init holds its stdio, its sync socket and the exec fifo:
+    // none of the monitor's fds.
+    let mut fds: Vec<String> = std::fs::read_dir(format!("/proc/{pid}/fd"))
+        .unwrap()
+        .flatten()
+        .map(|e| {
+            let target = std::fs::read_link(e.path()).unwrap_or_default();
+            let target = target.to_string_lossy();
+            let kind = target.split(':').next().unwrap_or("").to_string();
+            match e.file_name().to_string_lossy().parse::<i32>().unwrap() {
+                fd @ 0..=2 => format!("{fd}"),
+                _ if target.ends_with("/exec.fifo") => "fifo".into(),
+                _ => kind,
+            }
+        })
+        .collect();
+    fds.sort();
+    assert_eq!(fds, ["0", "1", "2", "fifo", "socket"]);
+    let mut out = f.attach("stdout,stderr");
+    let mut answer = String::new();
+    f.connect("start\n").read_to_string(&mut answer).unwrap();
+    assert_eq!(answer, "ok\n");
+    answer.clear();
+    f.connect("start\n").read_to_string(&mut answer).unwrap();
+    assert_eq!(answer, "error already started\n");
+    assert!(!f.path("rt/c1/exec.fifo").exists());
+    std::fs::write(f.path("rootfs/go"), "").unwrap();
+    let frames = read_frames(&mut out);
+    // Nothing blocked, SIGPIPE not ignored (the monitor blocks SIGCHLD and others
+    // for its signalfd, and ignores SIGPIPE), and only the container's stdio open.
+    let out = stream(&frames, 1);
+    let lines: Vec<&str> = out.lines().collect();
+    assert_eq!(lines.len(), 5, "{out}");
+    assert_eq!(lines[0], "SigBlk:\t0000000000000000");
+    let ignored = u64::from_str_radix(lines[1].strip_prefix("SigIgn:\t").unwrap(), 16).unwrap();
+    assert_eq!(ignored & (1 << (libc::SIGPIPE - 1)), 0, "{out}");
+    assert_eq!(lines[2..], ["0", "1", "2"]);
+    assert_eq!(stream(&frames, 2), "");
+    assert_eq!(f.wait(), 0);
+    assert!(f.wait_file("exit.json").starts_with("{\"exit_code\": 5,"));
+    f.assert_deleted();
+}
+
+#[test]
+fn builtin_terminal_gets_the_pty_master() {
+    let Some(mut f) = bundle_fixture(&["sh", "-c", "tty; read line; echo got:$line"], true) else {
+        return;
+    };
+    let line = f.start_builtin(&["--terminal", "--stdin", "--delete-on-exit"]);
+    assert!(line.starts_with("{\"pid\": "), "{line}");
+    assert!(!f.path("console.sock").exists());
+    let mut a = f.attach("stdin,stdout");
+    let mut answer = String::new();
+    f.connect("start\n").read_to_string(&mut answer).unwrap();
+    assert_eq!(answer, "ok\n");
+    let mut seen = Vec::new();
+    while !String::from_utf8_lossy(&seen).contains("/dev/pts/0") {
+        let mut b = [0u8; 1024];
+        let n = a.read(&mut b).unwrap();
+        assert!(n > 0, "{:?}", String::from_utf8_lossy(&seen));
+        seen.extend_from_slice(&b[..n]);
+    }
+    a.write_all(b"abc\n").unwrap();
+    a.read_to_end(&mut seen).unwrap();
+    let seen = String::from_utf8_lossy(&seen);
+    assert!(seen.contains("got:abc\r\n"), "{seen:?}");
+    assert_eq!(f.wait(), 0);
+    assert!(f.wait_file("exit.json").starts_with("{\"exit_code\": 0,"));
+    f.assert_deleted();
+}
+
+#[test]
+fn builtin_create_failure_is_the_librarys_error() {
+    let Some(mut f) = bundle_fixture(&["/nonexistent"], false) else {
+        return;
+    };
+    let line = f.start_builtin(&["--start", "--delete-on-exit"]);
+    assert_eq!(
+        line,
+        "{\"error\": \"container init: exec: \\\"/nonexistent\\\": stat /nonexistent: \
+         no such file or directory\"}\n"
+    );
+    assert_eq!(f.wait(), 1);
+    assert!(!f.path("attach.sock").exists());
+    assert!(!f.path("exit.json").exists());
+    // Logged where the runtime binary would have logged it.
+    let log = std::fs::read_to_string(f.path("runtime.log")).unwrap();
+    assert!(log.contains("\"level\":\"error\""), "{log}");
+    f.assert_deleted();
+}
+
+#[test]
+fn builtin_joined_pid_namespace_is_left_after_create() {
+    // A's init waits (created, not started) in a new pid namespace; B joins it.
+    let Some(mut a) = bundle_fixture(&["sh", "-c", "exit 0"], false) else {
+        return;
+    };
+    let line = a.start_builtin(&["--delete-on-exit"]);
+    let a_pid = json_int(&line, "\"pid\": ").unwrap_or_else(|| panic!("{line}"));
+    let mut b = bundle_fixture(
+        &["sh", "-c", "while [ ! -e /go ]; do sleep 0.02; done"],
+        false,
+    )
+    .unwrap();
+    let config = std::fs::read_to_string(b.path("config.json")).unwrap();
+    let mut config: serde_json::Value = serde_json::from_str(&config).unwrap();
+    config["linux"]["namespaces"][0]["path"] = format!("/proc/{a_pid}/ns/pid").into();
+    std::fs::write(b.path("config.json"), config.to_string()).unwrap();
+    let line = b.start_builtin(&["--start", "--delete-on-exit"]);
+    let b_pid = json_int(&line, "\"pid\": ").unwrap_or_else(|| panic!("{line}"));
+    let ns = |pid: i64, name: &str| std::fs::read_link(format!("/proc/{pid}/ns/{name}")).unwrap();
+    assert_eq!(ns(b_pid, "pid"), ns(a_pid, "pid"));
+    // The monitor joined A's namespace for the clone only.
+    let monitor = i64::from(b.child.as_ref().unwrap().id());
+    assert_eq!(ns(monitor, "pid_for_children"), ns(monitor, "pid"));
+    assert_ne!(ns(monitor, "pid"), ns(a_pid, "pid"));
+    std::fs::write(b.path("rootfs/go"), "").unwrap();
+    assert_eq!(b.wait(), 0);
+    assert!(b.wait_file("exit.json").starts_with("{\"exit_code\": 0,"));
+    b.assert_deleted();
+    let mut answer = String::new();
+    a.connect("start\n").read_to_string(&mut answer).unwrap();
+    assert_eq!(answer, "ok\n");
+    assert_eq!(a.wait(), 0);
+    assert!(a.wait_file("exit.json").starts_with("{\"exit_code\": 0,"));
+    a.assert_deleted();
 }
