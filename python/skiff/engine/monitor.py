@@ -15,11 +15,12 @@ import contextlib
 import json
 import os
 import shutil
-import subprocess
+import threading
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+from skiff import _native
 from skiff.errors import SkiffError
 from skiff.runtime.binary import find_runtime
 
@@ -82,7 +83,7 @@ def spawn(
     it (the monitor runs the runtime's ``start`` too: one process less for callers
     with nothing to attach first); raises StartFailed with the runtime's message
     otherwise."""
-    shutil.rmtree(files.dir, ignore_errors=True)
+    _native.remove_tree(files.dir)
     files.dir.mkdir(parents=True, mode=0o700)
     argv = [
         str(monitor or find_monitor()),
@@ -115,23 +116,18 @@ def spawn(
         argv.append("--stdin")
     if log_max_size > 0:
         argv += ["--log-max-size", str(log_max_size), "--log-max-files", str(max(1, log_max_files))]
+    err_file = files.dir / "monitor.err"
     r, w = os.pipe()
     try:
         argv += ["--sync-fd", str(w)]
-        proc = subprocess.Popen(
-            argv,
-            stdin=subprocess.DEVNULL,
-            stdout=subprocess.DEVNULL,
-            stderr=subprocess.PIPE,
-            pass_fds=(w,),
-            close_fds=True,
-        )
+        pid = _spawn(argv, w, err_file)
         os.close(w)
         w = -1
         chunks = []
         while chunk := os.read(r, 4096):
             chunks.append(chunk)
-        _, err = proc.communicate()
+        # The first process left at once (the monitor daemonizes): reap it.
+        _, status = os.waitpid(pid, 0)
     finally:
         os.close(r)
         if w >= 0:
@@ -143,8 +139,34 @@ def spawn(
         answer = {"error": line}
     if "pid" in answer:
         return Started(int(answer["pid"]), int(answer.get("monitor_pid", 0)))
-    message = str(answer.get("error") or err.decode(errors="replace").strip())
-    raise StartFailed(message or f"skiff-monitor exited with {proc.returncode}")
+    try:
+        err = err_file.read_text(errors="replace").strip()
+    except OSError:
+        err = ""
+    message = str(answer.get("error") or err)
+    raise StartFailed(
+        message or f"skiff-monitor exited with status {os.waitstatus_to_exitcode(status)}"
+    )
+
+
+#: Spawns one at a time: the sync pipe's write end is inheritable only meanwhile, so
+#: no other monitor started at the same moment gets a copy of it.
+_spawn_lock = threading.Lock()
+
+
+def _spawn(argv: list[str], sync_fd: int, err_file: Path) -> int:
+    """Starts the monitor without holding the GIL (``Popen`` holds it until the
+    child has exec'd), with ``sync_fd`` inherited under its own number."""
+    with _spawn_lock:
+        os.set_inheritable(sync_fd, True)
+        try:
+            null = os.open(os.devnull, os.O_WRONLY | os.O_CLOEXEC)
+            try:
+                return _native.spawn_detached(argv, null, err_file)
+            finally:
+                os.close(null)
+        finally:
+            os.set_inheritable(sync_fd, False)
 
 
 async def start_container(files: MonitorFiles) -> None:
