@@ -16,9 +16,9 @@ and needs no bookkeeping; a missing one is (re)made on use.
 from __future__ import annotations
 
 import base64
-import contextlib
 import hashlib
 import os
+import secrets
 from collections.abc import Sequence
 from pathlib import Path
 
@@ -47,9 +47,9 @@ class RootfsMounter:
         except FileNotFoundError:
             pass
         self.links.mkdir(parents=True, exist_ok=True, mode=0o700)
-        tmp = link.with_name(f".{link.name}.{os.getpid()}")
-        with contextlib.suppress(FileNotFoundError):
-            tmp.unlink()
+        # A name of this call's own: starts on several threads may make the same
+        # link at once (each then renames an identical link into place).
+        tmp = link.with_name(f".{link.name}.{os.getpid()}.{secrets.token_hex(6)}")
         tmp.symlink_to(layer_dir)
         os.replace(tmp, link)
         return link
