@@ -618,13 +618,7 @@ fn terminal_console_socket_resize_and_stdin() {
     assert_eq!(answer, "ok\n");
     let mut a = f.attach("stdin,stdout");
     f.go();
-    let mut seen = Vec::new();
-    while !String::from_utf8_lossy(&seen).contains("hi-tty") {
-        let mut b = [0u8; 1024];
-        let n = a.read(&mut b).unwrap();
-        assert!(n > 0, "{:?}", String::from_utf8_lossy(&seen));
-        seen.extend_from_slice(&b[..n]);
-    }
+    let mut seen = read_until(&mut a, "hi-tty");
     a.write_all(b"abc\n").unwrap();
     a.read_to_end(&mut seen).unwrap();
     let seen = String::from_utf8_lossy(&seen);
@@ -997,13 +991,7 @@ fn builtin_terminal_gets_the_pty_master() {
     let mut answer = String::new();
     f.connect("start\n").read_to_string(&mut answer).unwrap();
     assert_eq!(answer, "ok\n");
-    let mut seen = Vec::new();
-    while !String::from_utf8_lossy(&seen).contains("/dev/pts/0") {
-        let mut b = [0u8; 1024];
-        let n = a.read(&mut b).unwrap();
-        assert!(n > 0, "{:?}", String::from_utf8_lossy(&seen));
-        seen.extend_from_slice(&b[..n]);
-    }
+    let mut seen = read_until(&mut a, "/dev/pts/0");
     a.write_all(b"abc\n").unwrap();
     a.read_to_end(&mut seen).unwrap();
     let seen = String::from_utf8_lossy(&seen);
@@ -1068,4 +1056,16 @@ fn builtin_joined_pid_namespace_is_left_after_create() {
     assert_eq!(a.wait(), 0);
     assert!(a.wait_file("exit.json").starts_with("{\"exit_code\": 0,"));
     a.assert_deleted();
+}
+
+/// Reads from `a` until what came so far contains `needle` (panics on EOF first).
+fn read_until(a: &mut impl Read, needle: &str) -> Vec<u8> {
+    let mut seen = Vec::new();
+    while !String::from_utf8_lossy(&seen).contains(needle) {
+        let mut b = [0u8; 1024];
+        let n = a.read(&mut b).unwrap();
+        assert!(n > 0, "{:?}", String::from_utf8_lossy(&seen));
+        seen.extend_from_slice(&b[..n]);
+    }
+    seen
 }
