@@ -402,7 +402,9 @@ fn make_fifo(dir: &Path) -> Result<OwnedFd> {
 
 /// The v1 hierarchies to show in the container: mount points from mountinfo.
 fn v1_hierarchies(cgroups_path: &str) -> Vec<CgroupV1Mount> {
-    let Ok(info) = fs::read_to_string("/proc/self/mountinfo") else {
+    // The copy the cgroup set-up already read (mountinfo grows with every running
+    // container's root mount, and the kernel formats it anew on each read).
+    let Ok(info) = crate::cgroups::read_mountinfo() else {
         return Vec::new();
     };
     let mut out = Vec::new();
