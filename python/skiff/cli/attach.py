@@ -18,8 +18,7 @@ def command(
     app: App, container: str, detach_keys: str | None, no_stdin: bool, sig_proxy: bool
 ) -> None:
     """Attach local standard input, output, and error streams to a running container."""
-    from skiff.cli import streams
-    from skiff.cli.run import Session, _wait_status
+    from skiff.cli.run import attach_session, run_attached
 
     waiting = app.client.stream("POST", f"/containers/{container}/wait", timeout=None)
     info = app.client.get(f"/containers/{container}/json")
@@ -30,19 +29,5 @@ def command(
     if state.get("Paused"):
         waiting.close()
         raise StatusError(1, "You cannot attach to a paused container, unpause it first")
-    cid = info["Id"]
-    config = info.get("Config") or {}
-    tty = bool(config.get("Tty"))
-    stdin = not no_stdin and bool(config.get("OpenStdin"))
-    keys = streams.parse_detach_keys(detach_keys)
-    hijacked = app.client.hijack(
-        f"/containers/{cid}/attach", stream=True, stdin=stdin, stdout=True, stderr=True
-    )
-    session = Session(app, cid, hijacked, tty, keys, resize_path=f"/containers/{cid}/resize")
-    session.run(stdin=stdin, sig_proxy=sig_proxy and not tty)
-    if session.detached:
-        waiting.close()
-        return
-    status = _wait_status(waiting)
-    if status != 0:
-        raise StatusError(status)
+    session, stdin = attach_session(app, info, not no_stdin, detach_keys)
+    run_attached(session, waiting, stdin, sig_proxy)

@@ -12,6 +12,8 @@ if TYPE_CHECKING:
     from collections.abc import Callable, Iterable
     from typing import IO, Any, TypeVar
 
+    from skiff.cli.app import App
+
     F = TypeVar("F", bound=Callable[..., Any])
 
 
@@ -51,6 +53,21 @@ def output_file(path: str | None, what: str) -> IO[bytes]:
             f"cowardly refusing to save {what} to a terminal. Use the -o flag or redirect"
         )
     return sys.stdout.buffer
+
+
+def save_stream(
+    app: App, output: str | None, what: str, path: str, params: dict[str, Any] | None = None
+) -> None:
+    """save and export: ``GET path`` (a tar), written to ``-o output`` or stdout."""
+    out = output_file(output, what)
+    try:
+        with app.client.stream("GET", path, params=params, timeout=None) as stream:
+            for chunk in stream.chunks():
+                out.write(chunk)
+        out.flush()
+    finally:
+        if output:
+            out.close()
 
 
 def registry_auth_header(image: str) -> dict[str, str]:

@@ -19,7 +19,7 @@ from typing import IO, Any
 import click
 
 from skiff.cli.app import App
-from skiff.cli.common import output_file
+from skiff.cli.common import output_file, save_stream
 from skiff.errors import InvalidArgument, NotFound
 
 STAT_HEADER = "x-docker-container-path-stat"
@@ -265,12 +265,4 @@ def diff_command(app: App, container: str) -> None:
 @click.pass_obj
 def export_command(app: App, container: str, output: str | None) -> None:
     """Export a container's filesystem as a tar archive."""
-    out = output_file(output, "the filesystem")
-    try:
-        with app.client.stream("GET", f"/containers/{container}/export", timeout=None) as stream:
-            for chunk in stream.chunks():
-                out.write(chunk)
-        out.flush()
-    finally:
-        if output:
-            out.close()
+    save_stream(app, output, "the filesystem", f"/containers/{container}/export")

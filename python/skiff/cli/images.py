@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import sys
 import time
+from collections.abc import Iterator
 from datetime import UTC
 from typing import IO, Any
 
@@ -15,8 +16,8 @@ from skiff.cli.common import (
     ellipsis,
     filters_arg,
     go_bool_option,
-    output_file,
     registry_auth_header,
+    save_stream,
     short_id,
     split_ref,
 )
@@ -321,20 +322,26 @@ def save_command(
     app: App, images: tuple[str, ...], output: str | None, platform: str | None
 ) -> None:
     """Save one or more images to a tar archive (streamed to STDOUT by default)."""
-    out = output_file(output, "images")
-    try:
-        with app.client.stream(
-            "GET",
-            "/images/get",
-            params={"names": tuple(images), "platform": platform},
-            timeout=None,
-        ) as stream:
-            for chunk in stream.chunks():
-                out.write(chunk)
-        out.flush()
-    finally:
-        if output:
-            out.close()
+    params = {"names": tuple(images), "platform": platform}
+    save_stream(app, output, "images", "/images/get", params)
+
+
+def _send_tar(app: App, path: str, params: dict[str, Any], body: Any) -> Iterator[dict[str, Any]]:
+    """load and import: ``POST path`` with a tar body; the answer's JSON messages, an
+    error message raised."""
+    with app.client.stream(
+        "POST",
+        path,
+        params=params,
+        body=body,
+        timeout=None,
+        headers={"Content-Type": "application/x-tar"},
+    ) as stream:
+        for m in stream.json_lines():
+            error = m.get("error") or (m.get("errorDetail") or {}).get("message")
+            if error:
+                raise SkiffError(error)
+            yield m
 
 
 @click.command("load")
@@ -353,21 +360,10 @@ def load_command(app: App, input_: str | None, quiet: bool) -> None:
         raise click.UsageError("requested load from stdin, but stdin is empty")
     src: IO[bytes] = open(input_, "rb") if input_ else sys.stdin.buffer  # noqa: SIM115
     try:
-        with app.client.stream(
-            "POST",
-            "/images/load",
-            params={"quiet": quiet or None},
-            body=src,
-            timeout=None,
-            headers={"Content-Type": "application/x-tar"},
-        ) as stream:
-            for m in stream.json_lines():
-                error = m.get("error") or (m.get("errorDetail") or {}).get("message")
-                if error:
-                    raise SkiffError(error)
-                text = m.get("stream") or m.get("status") or ""
-                if text and not (quiet and not text.startswith("Loaded")):
-                    sys.stdout.write(text if text.endswith("\n") else text + "\n")
+        for m in _send_tar(app, "/images/load", {"quiet": quiet or None}, src):
+            text = m.get("stream") or m.get("status") or ""
+            if text and not (quiet and not text.startswith("Loaded")):
+                sys.stdout.write(text if text.endswith("\n") else text + "\n")
     finally:
         if input_:
             src.close()
@@ -406,20 +402,9 @@ def import_command(
         params["fromSrc"] = "-"
         body = sys.stdin.buffer if source == "-" else open(source, "rb")  # noqa: SIM115
     try:
-        with app.client.stream(
-            "POST",
-            "/images/create",
-            params=params,
-            body=body,
-            timeout=None,
-            headers={"Content-Type": "application/x-tar"},
-        ) as stream:
-            for m in stream.json_lines():
-                error = m.get("error") or (m.get("errorDetail") or {}).get("message")
-                if error:
-                    raise SkiffError(error)
-                if m.get("status"):
-                    click.echo(m["status"])
+        for m in _send_tar(app, "/images/create", params, body):
+            if m.get("status"):
+                click.echo(m["status"])
     finally:
         if body is not None and body is not sys.stdin.buffer:
             body.close()

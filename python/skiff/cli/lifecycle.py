@@ -32,60 +32,35 @@ def for_each(names: Iterable[str], action: Callable[[str], object], echo: bool =
         raise StatusError(1)
 
 
-def _stop_params(time: int | None, signal: str | None) -> dict[str, Any]:
-    return {"t": time, "signal": signal}
+def _stop_command(verb: str, doc: str) -> click.Command:
+    """stop and restart: the same options, the same request but for its verb."""
 
-
-@click.command("stop")
-@click.argument("containers", nargs=-1, required=True)
-@click.option("-s", "--signal", help="Signal to send to the container.")
-@click.option(
-    "-t",
-    "--time",
-    "--timeout",
-    "time",
-    type=int,
-    help="Seconds to wait before killing the container.",
-)
-@click.pass_obj
-def stop_command(
-    app: App, containers: tuple[str, ...], signal: str | None, time: int | None
-) -> None:
-    """Stop one or more running containers."""
-    for_each(
-        containers,
-        lambda c: (
-            app.client.request("POST", f"/containers/{c}/stop", params=_stop_params(time, signal))
-            and None
-        ),
+    @click.command(verb, help=doc)
+    @click.argument("containers", nargs=-1, required=True)
+    @click.option("-s", "--signal", help="Signal to send to the container.")
+    @click.option(
+        "-t",
+        "--time",
+        "--timeout",
+        "time",
+        type=int,
+        help="Seconds to wait before killing the container.",
     )
+    @click.pass_obj
+    def command(
+        app: App, containers: tuple[str, ...], signal: str | None, time: int | None
+    ) -> None:
+        params = {"t": time, "signal": signal}
+        for_each(
+            containers,
+            lambda c: app.client.request("POST", f"/containers/{c}/{verb}", params=params) and None,
+        )
+
+    return command
 
 
-@click.command("restart")
-@click.argument("containers", nargs=-1, required=True)
-@click.option("-s", "--signal", help="Signal to send to the container.")
-@click.option(
-    "-t",
-    "--time",
-    "--timeout",
-    "time",
-    type=int,
-    help="Seconds to wait before killing the container.",
-)
-@click.pass_obj
-def restart_command(
-    app: App, containers: tuple[str, ...], signal: str | None, time: int | None
-) -> None:
-    """Restart one or more containers."""
-    for_each(
-        containers,
-        lambda c: (
-            app.client.request(
-                "POST", f"/containers/{c}/restart", params=_stop_params(time, signal)
-            )
-            and None
-        ),
-    )
+stop_command = _stop_command("stop", "Stop one or more running containers.")
+restart_command = _stop_command("restart", "Restart one or more containers.")
 
 
 @click.command("kill")

@@ -481,13 +481,7 @@ def run(app: App, /, detach: bool, detach_keys: str | None, sig_proxy: bool, **o
         raise
     session = Session(app, cid, hijacked, tty, keys, resize_path=f"/containers/{cid}/resize")
     _start(app, cid, session, waiting if o["auto_remove"] else None)
-    session.run(stdin=config["AttachStdin"], sig_proxy=sig_proxy and not tty)
-    if session.detached:
-        waiting.close()
-        return
-    status = _wait_status(waiting)
-    if status != 0:
-        raise StatusError(status)
+    run_attached(session, waiting, config["AttachStdin"], sig_proxy)
 
 
 def _start(app: App, cid: str, session: Session | None, removal: Any = None) -> None:
@@ -510,6 +504,37 @@ def start_error_code(message: str) -> int:
     if "permission denied" in message or "is a directory" in message:
         return 126
     return 125
+
+
+def attach_session(
+    app: App, info: dict[str, Any], want_stdin: bool, detach_keys: str | None
+) -> tuple[Session, bool]:
+    """attach and start -a: the container's streams (``info`` is its inspect answer),
+    hijacked, in a Session; and whether its stdin is carried too."""
+    from skiff.cli import streams
+
+    cid = info["Id"]
+    config = info.get("Config") or {}
+    tty = bool(config.get("Tty"))
+    stdin = want_stdin and bool(config.get("OpenStdin"))
+    keys = streams.parse_detach_keys(detach_keys)
+    hijacked = app.client.hijack(
+        f"/containers/{cid}/attach", stream=True, stdin=stdin, stdout=True, stderr=True
+    )
+    session = Session(app, cid, hijacked, tty, keys, resize_path=f"/containers/{cid}/resize")
+    return session, stdin
+
+
+def run_attached(session: Session, waiting: Any, stdin: bool, sig_proxy: bool) -> None:
+    """Carries the session's streams, then exits with the container's status (from the
+    ``wait`` answer ``waiting``) unless we detached."""
+    session.run(stdin=stdin, sig_proxy=sig_proxy and not session.tty)
+    if session.detached:
+        waiting.close()
+        return
+    status = _wait_status(waiting)
+    if status != 0:
+        raise StatusError(status)
 
 
 def _wait_status(waiting: Any) -> int:

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import click
 
-from skiff.cli.app import App, StatusError
+from skiff.cli.app import App
 
 
 @click.command("start")
@@ -26,19 +26,12 @@ def command(
         return
     if len(containers) > 1:
         raise click.UsageError("you cannot start and attach multiple containers at once")
-    from skiff.cli import streams
-    from skiff.cli.run import Session, _start, _wait_status
+    from skiff.cli.run import _start, attach_session, run_attached
 
     name = containers[0]
     info = app.client.get(f"/containers/{name}/json")
-    cid = info["Id"]
-    config = info.get("Config") or {}
-    tty = bool(config.get("Tty"))
-    stdin = interactive and bool(config.get("OpenStdin"))
-    keys = streams.parse_detach_keys(detach_keys)
-    hijacked = app.client.hijack(
-        f"/containers/{cid}/attach", stream=True, stdin=stdin, stdout=True, stderr=True
-    )
+    session, stdin = attach_session(app, info, interactive, detach_keys)
+    cid = session.target
     auto_remove = bool((info.get("HostConfig") or {}).get("AutoRemove"))
     waiting = app.client.stream(
         "POST",
@@ -46,12 +39,5 @@ def command(
         params={"condition": "removed" if auto_remove else "next-exit"},
         timeout=None,
     )
-    session = Session(app, cid, hijacked, tty, keys, resize_path=f"/containers/{cid}/resize")
     _start(app, cid, session)
-    session.run(stdin=stdin, sig_proxy=not tty)
-    if session.detached:
-        waiting.close()
-        return
-    status = _wait_status(waiting)
-    if status != 0:
-        raise StatusError(status)
+    run_attached(session, waiting, stdin, True)
