@@ -25,7 +25,7 @@ import pytest
 from docker.errors import APIError, NotFound
 
 from tests.support.daemon import RunningDaemon
-from tests.support.engine import DOCKER, docker_ok
+from tests.support.engine import DOCKER, docker_ok, dockerpy_client, removed_after, uname
 from tests.support.engine import docker as docker_cli
 
 pytestmark = [
@@ -37,15 +37,10 @@ GO_DIR = 1 << 31
 GO_SYMLINK = 1 << 27
 
 
-def uname(prefix: str = "cp") -> str:
-    return f"{prefix}-{secrets.token_hex(4)}"
-
-
 @pytest.fixture
 def client(engine: RunningDaemon) -> Iterator[docker.DockerClient]:
-    c = docker.DockerClient(base_url=engine.host, timeout=60)
-    yield c
-    c.close()
+    with dockerpy_client(engine, timeout=60) as c:
+        yield c
 
 
 @pytest.fixture
@@ -56,10 +51,8 @@ def tmp(tmp_path: Path) -> Path:
 @pytest.fixture
 def cleanup(engine: RunningDaemon) -> Iterator[list[str]]:
     """Names of containers to remove (``docker rm -f``) after the test."""
-    names: list[str] = []
-    yield names
-    for name in names:
-        docker_cli(engine, "rm", "-f", name)
+    with removed_after(engine) as names:
+        yield names
 
 
 def run_bytes(
@@ -90,7 +83,7 @@ def wait_for(client: docker.DockerClient, ref: str, path: str, timeout: float = 
 
 def sleeper(engine: RunningDaemon, cleanup: list[str], script: str = "", *args: str) -> str:
     """A running busybox that ran ``script`` and then touched /tmp/ready."""
-    name = uname()
+    name = uname("cp")
     cleanup.append(name)
     docker_ok(
         engine,
@@ -213,7 +206,7 @@ def test_cp_to_stdout_is_a_tar_named_by_base_name(
 def test_cp_into_a_running_container_is_seen_by_it(
     engine: RunningDaemon, client: docker.DockerClient, cleanup: list[str], tmp: Path
 ) -> None:
-    name = uname()
+    name = uname("cp")
     cleanup.append(name)
     docker_ok(
         engine,
@@ -246,7 +239,7 @@ def test_cp_into_a_running_container_is_seen_by_it(
 def test_cp_into_and_out_of_a_stopped_container(
     engine: RunningDaemon, client: docker.DockerClient, cleanup: list[str], tmp: Path
 ) -> None:
-    name = uname()
+    name = uname("cp")
     cleanup.append(name)
     docker_ok(engine, "create", "--name", name, "busybox", "cat", "/tmp/note", "/root/stdin.txt")
     (tmp / "note").write_text("created, never started\n")
@@ -323,7 +316,7 @@ def test_diff_lists_changes_but_not_the_runtime_mount_points(
 def test_diff_of_an_unchanged_container_is_empty(
     engine: RunningDaemon, client: docker.DockerClient, cleanup: list[str]
 ) -> None:
-    name = uname()
+    name = uname("cp")
     cleanup.append(name)
     docker_ok(engine, "create", "--name", name, "busybox", "true")
     assert docker_ok(engine, "diff", name) == ""
@@ -601,7 +594,7 @@ def test_volumes_and_binds_are_seen_running_and_stopped(
 def test_read_only_rootfs_refuses_put(
     engine: RunningDaemon, client: docker.DockerClient, cleanup: list[str]
 ) -> None:
-    name = uname()
+    name = uname("cp")
     cleanup.append(name)
     docker_ok(engine, "run", "-d", "--name", name, "--read-only", "busybox", "sleep", "1000")
     c = client.containers.get(name)
@@ -646,7 +639,7 @@ def test_running_container_whose_rootfs_is_not_mounted_for_the_daemon(
 def test_cp_archive_mode_owns_files_by_the_container_user(
     engine: RunningDaemon, client: docker.DockerClient, cleanup: list[str], tmp: Path
 ) -> None:
-    name = uname()
+    name = uname("cp")
     cleanup.append(name)
     docker_ok(engine, "create", "--name", name, "--user", "nobody", "busybox", "true")
     (tmp / "plain").write_text("p")
@@ -667,7 +660,7 @@ def test_cp_archive_mode_owns_files_by_the_container_user(
 def test_a_client_leaving_mid_stream_releases_the_stopped_container(
     engine: RunningDaemon, client: docker.DockerClient, cleanup: list[str]
 ) -> None:
-    name = uname()
+    name = uname("cp")
     cleanup.append(name)
     docker_ok(
         engine,

@@ -4,12 +4,10 @@ execs, failures like dockerd's, and execs ending with their container."""
 
 from __future__ import annotations
 
-import contextlib
 import fcntl
 import json
 import os
 import re
-import secrets
 import select
 import struct
 import subprocess
@@ -22,8 +20,9 @@ import pytest
 from docker.models.containers import Container as PyContainer
 
 from tests.support.daemon import RunningDaemon
-from tests.support.engine import DOCKER, docker_ok
+from tests.support.engine import DOCKER, container, docker_ok, dockerpy_client, uname
 from tests.support.engine import docker as docker_cli
+from tests.support.terminal import Terminal
 
 pytestmark = [
     pytest.mark.root,
@@ -31,32 +30,21 @@ pytestmark = [
 ]
 
 
-def uname(prefix: str = "x") -> str:
-    return f"{prefix}-{secrets.token_hex(4)}"
-
-
 @pytest.fixture
 def sleeper(engine: RunningDaemon) -> Iterator[str]:
     """A running busybox container (``sleep``), with an env var of its own; removed
     afterwards."""
-    name = uname("exec")
-    docker_ok(engine, "run", "-d", "--name", name, "-e", "FROM_RUN=1", "busybox", "sleep", "300")
-    try:
+    with container(engine, "-e", "FROM_RUN=1", "busybox", "sleep", "300", prefix="exec") as name:
         yield name
-    finally:
-        docker_cli(engine, "rm", "-f", name)
 
 
 @pytest.fixture
 def client(engine: RunningDaemon) -> Iterator[docker.DockerClient]:
-    c = docker.DockerClient(base_url=engine.host, version="auto")
-    try:
+    with dockerpy_client(engine, version="auto") as c:
         yield c
-    finally:
-        c.close()
 
 
-class Pty:
+class Pty(Terminal):
     """A command on a real pseudo-terminal (the docker CLI needs a terminal for -t)."""
 
     def __init__(self, argv: list[str], env: dict[str, str], rows: int = 30, cols: int = 100):
@@ -78,20 +66,6 @@ class Pty:
         assert pattern in self.output, f"{pattern!r} not in {self.output!r}"
         return self.output
 
-    def send(self, data: bytes) -> None:
-        os.write(self.master, data)
-
-    def _read(self, timeout: float) -> bool:
-        ready, _, _ = select.select([self.master], [], [], min(timeout, 0.5))
-        if not ready:
-            return True
-        try:
-            data = os.read(self.master, 4096)
-        except OSError:
-            return False
-        self.output += data
-        return bool(data)
-
     def wait(self, timeout: float = 20) -> int:
         deadline = time.monotonic() + timeout
         while self.proc.poll() is None:
@@ -100,13 +74,6 @@ class Pty:
         while self._read(0.05) and select.select([self.master], [], [], 0)[0]:
             pass
         return self.proc.returncode
-
-    def close(self) -> None:
-        if self.proc.poll() is None:
-            self.proc.kill()
-            self.proc.wait()
-        with contextlib.suppress(OSError):
-            os.close(self.master)
 
 
 def test_exec_output_and_exit_code(engine: RunningDaemon, sleeper: str) -> None:

@@ -23,17 +23,13 @@ import pytest
 
 from skiff.errors import InvalidArgument
 from tests.support.daemon import RunningDaemon
-from tests.support.engine import DOCKER, DockerResult, docker, docker_ok
+from tests.support.engine import DOCKER, DockerResult, docker, docker_ok, uname
 from tests.support.registry import Registry
 
 pytestmark = [
     pytest.mark.root,
     pytest.mark.skipif(DOCKER is None, reason="the docker CLI is not installed"),
 ]
-
-
-def uname(prefix: str = "img") -> str:
-    return f"{prefix}-{secrets.token_hex(4)}"
 
 
 def random_rootfs_tar(path: Path, size: int = 3 << 20) -> Path:

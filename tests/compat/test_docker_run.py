@@ -11,16 +11,12 @@ import time
 import pytest
 
 from tests.support.daemon import RunningDaemon
-from tests.support.engine import DOCKER, docker, docker_ok
+from tests.support.engine import DOCKER, container, docker, docker_ok, uname
 
 pytestmark = [
     pytest.mark.root,
     pytest.mark.skipif(DOCKER is None, reason="the docker CLI is not installed"),
 ]
-
-
-def uname(prefix: str = "t") -> str:
-    return f"{prefix}-{secrets.token_hex(4)}"
 
 
 def test_run_rm_prints_output_and_returns_exit_code(engine: RunningDaemon) -> None:
@@ -127,30 +123,21 @@ def test_detached_lifecycle_ps_logs_stop_rm(engine: RunningDaemon) -> None:
 
 
 def test_logs_follow_ends_with_the_container(engine: RunningDaemon) -> None:
-    name = uname("follow")
-    docker_ok(
+    with container(
         engine,
-        "run",
-        "-d",
-        "--name",
-        name,
         "busybox",
         "sh",
         "-c",
         "for i in 1 2 3; do echo n$i; sleep 0.2; done",
-    )
-    try:
+        prefix="follow",
+    ) as name:
         out = docker_ok(engine, "logs", "-f", name, timeout=20)
         assert out.split() == ["n1", "n2", "n3"]
         assert docker_ok(engine, "wait", name).strip() == "0"
-    finally:
-        docker(engine, "rm", "-f", name)
 
 
 def test_kill_wait_restart_rm_force(engine: RunningDaemon) -> None:
-    name = uname("kill")
-    docker_ok(engine, "run", "-d", "--name", name, "busybox", "sleep", "60")
-    try:
+    with container(engine, "busybox", "sleep", "60", prefix="kill") as name:
         docker_ok(engine, "kill", name)
         assert docker_ok(engine, "wait", name).strip() == "137"
         docker_ok(engine, "restart", "-t", "1", name)
@@ -159,8 +146,6 @@ def test_kill_wait_restart_rm_force(engine: RunningDaemon) -> None:
         assert r.code == 1 and "stop the container before removing or force remove" in r.err
         docker_ok(engine, "rm", "-f", name)
         assert docker(engine, "inspect", name).code == 1
-    finally:
-        docker(engine, "rm", "-f", name)
 
 
 def test_kill_of_stopped_container_is_409(engine: RunningDaemon) -> None:
@@ -251,21 +236,9 @@ def test_inspect_fields(engine: RunningDaemon) -> None:
 
 
 def test_restart_policy_on_failure_counts(engine: RunningDaemon) -> None:
-    name = uname("rp")
-    docker_ok(
-        engine,
-        "run",
-        "-d",
-        "--name",
-        name,
-        "--restart",
-        "on-failure:2",
-        "busybox",
-        "sh",
-        "-c",
-        "exit 3",
-    )
-    try:
+    with container(
+        engine, "--restart", "on-failure:2", "busybox", "sh", "-c", "exit 3", prefix="rp"
+    ) as name:
         deadline = time.monotonic() + 20
         while True:
             state = docker_ok(
@@ -275,18 +248,11 @@ def test_restart_policy_on_failure_counts(engine: RunningDaemon) -> None:
                 break
             assert time.monotonic() < deadline, state
             time.sleep(0.1)
-    finally:
-        docker(engine, "rm", "-f", name)
 
 
 def test_health_check_goes_healthy_then_unhealthy(engine: RunningDaemon) -> None:
-    name = uname("health")
-    docker_ok(
+    with container(
         engine,
-        "run",
-        "-d",
-        "--name",
-        name,
         "--health-cmd",
         "test -f /tmp/ok",
         "--health-interval",
@@ -297,8 +263,8 @@ def test_health_check_goes_healthy_then_unhealthy(engine: RunningDaemon) -> None
         "sh",
         "-c",
         "touch /tmp/ok; sleep 1.5; rm /tmp/ok; sleep 60",
-    )
-    try:
+        prefix="health",
+    ) as name:
         seen = []
         deadline = time.monotonic() + 20
         while "unhealthy" not in seen:
@@ -313,8 +279,6 @@ def test_health_check_goes_healthy_then_unhealthy(engine: RunningDaemon) -> None
         assert "(unhealthy)" in ps
         info = json.loads(docker_ok(engine, "inspect", "-f", "{{json .State.Health}}", name))
         assert info["FailingStreak"] >= 2 and info["Log"][-1]["ExitCode"] == 1
-    finally:
-        docker(engine, "rm", "-f", name)
 
 
 def test_privileged_gets_the_hosts_capabilities(engine: RunningDaemon) -> None:
@@ -325,17 +289,13 @@ def test_privileged_gets_the_hosts_capabilities(engine: RunningDaemon) -> None:
 
 
 def test_kill_returns_once_the_container_is_down(engine: RunningDaemon) -> None:
-    name = uname("k9")
-    docker_ok(engine, "run", "-d", "--name", name, "--restart", "always", "busybox", "sleep", "60")
-    try:
+    with container(engine, "--restart", "always", "busybox", "sleep", "60", prefix="k9") as name:
         docker_ok(engine, "kill", name)
         # Down at once, and a killed container is not restarted (as dockerd).
         status = docker_ok(engine, "inspect", "-f", "{{.State.Status}}", name).strip()
         assert status == "exited"
         time.sleep(0.5)
         assert docker_ok(engine, "inspect", "-f", "{{.RestartCount}}", name).strip() == "0"
-    finally:
-        docker(engine, "rm", "-f", name)
 
 
 def _root_mount(engine: RunningDaemon, *run_flags: str) -> dict[str, list[str]]:
@@ -372,7 +332,7 @@ def _volatile(options: dict[str, list[str]]) -> bool:
 
 
 def test_rm_containers_skip_syncs_and_all_share_one_init_layer(engine: RunningDaemon) -> None:
-    name = uname()
+    name = uname("t")
     try:
         kept = _root_mount(engine, "--name", name)
     finally:
@@ -389,7 +349,7 @@ def test_rm_containers_skip_syncs_and_all_share_one_init_layer(engine: RunningDa
 def test_restart_of_an_rm_container_mounts_its_volatile_layer_again(
     engine: RunningDaemon,
 ) -> None:
-    name = uname()
+    name = uname("t")
     docker_ok(engine, "run", "-d", "--rm", "--name", name, "busybox", "sleep", "300")
     try:
         docker_ok(engine, "exec", name, "sh", "-c", "echo kept > /data")
@@ -407,7 +367,7 @@ def test_copy_and_start_right_after_an_exit_wait_for_its_clean_up(
     # The exit is reported before the root is unmounted; a copy out of the stopped
     # container and a new start that come at once must still find it whole.
     for _ in range(3):
-        name = uname()
+        name = uname("t")
         try:
             docker_ok(engine, "run", "--name", name, "busybox", "sh", "-c", "echo x > /f")
             assert docker(engine, "cp", f"{name}:/f", "-").code == 0

@@ -6,7 +6,6 @@ from __future__ import annotations
 
 import json
 import os
-import secrets
 import subprocess
 import time
 from pathlib import Path
@@ -15,16 +14,12 @@ from typing import Any
 import pytest
 
 from tests.support.daemon import RunningDaemon
-from tests.support.engine import DOCKER, docker, docker_ok
+from tests.support.engine import DOCKER, container, docker, docker_ok, uname
 
 pytestmark = [
     pytest.mark.root,
     pytest.mark.skipif(DOCKER is None, reason="the docker CLI is not installed"),
 ]
-
-
-def uname(prefix: str) -> str:
-    return f"{prefix}-{secrets.token_hex(4)}"
 
 
 def probe(engine: RunningDaemon, *flags: str) -> dict[str, Any]:
@@ -135,28 +130,21 @@ def test_init_reaps_and_forwards(engine: RunningDaemon) -> None:
 
 
 def test_stop_signal_and_timeout(engine: RunningDaemon) -> None:
-    name = uname("sig")
-    docker_ok(
+    with container(
         engine,
-        "run",
-        "-d",
-        "--name",
-        name,
         "--stop-signal",
         "USR1",
         "busybox",
         "sh",
         "-c",
         "trap 'echo got-usr1; exit 9' USR1; while true; do sleep 0.1; done",
-    )
-    try:
+        prefix="sig",
+    ) as name:
         t0 = time.monotonic()
         docker_ok(engine, "stop", name)
         assert time.monotonic() - t0 < 5
         assert docker_ok(engine, "inspect", "-f", "{{.State.ExitCode}}", name).strip() == "9"
         assert docker_ok(engine, "logs", name) == "got-usr1\n"
-    finally:
-        docker(engine, "rm", "-f", name)
 
 
 def test_log_rotation_by_max_size_and_max_file(engine: RunningDaemon) -> None:
@@ -189,20 +177,15 @@ def test_log_rotation_by_max_size_and_max_file(engine: RunningDaemon) -> None:
 
 
 def test_attach_to_running_container(engine: RunningDaemon) -> None:
-    name = uname("att")
-    docker_ok(
+    with container(
         engine,
-        "run",
-        "-d",
         "-i",
-        "--name",
-        name,
         "busybox",
         "sh",
         "-c",
         "read a; echo got-$a; read b; echo got-$b",
-    )
-    try:
+        prefix="att",
+    ) as name:
         proc = subprocess.run(
             [DOCKER or "docker", "attach", name],
             input="one\ntwo\n",
@@ -212,8 +195,6 @@ def test_attach_to_running_container(engine: RunningDaemon) -> None:
             timeout=30,
         )
         assert proc.stdout == "got-one\ngot-two\n"
-    finally:
-        docker(engine, "rm", "-f", name)
 
 
 def test_container_prune_removes_only_stopped(engine: RunningDaemon) -> None:

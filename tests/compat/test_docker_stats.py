@@ -6,7 +6,6 @@ from __future__ import annotations
 
 import os
 import re
-import secrets
 import time
 from collections.abc import Iterator
 from pathlib import Path
@@ -15,7 +14,7 @@ import docker
 import pytest
 
 from tests.support.daemon import RunningDaemon
-from tests.support.engine import DOCKER, docker_ok
+from tests.support.engine import DOCKER, docker_ok, dockerpy_client, removed_after, uname
 from tests.support.engine import docker as docker_cli
 
 pytestmark = [
@@ -26,26 +25,17 @@ pytestmark = [
 MiB = 1024 * 1024
 
 
-def uname(prefix: str = "s") -> str:
-    return f"{prefix}-{secrets.token_hex(4)}"
-
-
 @pytest.fixture
 def names(engine: RunningDaemon) -> Iterator[list[str]]:
     """Container names a test uses; each is removed afterwards."""
-    made: list[str] = []
-    yield made
-    for name in made:
-        docker_cli(engine, "rm", "-f", name)
+    with removed_after(engine) as made:
+        yield made
 
 
 @pytest.fixture
 def client(engine: RunningDaemon) -> Iterator[docker.DockerClient]:
-    c = docker.DockerClient(base_url=engine.host, version="auto")
-    try:
+    with dockerpy_client(engine, version="auto") as c:
         yield c
-    finally:
-        c.close()
 
 
 def run(engine: RunningDaemon, names: list[str], *args: str, prefix: str = "s") -> str:

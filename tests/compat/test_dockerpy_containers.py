@@ -14,19 +14,15 @@ import pytest
 from docker.errors import APIError, ContainerError, ImageNotFound, NotFound
 
 from tests.support.daemon import RunningDaemon
+from tests.support.engine import dockerpy_client, uname
 
 pytestmark = pytest.mark.root
 
 
 @pytest.fixture
 def client(engine: RunningDaemon) -> docker.DockerClient:
-    c = docker.DockerClient(base_url=engine.host, timeout=60)
-    yield c
-    c.close()
-
-
-def uname(prefix: str) -> str:
-    return f"{prefix}-{secrets.token_hex(4)}"
+    with dockerpy_client(engine, timeout=60) as c:
+        yield c
 
 
 def test_containers_run_attached_returns_output(client: docker.DockerClient) -> None:

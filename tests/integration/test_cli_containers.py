@@ -13,7 +13,6 @@ import json
 import os
 import re
 import secrets
-import select
 import struct
 import subprocess
 import sys
@@ -28,6 +27,7 @@ import pytest
 
 from tests.support.daemon import RunningDaemon
 from tests.support.engine import DOCKER, docker_ok
+from tests.support.terminal import Terminal
 
 pytestmark = pytest.mark.root
 
@@ -86,7 +86,7 @@ def container(daemon: RunningDaemon, *run_args: str, name: str | None = None) ->
         skiff(daemon, "rm", "-f", name)
 
 
-class Pty:
+class Pty(Terminal):
     """A command on a real pseudo-terminal."""
 
     def __init__(self, argv: list[str], env: dict[str, str], rows: int = 30, cols: int = 100):
@@ -127,20 +127,6 @@ class Pty:
         assert regex.search(self.output), f"{pattern!r} not in {self.output!r}"
         return self.output.decode(errors="replace")
 
-    def send(self, data: bytes) -> None:
-        os.write(self.master, data)
-
-    def _read(self, timeout: float) -> bool:
-        ready, _, _ = select.select([self.master], [], [], min(timeout, 0.5))
-        if not ready:
-            return True
-        try:
-            data = os.read(self.master, 4096)
-        except OSError:
-            return False
-        self.output += data
-        return bool(data)
-
     def eof(self, tries: int = 3) -> None:
         """Ctrl-D until the command ends (a shell may be between two reads)."""
         for _ in range(tries):
@@ -157,13 +143,6 @@ class Pty:
             assert time.monotonic() < deadline, f"still running; output {self.output!r}"
             self._read(0.1)
         return self.proc.returncode
-
-    def close(self) -> None:
-        if self.proc.poll() is None:
-            self.proc.kill()
-            self.proc.wait()
-        with contextlib.suppress(OSError):
-            os.close(self.master)
 
 
 def columns(line: str) -> list[str]:

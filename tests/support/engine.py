@@ -5,11 +5,17 @@ neither a registry nor the image routes."""
 
 from __future__ import annotations
 
+import contextlib
 import json
+import secrets
 import shutil
 import subprocess
+from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Any
+
+import docker as dockerpy
 
 from skiff.image.service import ImageService
 from tests.support.daemon import RunningDaemon, start_daemon
@@ -65,3 +71,43 @@ def docker_ok(
     r = docker(daemon, *args, input=input, timeout=timeout)
     assert r.code == 0, f"docker {' '.join(args)} exited {r.code}: {r.err}"
     return r.out
+
+
+def uname(prefix: str) -> str:
+    """A container, image or volume name of its own: ``prefix`` and 8 random hex digits."""
+    return f"{prefix}-{secrets.token_hex(4)}"
+
+
+@contextlib.contextmanager
+def container(daemon: RunningDaemon, *run_args: str, prefix: str) -> Iterator[str]:
+    """``docker run -d --name <uname(prefix)> *run_args``; removed (``docker rm -f``)
+    afterwards. Yields the name."""
+    name = uname(prefix)
+    docker_ok(daemon, "run", "-d", "--name", name, *run_args)
+    try:
+        yield name
+    finally:
+        docker(daemon, "rm", "-f", name)
+
+
+@contextlib.contextmanager
+def removed_after(daemon: RunningDaemon) -> Iterator[list[str]]:
+    """A list for the names of containers a test makes; each is removed
+    (``docker rm -f``) afterwards."""
+    names: list[str] = []
+    try:
+        yield names
+    finally:
+        for name in names:
+            docker(daemon, "rm", "-f", name)
+
+
+@contextlib.contextmanager
+def dockerpy_client(daemon: RunningDaemon, **kwargs: Any) -> Iterator[dockerpy.DockerClient]:
+    """A docker-py client of ``daemon`` (``kwargs`` as DockerClient takes them), closed
+    afterwards."""
+    client = dockerpy.DockerClient(base_url=daemon.host, **kwargs)
+    try:
+        yield client
+    finally:
+        client.close()
