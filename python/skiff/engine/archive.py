@@ -42,6 +42,7 @@ from typing import IO, TYPE_CHECKING, Any, TypeVar
 
 from skiff import _native
 from skiff.engine.container import DEAD, PAUSED, REMOVING, RUNNING, Container
+from skiff.engine.fdio import wait_fd, write_all
 from skiff.engine.inroot import Mount, Root, lexical_join
 from skiff.engine.tarout import TarWriter, go_base, path_stat
 from skiff.engine.untar import ExtractOptions, Extractor
@@ -515,27 +516,6 @@ def run_in_thread(fn: Callable[[], T]) -> asyncio.Future[T]:
     return future
 
 
-async def _wait_fd(fd: int, *, write: bool) -> None:
-    loop = asyncio.get_running_loop()
-    ready: asyncio.Future[None] = loop.create_future()
-
-    def wake() -> None:
-        if not ready.done():
-            ready.set_result(None)
-
-    if write:
-        loop.add_writer(fd, wake)
-    else:
-        loop.add_reader(fd, wake)
-    try:
-        await ready
-    finally:
-        if write:
-            loop.remove_writer(fd)
-        else:
-            loop.remove_reader(fd)
-
-
 class ThreadStream:
     """An async iterator of the bytes ``produce(out)`` writes in a thread of its own,
     through a pipe; ``cleanup`` (the view) is closed once the thread has ended, when
@@ -585,7 +565,7 @@ class ThreadStream:
             try:
                 data = os.read(self._rfd, CHUNK)
             except BlockingIOError:
-                await _wait_fd(self._rfd, write=False)
+                await wait_fd(self._rfd, write=False)
                 continue
             if data:
                 return data
@@ -636,14 +616,7 @@ async def feed_thread(chunks: AsyncIterator[bytes], consume: Callable[[io.FileIO
     failure: BaseException | None = None
     try:
         async for chunk in chunks:
-            view = memoryview(chunk)
-            while view:
-                try:
-                    n = os.write(wfd, view)
-                except BlockingIOError:
-                    await _wait_fd(wfd, write=True)
-                    continue
-                view = view[n:]
+            await write_all(wfd, chunk)
     except BrokenPipeError:
         pass  # the consumer stopped: its result says why
     except BaseException as err:

@@ -42,7 +42,7 @@ import socket
 import struct
 import termios
 import time
-from collections.abc import Awaitable, Callable
+from collections.abc import Awaitable
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
@@ -50,6 +50,7 @@ from typing import TYPE_CHECKING, Any
 from skiff.engine import ocispec
 from skiff.engine.container import PAUSED, RESTARTING, RUNNING, Container
 from skiff.engine.containers import start_error_code
+from skiff.engine.fdio import wait_fd, write_all
 from skiff.engine.logs import frame
 from skiff.errors import Conflict, InvalidArgument, NotFound, SkiffError
 
@@ -400,7 +401,7 @@ class ExecService:
 
     async def _write_input(self, s: ExecSession, data: bytes) -> None:
         if s.master is not None:
-            await _fd_write(s.master, data)
+            await write_all(s.master, data)
             return
         proc = s.proc
         if proc is not None and proc.stdin is not None:
@@ -576,7 +577,7 @@ class ExecService:
                     try:
                         _, fds, _, _ = socket.recv_fds(conn, 64, 4)
                     except BlockingIOError:
-                        await _wait_fd(conn.fileno(), write=False)
+                        await wait_fd(conn.fileno(), write=False)
                         continue
                     if not fds:
                         raise ExecStartFailed("the runtime sent no terminal", 126)
@@ -791,42 +792,14 @@ def _make_dir(d: Path) -> None:
     d.mkdir(parents=True, mode=0o700)
 
 
-async def _wait_fd(fd: int, *, write: bool) -> None:
-    loop = asyncio.get_running_loop()
-    fut: asyncio.Future[None] = loop.create_future()
-
-    def ready() -> None:
-        if not fut.done():
-            fut.set_result(None)
-
-    add: Callable[..., None] = loop.add_writer if write else loop.add_reader
-    remove: Callable[[int], bool] = loop.remove_writer if write else loop.remove_reader
-    add(fd, ready)
-    try:
-        await fut
-    finally:
-        remove(fd)
-
-
 async def _fd_read(fd: int) -> bytes:
     """Reads a non-blocking fd; b"" at its end (EIO: a pty whose other side closed)."""
     while True:
         try:
             return os.read(fd, CHUNK)
         except BlockingIOError:
-            await _wait_fd(fd, write=False)
+            await wait_fd(fd, write=False)
         except OSError as err:
             if err.errno == errno.EIO:
                 return b""
             raise
-
-
-async def _fd_write(fd: int, data: bytes) -> None:
-    view = memoryview(data)
-    while view:
-        try:
-            n = os.write(fd, view)
-        except BlockingIOError:
-            await _wait_fd(fd, write=True)
-            continue
-        view = view[n:]

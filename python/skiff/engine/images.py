@@ -1044,14 +1044,7 @@ class ImageEngine:
     ) -> tuple[str | None, mf.ContainerConfig]:
         """The tag (normalized, or None) and config an import gives its image; checked
         before the tar is read."""
-        ref_text = None
-        if repo:
-            ref = parse_normalized_named(repo)
-            if ref.digest is not None:
-                raise InvalidArgument("cannot import digest reference")
-            if tag:
-                ref = Reference(ref.domain, ref.path).with_tag(tag)
-            ref_text = ref.tag_name_only().string()
+        ref_text = _target_ref(repo, tag, "cannot import digest reference")
         return ref_text, image_config(apply_changes({}, changes))
 
     def import_(
@@ -1091,15 +1084,8 @@ class ImageEngine:
     ) -> str:
         from skiff.image import commit as committing
 
-        ref_text = None
-        if repo:
-            ref = parse_normalized_named(repo)
-            if ref.digest is not None:
-                raise InvalidArgument("cannot commit to a digest reference")
-            if tag:
-                ref = Reference(ref.domain, ref.path).with_tag(tag)
-            ref_text = ref.tag_name_only().string()
-        elif tag:
+        ref_text = _target_ref(repo, tag, "cannot commit to a digest reference")
+        if ref_text is None and tag:
             raise InvalidArgument("a tag needs a repository name")
         record = committing.commit(
             self.svc,
@@ -1168,3 +1154,16 @@ __all__ = [
     "parse_changes",
     "reference_match",
 ]
+
+
+def _target_ref(repo: str, tag: str, digest_error: str) -> str | None:
+    """The normalized ``repo[:tag]`` an import or commit names (None without a
+    repository); a digest reference is refused with ``digest_error``."""
+    if not repo:
+        return None
+    ref = parse_normalized_named(repo)
+    if ref.digest is not None:
+        raise InvalidArgument(digest_error)
+    if tag:
+        ref = Reference(ref.domain, ref.path).with_tag(tag)
+    return ref.tag_name_only().string()
