@@ -808,7 +808,11 @@ class ContainerService:
                 return
             c.state.status = REMOVING
             await self.settle(c)
-            await asyncio.to_thread(self._remove_files, c)
+            # The last exit's clean-up has run (settle) unless it failed or there
+            # was none (never started, or adopted after a daemon restart).
+            done = live.cleanup
+            cleaned = done is not None and not done.cancelled() and done.exception() is None
+            await asyncio.to_thread(self._remove_files, c, cleaned)
             self.store.delete(c.id)
             with contextlib.suppress(NotFound):
                 self.images.meta.delete_lease(f"container-{c.id}")
@@ -821,11 +825,12 @@ class ContainerService:
                 live.changed.notify_all()
         self._live.pop(c.id, None)
 
-    def _remove_files(self, c: Container) -> None:
-        """Cleans up, then moves the container's directory aside: it is deleted in the
-        background (nobody waits for a tree delete), and swept at start if the daemon
-        stopped first."""
-        self._cleanup_after_exit(c)
+    def _remove_files(self, c: Container, cleaned: bool) -> None:
+        """Cleans up (unless the last exit's clean-up already did), then moves the
+        container's directory aside: it is deleted in the background (nobody waits
+        for a tree delete), and swept at start if the daemon stopped first."""
+        if not cleaned:
+            self._cleanup_after_exit(c)
         trash = self.root / f"{TRASH_PREFIX}{c.id}"
         try:
             os.rename(c.root, trash)
