@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import os
 import signal
+import sqlite3
 import time
 from collections.abc import Callable
 
@@ -81,3 +82,41 @@ def test_sigterm_stops_containers_and_restart_policy_starts_them_again(
     plain = docker_ok(d, "inspect", "-f", "{{.State.Status}}", "plain").strip()
     assert plain == "exited"
     docker_ok(d, "rm", "-f", "always", "plain")
+
+
+def test_a_removal_the_daemon_did_not_finish_is_finished_at_its_next_start(
+    engine_factory: Callable[..., RunningDaemon],
+) -> None:
+    """DELETE answers once the container is gone from the store; its files and its
+    lease on the image's layers go after. A daemon killed in between finishes
+    them when it starts again."""
+    d = engine_factory()
+    cid = docker_ok(d, "run", "-d", "--name", "half", "busybox", "sleep", "300").strip()
+    pid = int(docker_ok(d, "inspect", "-f", "{{.State.Pid}}", "half"))
+    os.kill(d.proc.pid, signal.SIGKILL)
+    d.proc.wait()
+    os.kill(pid, signal.SIGKILL)  # ends while no daemon runs: its root stays mounted
+    wait_for(lambda: not os.path.exists(f"/proc/{pid}"))
+    data = d.root / "data"
+    rootfs = data / "containers" / cid / "rootfs"
+    wait_for(lambda: os.path.ismount(rootfs))
+    # Where the daemon died: the row deleted, nothing else yet.
+    with sqlite3.connect(data / "skiff.db") as db:
+        db.execute("DELETE FROM containers WHERE id = ?", (cid,))
+        leases = db.execute("SELECT count(*) FROM leases WHERE id = ?", (f"container-{cid}",))
+        assert leases.fetchone()[0] == 1
+    db.close()
+    config = (d.root / "daemon.json").read_text()
+    d.proc = start_daemon(d.root, config=config).proc
+
+    assert not os.path.ismount(rootfs)
+    assert not (data / "containers" / cid).exists()
+    assert not [p for p in (data / "containers").iterdir() if cid in p.name]
+    with sqlite3.connect(data / "skiff.db") as db:
+        leases = db.execute("SELECT count(*) FROM leases WHERE id = ?", (f"container-{cid}",))
+        assert leases.fetchone()[0] == 0
+    db.close()
+    assert docker(d, "inspect", "half").code == 1
+    # The name is free again.
+    docker_ok(d, "create", "--name", "half", "busybox", "true")
+    docker_ok(d, "rm", "half")

@@ -14,6 +14,7 @@ import contextlib
 import logging
 import os
 import secrets
+import select
 import shutil
 import signal as signals
 import threading
@@ -52,6 +53,8 @@ DEFAULT_STOP_TIMEOUT = 10
 #: Monitor directories are named by this many characters of the container ID (kept
 #: unique at create), so that socket paths stay short.
 MONITOR_DIR_LEN = 16
+#: How long the clean-up after an exit waits for the monitor's own (seconds).
+MONITOR_CLEANUP_TIMEOUT = 30.0
 #: The container's own read-only layer of mount points (dockerd's "-init" layer): the
 #: runtime mounts over these, so they never land in the container's upper dir (and
 #: so never in its diff or a commit).
@@ -64,6 +67,8 @@ INIT_FILES = ("etc/hostname", "etc/hosts", "etc/resolv.conf")
 
 #: Removed containers' directories wait for their background delete under this name.
 TRASH_PREFIX = ".trash-"
+#: A container's lease on its image's layers is this and its ID.
+LEASE_PREFIX = "container-"
 
 HOSTS_BASE = (
     "127.0.0.1\tlocalhost\n"
@@ -165,7 +170,11 @@ class Live:
     changed: asyncio.Condition = field(default_factory=asyncio.Condition)
     exits: int = 0  # how many exits were seen (next-exit waiters compare)
     removed: bool = False
+    #: the monitor's pidfd (readable once it has exited, clean-up done)
     pidfd: int | None = None
+    #: the monitor's sync pipe, at its end once the exit is known (before the
+    #: monitor's clean-up); None for a monitor adopted after a daemon restart
+    exit_fd: int | None = None
     #: attach clients waiting for the monitor of the next start (they connect
     #: before the user process runs, so no output is lost)
     attach_waiters: list[AttachWaiter] = field(default_factory=list)
@@ -394,7 +403,7 @@ class ContainerService:
         for d in (c.upper, c.work, c.rootfs):
             d.mkdir()
         if chain:
-            lease = self.images.meta.create_lease(None, lease_id=f"container-{c.id}")
+            lease = self.images.meta.create_lease(None, lease_id=f"{LEASE_PREFIX}{c.id}")
             self.images.meta.lease_add(lease, "layer", chain[-1])
         hc = c.host_config
         host_net = hc.get("NetworkMode") == "host"
@@ -475,7 +484,7 @@ class ContainerService:
         c.state.oom_killed = False
         c.has_been_started = True
         self.save(c)
-        self._watch(c)
+        self._watch(c, started.exit_fd)
         self.publish(c, "start")
         live.health_task = health.start(self, c)
         async with live.changed:
@@ -549,32 +558,55 @@ class ContainerService:
 
     # ------------------------------------------------------------------ exits
 
-    def _watch(self, c: Container) -> None:
-        """Calls :meth:`_on_monitor_exit` when the container's monitor ends."""
+    def _watch(self, c: Container, exit_fd: int = -1) -> None:
+        """Calls :meth:`_on_monitor_exit` when the container has exited: at the end
+        of the monitor's sync pipe ``exit_fd`` when there is one (the monitor's
+        clean-up goes on after it), else when the monitor ends (its pidfd)."""
         live = self.live(c)
+        loop = asyncio.get_running_loop()
         fd = mon.pidfd(c.state.monitor_pid) if c.state.monitor_pid else None
-        if fd is None:
-            asyncio.get_running_loop().call_soon(self._on_monitor_exit_cb, c.id)
-            return
         live.pidfd = fd
-        asyncio.get_running_loop().add_reader(fd, self._on_monitor_exit_cb, c.id)
+        if exit_fd >= 0:
+            live.exit_fd = exit_fd
+            loop.add_reader(exit_fd, self._on_monitor_exit_cb, c.id)
+        elif fd is None:
+            loop.call_soon(self._on_monitor_exit_cb, c.id)
+        else:
+            loop.add_reader(fd, self._on_monitor_exit_cb, c.id)
 
     def _on_monitor_exit_cb(self, cid: str) -> None:
         live = self._live.get(cid)
-        if live is not None and live.pidfd is not None:
-            asyncio.get_running_loop().remove_reader(live.pidfd)
-            os.close(live.pidfd)
-            live.pidfd = None
+        monitor_fd = None
+        if live is not None:
+            monitor_fd = self._unwatch(live)
         c = self._containers.get(cid)
-        if c is not None:
-            task = asyncio.ensure_future(self._handle_exit(c))
-            self._tasks.add(task)
-            task.add_done_callback(self._tasks.discard)
+        if c is None:
+            if monitor_fd is not None:
+                os.close(monitor_fd)
+            return
+        task = asyncio.ensure_future(self._handle_exit(c, monitor_fd))
+        self._tasks.add(task)
+        task.add_done_callback(self._tasks.discard)
 
-    async def _handle_exit(self, c: Container) -> None:
+    @staticmethod
+    def _unwatch(live: Live) -> int | None:
+        """Stops watching the monitor; returns its pidfd (the caller's to close)."""
+        loop = asyncio.get_running_loop()
+        if live.exit_fd is not None:
+            loop.remove_reader(live.exit_fd)
+            os.close(live.exit_fd)
+            live.exit_fd = None
+        elif live.pidfd is not None:
+            loop.remove_reader(live.pidfd)
+        fd, live.pidfd = live.pidfd, None
+        return fd
+
+    async def _handle_exit(self, c: Container, monitor_fd: int | None = None) -> None:
         live = self.live(c)
         async with live.lock:
             if c.state.status not in (RUNNING, PAUSED):
+                if monitor_fd is not None:
+                    os.close(monitor_fd)
                 return
             files = self.monitor_files(c)
             record = mon.read_exit(files) or {}
@@ -594,7 +626,9 @@ class ContainerService:
             # Waiters learn of the exit now; unmounting the root (which syncs
             # its filesystem) goes on meanwhile, and a start, remove or copy
             # awaits it (settle).
-            live.cleanup = asyncio.ensure_future(asyncio.to_thread(self._cleanup_after_exit, c))
+            live.cleanup = asyncio.ensure_future(
+                asyncio.to_thread(self._cleanup_after_exit, c, monitor_fd)
+            )
             live.cleanup.add_done_callback(_log_cleanup_failure)
             restart = self._should_restart(c)
             if restart:
@@ -611,7 +645,14 @@ class ContainerService:
             with contextlib.suppress(SkiffError):
                 await self.remove(c, force=True, volumes=True)
 
-    def _cleanup_after_exit(self, c: Container) -> None:
+    def _cleanup_after_exit(self, c: Container, monitor_fd: int | None = None) -> None:
+        if monitor_fd is not None:
+            # The monitor deletes the container from the runtime after reporting
+            # the exit: let it finish first.
+            try:
+                select.select([monitor_fd], [], [], MONITOR_CLEANUP_TIMEOUT)
+            finally:
+                os.close(monitor_fd)
         if (Path(self.runtime.root) / c.id).exists():
             with contextlib.suppress(SkiffError):
                 self.runtime.delete(c.id, force=True)
@@ -807,15 +848,7 @@ class ContainerService:
             if live.removed:
                 return
             c.state.status = REMOVING
-            await self.settle(c)
-            # The last exit's clean-up has run (settle) unless it failed or there
-            # was none (never started, or adopted after a daemon restart).
-            done = live.cleanup
-            cleaned = done is not None and not done.cancelled() and done.exception() is None
-            await asyncio.to_thread(self._remove_files, c, cleaned)
             self.store.delete(c.id)
-            with contextlib.suppress(NotFound):
-                self.images.meta.delete_lease(f"container-{c.id}")
             self._containers.pop(c.id, None)
             if self._names.get(c.name) == c.id:
                 del self._names[c.name]
@@ -824,6 +857,30 @@ class ContainerService:
             async with live.changed:
                 live.changed.notify_all()
         self._live.pop(c.id, None)
+        # Gone for every client from here; its files go in the background (after
+        # the last exit's clean-up). A daemon that stops first finishes them at
+        # its next start (sweep_leftovers).
+        task = asyncio.ensure_future(self._dispose(c, live))
+        self._tasks.add(task)
+        task.add_done_callback(self._tasks.discard)
+
+    async def _dispose(self, c: Container, live: Live) -> None:
+        """Removes a removed container's files, then its lease on the image's
+        layers (so they stay while its root is still mounted)."""
+        cleanup = live.cleanup
+        if cleanup is not None and not cleanup.done():
+            with contextlib.suppress(Exception):
+                await asyncio.shield(cleanup)
+        # The last exit's clean-up has run unless it failed or there was none
+        # (never started, or adopted after a daemon restart).
+        cleaned = cleanup is not None and not cleanup.cancelled() and cleanup.exception() is None
+        try:
+            await asyncio.to_thread(self._remove_files, c, cleaned)
+        except Exception:  # logged; swept at the next start
+            log.exception("removing the files of container %s", c.id[:12])
+            return
+        with contextlib.suppress(NotFound):
+            self.images.meta.delete_lease(f"{LEASE_PREFIX}{c.id}")
 
     def _remove_files(self, c: Container, cleaned: bool) -> None:
         """Cleans up (unless the last exit's clean-up already did), then moves the
@@ -906,6 +963,7 @@ class ContainerService:
             await asyncio.to_thread(_rmtree, trash)
         for c in await asyncio.to_thread(self.store.all):
             self._register(c)
+        await asyncio.to_thread(self._sweep_leftovers)
         for c in list(self._containers.values()):
             if c.state.status in (RUNNING, PAUSED):
                 if mon.monitor_alive(c.state.monitor_pid, c.id):
@@ -928,6 +986,26 @@ class ContainerService:
                     task = asyncio.ensure_future(self._restart_later(c))
                     self.live(c).restart_task = task
 
+    def _sweep_leftovers(self) -> None:
+        """Finishes removals a stopped daemon left half-done: directories and
+        leases of containers that are no longer in the store."""
+        for entry in self.root.iterdir():
+            if entry.name.startswith(TRASH_PREFIX) or entry.name in self._containers:
+                continue
+            rootfs = entry / "rootfs"
+            if os.path.ismount(rootfs):
+                with contextlib.suppress(OSError):
+                    self.mounter.unmount(rootfs, detach=True)
+            _rmtree(self.monitors_root / entry.name[:MONITOR_DIR_LEN])
+            trash = self.root / f"{TRASH_PREFIX}{entry.name}"
+            with contextlib.suppress(FileNotFoundError):
+                os.rename(entry, trash)
+                _rmtree(trash)
+        for lease in self.images.meta.lease_ids(LEASE_PREFIX):
+            if lease[len(LEASE_PREFIX) :] not in self._containers:
+                with contextlib.suppress(NotFound):
+                    self.images.meta.delete_lease(lease)
+
     async def shutdown(self, live_restore: bool, timeout: float = 15) -> None:
         """At daemon stop: without live restore, stop every running container (each
         with its own stop timeout, all at once), as dockerd does."""
@@ -949,12 +1027,15 @@ class ContainerService:
 
             if running:
                 await asyncio.wait_for(asyncio.gather(*(stop_one(c) for c in running)), timeout + 5)
+        # Exits being handled and removals finishing their files.
         loop = asyncio.get_running_loop()
+        deadline = loop.time() + timeout
+        while (pending := [t for t in self._tasks if not t.done()]) and loop.time() < deadline:
+            await asyncio.wait(pending, timeout=deadline - loop.time())
         for live in self._live.values():
-            if live.pidfd is not None:
-                loop.remove_reader(live.pidfd)
-                os.close(live.pidfd)
-                live.pidfd = None
+            fd = self._unwatch(live)
+            if fd is not None:
+                os.close(fd)
 
 
 # ----------------------------------------------------------------------- helpers

@@ -4,9 +4,10 @@ and log, and writes an exit file when the container's init ends.
 
 Files under ``<exec root>/m/<id prefix>/``: ``attach.sock`` (the attach protocol, see
 the monitor's main.rs), ``exit.json`` (written when init exits), ``init.pid``,
-``runtime.log``. The daemon learns that a container ended from a pidfd on the monitor
-(it exits right after writing the exit file), so it works the same for a monitor
-adopted after a daemon restart.
+``runtime.log``. The daemon learns that a container ended from the end of the
+monitor's sync pipe, which the monitor holds until the exit file is written (its own
+clean-up, the runtime's delete, comes after); a monitor adopted after a daemon
+restart is followed through a pidfd instead (it exits after that clean-up).
 """
 
 from __future__ import annotations
@@ -61,6 +62,9 @@ class MonitorFiles:
 class Started:
     pid: int
     monitor_pid: int
+    #: the read end of the sync pipe, at its end once the exit file is written
+    #: (the caller's to close)
+    exit_fd: int = -1
 
 
 def spawn(
@@ -107,6 +111,7 @@ def spawn(
         # daemon has one call less to make, and it happens even while the daemon is
         # down.
         "--delete-on-exit",
+        "--sync-until-exit",
     ]
     if start:
         argv.append("--start")
@@ -123,22 +128,26 @@ def spawn(
         pid = _spawn(argv, w, err_file)
         os.close(w)
         w = -1
-        chunks = []
-        while chunk := os.read(r, 4096):
-            chunks.append(chunk)
+        # One line; with a pid the pipe stays open until the container exits.
+        data = b""
+        while b"\n" not in data and (chunk := os.read(r, 4096)):
+            data += chunk
         # The first process left at once (the monitor daemonizes): reap it.
         _, status = os.waitpid(pid, 0)
+        line = data.decode(errors="replace").strip()
+        try:
+            answer: dict[str, Any] = json.loads(line) if line else {}
+        except ValueError:
+            answer = {"error": line}
+        if "pid" in answer:
+            started = Started(int(answer["pid"]), int(answer.get("monitor_pid", 0)), r)
+            r = -1
+            return started
     finally:
-        os.close(r)
+        if r >= 0:
+            os.close(r)
         if w >= 0:
             os.close(w)
-    line = b"".join(chunks).decode(errors="replace").strip()
-    try:
-        answer: dict[str, Any] = json.loads(line) if line else {}
-    except ValueError:
-        answer = {"error": line}
-    if "pid" in answer:
-        return Started(int(answer["pid"]), int(answer.get("monitor_pid", 0)))
     try:
         err = err_file.read_text(errors="replace").strip()
     except OSError:

@@ -511,6 +511,13 @@ class ImageMetadata:
         if cursor.rowcount == 0:
             raise NotFound(f"lease {lease_id} not found")
 
+    def lease_ids(self, prefix: str) -> list[str]:
+        """IDs of the leases whose ID starts with ``prefix``."""
+        rows = self.db.query(
+            "SELECT id FROM leases WHERE substr(id, 1, ?) = ?", (len(prefix), prefix)
+        )
+        return [str(row[0]) for row in rows]
+
     @contextlib.contextmanager
     def lease(self, ttl: float | None = DEFAULT_LEASE_TTL) -> Iterator[str]:
         """A lease for the length of a block (a pull, a commit)."""

@@ -10,7 +10,16 @@
 //!               [--log-max-size BYTES] [--log-max-files N] [--sync-fd N]
 //!               [--pid-file FILE] [--runtime-arg ARG]... [--no-daemonize]
 //!               [--delete-on-exit] [--start] [--builtin-runtime | --exec-runtime]
+//!               [--sync-until-exit]
+//! skiff-monitor --wait-args --sync-fd N
 //! ```
+//!
+//! With `--wait-args` the monitor is started ahead of need (skiffd keeps a few
+//! ready): it daemonizes, then reads its real command line from `--sync-fd` (a
+//! unix stream socket): the payload's length in decimal and a newline, then the
+//! payload, every argument followed by a NUL byte. `--sync-fd` itself is not among them: the same fd goes on serving as the
+//! sync fd. End of file before the arguments (the caller gave up on it): it exits
+//! 0 without doing anything.
 //!
 //! What it does, in order:
 //! 1. Unless `--no-daemonize`, forks; the parent exits at once (the sync fd is the
@@ -35,7 +44,9 @@
 //!    beside this monitor's executable (the same file), or with
 //!    `--builtin-runtime`; `--exec-runtime` always runs the binary. Any other
 //!    runtime (runc, crun) runs as a child process, as above.
-//! 5. Writes one line to `--sync-fd` and closes it: `{"pid": INIT, "monitor_pid":
+//! 5. Writes one line to `--sync-fd` and closes it (with `--sync-until-exit`, keeps
+//!    it open until the exit file is written: its end of file then says "exited"
+//!    before the monitor's own clean-up): `{"pid": INIT, "monitor_pid":
 //!    PID}` once the runtime succeeded, or `{"error": "MESSAGE"}` (the last
 //!    error `msg` of the runtime's log, else its stderr, else its exit status; in
 //!    process, the library's error, logged to the runtime log all the same).
@@ -45,10 +56,13 @@
 //!    it drains the output, writes `--exit-file` atomically (`FILE.tmp`, rename):
 //!    `{"exit_code": N, "signal": S|null, "oom_killed": false, "finished_at":
 //!    "RFC3339"}` (exit_code is 128+S when killed by signal S; 255 when the status
-//!    could not be known), hangs up on clients, removes the socket, exits 0.
-//!    With `--delete-on-exit` it first runs `RUNTIME [--root DIR] delete --force ID`
-//!    (before the exit file, so whoever reads the exit file finds the container's
-//!    runtime state and cgroups gone), which spares the daemon that call.
+//!    could not be known), closes the held `--sync-fd`, hangs up on clients,
+//!    removes the socket, and only then cleans up: drops its hold on init's mount
+//!    namespace (taken at create, so init's exit does not wait for the kernel to
+//!    take the container's mounts apart) and, with `--delete-on-exit`, runs
+//!    `RUNTIME [--root DIR] delete --force ID` (which spares the daemon that
+//!    call); then exits 0. A caller that needs the runtime state and cgroups gone
+//!    waits for the monitor's exit, not for the exit file.
 //!
 //! SIGTERM, SIGINT and SIGHUP are ignored: the daemon stops containers through
 //! the runtime, never by killing monitors.
@@ -102,7 +116,7 @@ const USAGE: &str =
     "usage: skiff-monitor --id ID --bundle DIR --runtime PATH [--runtime-root DIR] \
 --log FILE --exit-file FILE --socket PATH [--terminal] [--stdin] [--log-max-size BYTES] \
 [--log-max-files N] [--sync-fd N] [--pid-file FILE] [--runtime-arg ARG]... [--no-daemonize] \
-[--delete-on-exit] [--start] [--builtin-runtime | --exec-runtime]\n";
+[--delete-on-exit] [--start] [--builtin-runtime | --exec-runtime] [--sync-until-exit]\n";
 
 fn main() {
     std::process::exit(run(std::env::args_os().skip(1).collect()));
@@ -129,6 +143,8 @@ struct Args {
     start: bool,
     builtin_runtime: bool,
     exec_runtime: bool,
+    sync_until_exit: bool,
+    wait_args: bool,
 }
 
 impl Args {
@@ -158,6 +174,8 @@ impl Args {
                 "--start" => flag(&mut a.start)?,
                 "--builtin-runtime" => flag(&mut a.builtin_runtime)?,
                 "--exec-runtime" => flag(&mut a.exec_runtime)?,
+                "--sync-until-exit" => flag(&mut a.sync_until_exit)?,
+                "--wait-args" => flag(&mut a.wait_args)?,
                 _ => {
                     let value = match inline {
                         Some(v) => OsStr::from_bytes(v).to_os_string(),
@@ -190,6 +208,12 @@ impl Args {
                     }
                 }
             }
+        }
+        if a.wait_args {
+            return match a.sync_fd {
+                Some(_) => Ok(a),
+                None => Err("--wait-args needs --sync-fd".into()),
+            };
         }
         for (name, missing) in [
             ("--id", a.id.is_empty()),
@@ -264,7 +288,7 @@ pub fn run(argv: Vec<OsString>) -> i32 {
         Ok(a) => a,
         Err(msg) => {
             eprint!("skiff-monitor: {msg}\n{USAGE}");
-            send_sync(sync_hint, Err(&msg));
+            send_sync(sync_hint, Err(&msg), false);
             return 2;
         }
     };
@@ -283,24 +307,89 @@ pub fn run(argv: Vec<OsString>) -> i32 {
     if !args.no_daemonize {
         if let Err(e) = daemonize() {
             let msg = format!("cannot daemonize: {e}");
-            send_sync(args.sync_fd, Err(&msg));
+            send_sync(args.sync_fd, Err(&msg), false);
             return 1;
         }
     }
+    if args.wait_args {
+        let fd = args.sync_fd.unwrap_or(-1);
+        let mut argv = match receive_args(fd) {
+            Ok(Some(argv)) => argv,
+            // Not needed after all.
+            Ok(None) => return 0,
+            Err(e) => {
+                send_sync(Some(fd), Err(&format!("reading the arguments: {e}")), false);
+                return 2;
+            }
+        };
+        argv.extend([OsString::from("--sync-fd"), OsString::from(fd.to_string())]);
+        args = match Args::parse(argv) {
+            Ok(a) if !a.wait_args => a,
+            Ok(_) => {
+                send_sync(Some(fd), Err("--wait-args given twice"), false);
+                return 2;
+            }
+            Err(msg) => {
+                send_sync(Some(fd), Err(&msg), false);
+                return 2;
+            }
+        };
+    }
     match start(&args) {
-        Ok((monitor, pid)) => {
-            send_sync(args.sync_fd, Ok(pid));
+        Ok((mut monitor, pid)) => {
+            monitor.exit_notify = send_sync(args.sync_fd, Ok(pid), args.sync_until_exit);
             monitor.run()
         }
         Err(msg) => {
             eprintln!("skiff-monitor: {msg}");
-            send_sync(args.sync_fd, Err(&msg));
+            send_sync(args.sync_fd, Err(&msg), false);
             let _ = std::fs::remove_file(&args.socket);
             if args.terminal {
                 let _ = std::fs::remove_file(args.dir().join("console.sock"));
             }
             1
         }
+    }
+}
+
+/// The command line sent on `fd` (see `--wait-args`); None at end of file first.
+fn receive_args(fd: RawFd) -> io::Result<Option<Vec<OsString>>> {
+    const MAX: usize = 64 << 10;
+    let bad = |what: &str| io::Error::new(io::ErrorKind::InvalidData, what.to_string());
+    let mut buf = Vec::with_capacity(4096);
+    let mut chunk = [0u8; 4096];
+    let mut want: Option<(usize, usize)> = None; // (header length, payload length)
+    loop {
+        if want.is_none() {
+            if let Some(nl) = buf.iter().position(|&b| b == b'\n') {
+                let len: usize = std::str::from_utf8(&buf[..nl])
+                    .ok()
+                    .and_then(|t| t.parse().ok())
+                    .filter(|&l| l <= MAX)
+                    .ok_or_else(|| bad("bad length"))?;
+                want = Some((nl + 1, len));
+            } else if buf.len() > 32 {
+                return Err(bad("bad length"));
+            }
+        }
+        if let Some((head, len)) = want {
+            if buf.len() >= head + len {
+                let payload = &buf[head..head + len];
+                let argv = payload
+                    .split(|&b| b == 0)
+                    .take(payload.iter().filter(|&&b| b == 0).count())
+                    .map(|a| OsStr::from_bytes(a).to_os_string());
+                return Ok(Some(argv.collect()));
+            }
+        }
+        let n = sys::read(fd, &mut chunk)?;
+        if n == 0 {
+            if buf.is_empty() {
+                return Ok(None);
+            }
+            return Err(io::Error::new(io::ErrorKind::UnexpectedEof, "cut short"));
+        }
+        buf.extend_from_slice(&chunk[..n]);
     }
 }
 
@@ -354,9 +443,9 @@ fn daemonize() -> io::Result<()> {
     Ok(())
 }
 
-/// Writes the one sync line and closes the fd.
-fn send_sync(fd: Option<RawFd>, result: Result<libc::pid_t, &str>) {
-    let Some(fd) = fd else { return };
+/// Writes the one sync line and closes the fd, or with `keep` returns it.
+fn send_sync(fd: Option<RawFd>, result: Result<libc::pid_t, &str>, keep: bool) -> Option<OwnedFd> {
+    let fd = fd?;
     let mut b = Vec::with_capacity(64);
     match result {
         Ok(pid) => {
@@ -373,8 +462,9 @@ fn send_sync(fd: Option<RawFd>, result: Result<libc::pid_t, &str>) {
     }
     b.extend_from_slice(b"}\n");
     let _ = sys::write_all(fd, &b);
-    // SAFETY: the fd was inherited for this one line; nothing else uses it.
-    unsafe { libc::close(fd) };
+    // SAFETY: the fd was inherited for the monitor alone; nothing else uses it.
+    let owned = unsafe { <OwnedFd as std::os::fd::FromRawFd>::from_raw_fd(fd) };
+    keep.then_some(owned)
 }
 
 /// Everything up to a created container: returns the monitor, ready to serve,
@@ -474,6 +564,14 @@ fn start(args: &Args) -> Result<(Monitor, libc::pid_t), String> {
         .collect();
     // Before start: an init that is not our child could be gone right after.
     let init = watch_init(pid);
+    // Held until the exit is reported: when init dies the kernel then has no mount
+    // namespace to take apart before the reap (tens of mounts, ~1 ms).
+    let held_ns = match init {
+        Init::Child(p) => {
+            sys::open(Path::new(&format!("/proc/{p}/ns/mnt")), libc::O_RDONLY, 0).ok()
+        }
+        _ => None,
+    };
     if args.start {
         if let Err(msg) = runtime.start() {
             runtime.delete();
@@ -497,6 +595,8 @@ fn start(args: &Args) -> Result<(Monitor, libc::pid_t), String> {
         stdin_pending: Vec::new(),
         stdin_close: false,
         shrink_soon: true,
+        exit_notify: None,
+        held_ns,
     };
     Ok((monitor, pid))
 }

@@ -60,6 +60,10 @@ pub struct Monitor {
     pub stdin_close: bool,
     /// Shrink (mem.rs) at the next quiet moment.
     pub shrink_soon: bool,
+    /// The sync fd, with `--sync-until-exit`: closed once the exit file is written.
+    pub exit_notify: Option<OwnedFd>,
+    /// Init's mount namespace, let go after the exit is reported.
+    pub held_ns: Option<OwnedFd>,
 }
 
 pub struct Client {
@@ -475,13 +479,16 @@ impl Monitor {
             o.lines.finish(|line| log.entry(name, line, &time));
         }
         self.log.flush();
+        let _ = write_exit_file(&self.exit_file, code, signal);
+        // The exit is known: tell the caller, hang up on clients (closing a unix
+        // socket does not discard what the peer has yet to read), then clean up.
+        self.exit_notify = None;
+        self.clients.clear();
+        let _ = std::fs::remove_file(&self.socket_path);
+        self.held_ns = None;
         if self.delete_on_exit {
             self.runtime.delete();
         }
-        let _ = write_exit_file(&self.exit_file, code, signal);
-        // Closing a unix socket does not discard what the peer has yet to read.
-        self.clients.clear();
-        let _ = std::fs::remove_file(&self.socket_path);
         0
     }
 }
@@ -529,9 +536,9 @@ pub fn write_exit_file(
     tmp.push(".tmp");
     let tmp = PathBuf::from(tmp);
     let fd = sys::open(&tmp, libc::O_WRONLY | libc::O_CREAT | libc::O_TRUNC, 0o644)?;
+    // No fsync: the file matters to a daemon that restarts, not across a reboot
+    // (which the container does not survive either).
     sys::write_all(fd.as_raw_fd(), &b)?;
-    // SAFETY: plain fdatasync.
-    unsafe { libc::fdatasync(fd.as_raw_fd()) };
     drop(fd);
     std::fs::rename(&tmp, path)
 }

@@ -138,6 +138,15 @@ impl Fixture {
 
     /// Starts the monitor and returns its sync line.
     fn start(&mut self, extra: &[&str], daemonize: bool) -> String {
+        let (line, r) = self.launch(extra, daemonize);
+        // Then the end: a caller may read to it (skiffd does). Nothing the monitor
+        // started (the runtime, the container's init) may hold the fd open.
+        assert_eof(r.as_raw_fd());
+        line
+    }
+
+    /// Starts the monitor; its sync line and the read end of the sync fd.
+    fn launch(&mut self, extra: &[&str], daemonize: bool) -> (String, OwnedFd) {
         let (r, w) = pipe();
         let mut cmd = Command::new(std::env::current_exe().unwrap());
         cmd.env(AS_MONITOR_ENV, "1")
@@ -179,10 +188,60 @@ impl Fixture {
                 self.pids.push(p as libc::pid_t);
             }
         }
-        // Then the end: a caller may read to it (skiffd does). Nothing the monitor
-        // started (the runtime, the container's init) may hold the fd open.
-        assert_eof(r.as_raw_fd());
-        line
+        (line, r)
+    }
+
+    /// Starts a monitor with `--wait-args` (not daemonized); the caller's end of
+    /// its sync socket.
+    fn launch_waiting(&mut self) -> UnixStream {
+        let (ours, theirs) = UnixStream::pair().unwrap();
+        let fd = theirs.as_raw_fd();
+        let mut cmd = Command::new(std::env::current_exe().unwrap());
+        cmd.env(AS_MONITOR_ENV, "1")
+            .stdin(Stdio::null())
+            .stdout(Stdio::null())
+            .stderr(Stdio::null())
+            .args([
+                "--wait-args",
+                "--no-daemonize",
+                "--sync-fd",
+                &fd.to_string(),
+            ]);
+        // SAFETY: only fcntl between fork and exec.
+        unsafe {
+            cmd.pre_exec(move || {
+                libc::fcntl(fd, libc::F_SETFD, 0);
+                Ok(())
+            });
+        }
+        self.child = Some(cmd.spawn().unwrap());
+        drop(theirs);
+        ours.set_read_timeout(Some(TIMEOUT)).unwrap();
+        ours
+    }
+
+    /// The usual command line for this fixture, in `--wait-args`' framing.
+    fn framed_args(&self, extra: &[&str]) -> Vec<u8> {
+        let d = |n: &str| self.path(n).to_string_lossy().into_owned();
+        let mut argv: Vec<String> = vec!["--id".into(), "c1".into(), "--bundle".into()];
+        argv.push(self.dir.to_string_lossy().into_owned());
+        for (opt, file) in [
+            ("--runtime", "runtime"),
+            ("--log", "ctr.log"),
+            ("--exit-file", "exit.json"),
+            ("--socket", "attach.sock"),
+        ] {
+            argv.extend([opt.to_string(), d(file)]);
+        }
+        argv.extend(extra.iter().map(|e| e.to_string()));
+        let mut payload = Vec::new();
+        for a in &argv {
+            payload.extend_from_slice(a.as_bytes());
+            payload.push(0);
+        }
+        let mut msg = format!("{}\n", payload.len()).into_bytes();
+        msg.extend_from_slice(&payload);
+        msg
     }
 
     /// Waits for the (non-daemonized) monitor to exit; its exit code.
@@ -699,7 +758,7 @@ exit 0
 "#;
 
 #[test]
-fn start_flag_starts_and_delete_on_exit_deletes_before_the_exit_file() {
+fn start_flag_starts_and_delete_on_exit_deletes_after_the_exit_is_reported() {
     let mut f = Fixture::new(VERB_RUNTIME, "echo ran; exit 4");
     let line = f.start(&["--start", "--delete-on-exit"], false);
     assert!(json_int(&line, "\"pid\": ").is_some(), "{line}");
@@ -707,8 +766,87 @@ fn start_flag_starts_and_delete_on_exit_deletes_before_the_exit_file() {
     let exit = f.wait_file("exit.json");
     assert!(exit.starts_with("{\"exit_code\": 4,"), "{exit}");
     let calls = std::fs::read_to_string(f.path("calls")).unwrap();
-    assert_eq!(calls, "create\nstart\ndelete\n");
+    // The exit is reported first (exit file, sync fd), the clean-up follows.
+    assert_eq!(calls, "create\nstart\ndelete-after-exit-file\n");
     assert_eq!(f.log_entries(), [("stdout".into(), "ran\n".into())]);
+}
+
+#[test]
+fn sync_until_exit_ends_the_sync_fd_at_the_exit_file_before_the_clean_up() {
+    // A delete that takes a while: the caller must not wait for it.
+    let runtime = VERB_RUNTIME.replace("  delete) if", "  delete) sleep 1; if");
+    let mut f = Fixture::new(&runtime, "while [ ! -e go ]; do sleep 0.02; done; exit 6");
+    let (line, r) = f.launch(&["--start", "--delete-on-exit", "--sync-until-exit"], false);
+    assert!(json_int(&line, "\"pid\": ").is_some(), "{line}");
+    let mut p = libc::pollfd {
+        fd: r.as_raw_fd(),
+        events: libc::POLLIN,
+        revents: 0,
+    };
+    // SAFETY: one valid pollfd.
+    assert_eq!(
+        unsafe { libc::poll(&mut p, 1, 300) },
+        0,
+        "sync fd ended while running"
+    );
+    std::fs::write(f.path("go"), "").unwrap();
+    assert_eof(r.as_raw_fd());
+    let exit =
+        std::fs::read_to_string(f.path("exit.json")).expect("exit file at the end of the sync fd");
+    assert!(exit.starts_with("{\"exit_code\": 6,"), "{exit}");
+    let calls = std::fs::read_to_string(f.path("calls")).unwrap();
+    assert_eq!(calls, "create\nstart\n", "the clean-up came first");
+    assert_eq!(f.wait(), 0);
+    let calls = std::fs::read_to_string(f.path("calls")).unwrap();
+    assert_eq!(calls, "create\nstart\ndelete-after-exit-file\n");
+}
+
+#[test]
+fn waiting_monitor_reads_its_command_line_then_runs_the_container() {
+    let mut f = Fixture::new(VERB_RUNTIME, "echo hi; exit 3");
+    let mut sock = f.launch_waiting();
+    // Started ahead of need: nothing happens until the arguments come, in pieces.
+    std::thread::sleep(Duration::from_millis(100));
+    assert!(!f.path("calls").exists());
+    let msg = f.framed_args(&["--start", "--delete-on-exit", "--sync-until-exit"]);
+    let (a, b) = msg.split_at(msg.len() / 2);
+    sock.write_all(a).unwrap();
+    std::thread::sleep(Duration::from_millis(20));
+    sock.write_all(b).unwrap();
+    let line = read_line(sock.as_raw_fd());
+    assert!(json_int(&line, "\"pid\": ").is_some(), "{line}");
+    assert_eof(sock.as_raw_fd()); // held until the exit file is written
+    assert!(f.path("exit.json").exists());
+    assert_eq!(f.wait(), 0);
+    assert!(f.wait_file("exit.json").starts_with("{\"exit_code\": 3,"));
+    assert_eq!(f.log_entries(), [("stdout".into(), "hi\n".into())]);
+}
+
+#[test]
+fn waiting_monitor_leaves_quietly_when_the_caller_hangs_up() {
+    let mut f = Fixture::new(VERB_RUNTIME, "true");
+    let sock = f.launch_waiting();
+    drop(sock);
+    assert_eq!(f.wait(), 0);
+    assert!(!f.path("calls").exists());
+}
+
+#[test]
+fn waiting_monitor_reports_a_bad_command_line() {
+    let mut f = Fixture::new(VERB_RUNTIME, "true");
+    let mut sock = f.launch_waiting();
+    sock.write_all(b"12\n--bogus\0abc\0").unwrap();
+    let line = read_line(sock.as_raw_fd());
+    assert!(
+        line.contains("\"error\": \"unknown option --bogus\""),
+        "{line}"
+    );
+    assert_eq!(f.wait(), 2);
+    let mut sock = f.launch_waiting();
+    sock.write_all(b"nonsense\n").unwrap();
+    let line = read_line(sock.as_raw_fd());
+    assert!(line.contains("bad length"), "{line}");
+    assert_eq!(f.wait(), 2);
 }
 
 #[test]
@@ -740,7 +878,7 @@ fn start_command_after_attach_loses_no_output() {
     assert_eq!(f.wait(), 0);
     assert!(f.wait_file("exit.json").starts_with("{\"exit_code\": 2,"));
     let calls = std::fs::read_to_string(f.path("calls")).unwrap();
-    assert_eq!(calls, "create\nstart\ndelete\n");
+    assert_eq!(calls, "create\nstart\ndelete-after-exit-file\n");
 }
 
 #[test]
