@@ -287,9 +287,12 @@ class HTTPServer:
             headers = {"Content-Type": answer.content_type, **answer.headers, "Connection": conn}
             # HEAD answers carry the headers a GET would, and no body.
             headers.setdefault("Content-Length", str(len(answer.body)))
-            writer.write(self._head(answer.status, headers))
+            head = self._head(answer.status, headers)
+            # One write: the client wakes once, with the whole answer.
             if method != "HEAD" and answer.status not in (204, 304):
-                writer.write(answer.body)
+                writer.write(head + answer.body)
+            else:
+                writer.write(head)
             await writer.drain()
             return keep_alive
         headers = {

@@ -53,6 +53,9 @@ class State:
     started_at: str = ZERO_TIME
     finished_at: str = ZERO_TIME
     monitor_pid: int = 0
+    #: the monitor's start time (clock ticks since boot, /proc/PID/stat), which
+    #: tells it from a later process with the same pid
+    monitor_start: int = 0
     health: dict[str, Any] | None = None
 
     @property
@@ -87,6 +90,7 @@ class State:
             "started_at": self.started_at,
             "finished_at": self.finished_at,
             "monitor_pid": self.monitor_pid,
+            "monitor_start": self.monitor_start,
             "health": self.health,
         }
 

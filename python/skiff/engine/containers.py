@@ -55,6 +55,8 @@ DEFAULT_STOP_TIMEOUT = 10
 MONITOR_DIR_LEN = 16
 #: How long the clean-up after an exit waits for the monitor's own (seconds).
 MONITOR_CLEANUP_TIMEOUT = 30.0
+#: Monitors kept started ahead of need (see monitor.MonitorPool).
+MONITOR_POOL_SIZE = 2
 #: The container's own read-only layer of mount points (dockerd's "-init" layer): the
 #: runtime mounts over these, so they never land in the container's upper dir (and
 #: so never in its diff or a commit).
@@ -261,6 +263,7 @@ class ContainerService:
         self.cgroup_parent = "/" + cgroup_parent.strip("/")
         self.init_binary = ocispec.find_init_binary()
         self.warmer = CgroupWarmer()
+        self.monitor_pool = mon.MonitorPool(MONITOR_POOL_SIZE)
         self._containers: dict[str, Container] = {}
         self._live: dict[str, Live] = {}
         self._names: dict[str, str] = {}
@@ -342,7 +345,8 @@ class ContainerService:
             name = names.generate(set(self._names))
         self.warmer.poke()  # a start usually follows a create
         try:
-            image = await asyncio.to_thread(self.images.get, image_ref)
+            # A few indexed SQLite reads: not worth a thread hop.
+            image = self.images.get(image_ref)
         except NotFound:
             raise NotFound(f"No such image: {_familiar(image_ref)}") from None
 
@@ -384,11 +388,6 @@ class ContainerService:
             lowers=lowers,
         )
         await asyncio.to_thread(self._prepare_dir, c, image.record.chain)
-        try:
-            self.store.add(c)
-        except BaseException:
-            shutil.rmtree(c.root, ignore_errors=True)
-            raise
         self._register(c)
         self.publish(c, "create")
         return c
@@ -399,12 +398,24 @@ class ContainerService:
         self._live[c.id] = Live()
 
     def _prepare_dir(self, c: Container, chain: tuple[str, ...]) -> None:
+        """The container's directory, its lease on the image's layers and its row
+        in the store; nothing of them is left when one fails."""
         c.root.mkdir(mode=0o710)
+        try:
+            self._fill_dir(c)
+            # One transaction (one commit) for the lease and the row.
+            with self.images.db.transaction():
+                if chain:
+                    lease = self.images.meta.create_lease(None, lease_id=f"{LEASE_PREFIX}{c.id}")
+                    self.images.meta.lease_add(lease, "layer", chain[-1])
+                self.store.add(c)
+        except BaseException:
+            shutil.rmtree(c.root, ignore_errors=True)
+            raise
+
+    def _fill_dir(self, c: Container) -> None:
         for d in (c.upper, c.work, c.rootfs):
             d.mkdir()
-        if chain:
-            lease = self.images.meta.create_lease(None, lease_id=f"{LEASE_PREFIX}{c.id}")
-            self.images.meta.lease_add(lease, "layer", chain[-1])
         hc = c.host_config
         host_net = hc.get("NetworkMode") == "host"
         hostname = os.uname().nodename if host_net else (c.config.get("Hostname") or c.id[:12])
@@ -477,6 +488,7 @@ class ContainerService:
             raise
         c.state.pid = started.pid
         c.state.monitor_pid = started.monitor_pid
+        c.state.monitor_start = mon.start_time(started.monitor_pid)
         c.state.status = RUNNING
         c.state.started_at = rfc3339_nano()
         c.state.error = ""
@@ -550,6 +562,7 @@ class ContainerService:
                 log_max_size=max_size,
                 log_max_files=max_files,
                 start=start,
+                pool=self.monitor_pool,
             )
         except BaseException:
             with contextlib.suppress(OSError):
@@ -618,6 +631,7 @@ class ContainerService:
             c.state.status = EXITED
             c.state.pid = 0
             c.state.monitor_pid = 0
+            c.state.monitor_start = 0
             if live.health_task is not None:
                 live.health_task.cancel()
                 live.health_task = None
@@ -966,7 +980,7 @@ class ContainerService:
         await asyncio.to_thread(self._sweep_leftovers)
         for c in list(self._containers.values()):
             if c.state.status in (RUNNING, PAUSED):
-                if mon.monitor_alive(c.state.monitor_pid, c.id):
+                if mon.monitor_alive(c.state.monitor_pid, c.id, c.state.monitor_start):
                     self._watch(c)
                     self.live(c).health_task = health.start(self, c)
                     log.info("adopted running container %s", c.id[:12])
@@ -1036,6 +1050,7 @@ class ContainerService:
             fd = self._unwatch(live)
             if fd is not None:
                 os.close(fd)
+        self.monitor_pool.close()
 
 
 # ----------------------------------------------------------------------- helpers

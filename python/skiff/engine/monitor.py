@@ -14,9 +14,12 @@ from __future__ import annotations
 
 import contextlib
 import json
+import logging
 import os
 import shutil
+import socket
 import threading
+import time
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -24,6 +27,8 @@ from typing import Any
 from skiff import _native
 from skiff.errors import SkiffError
 from skiff.runtime.binary import find_runtime
+
+log = logging.getLogger(__name__)
 
 
 class StartFailed(SkiffError):
@@ -81,6 +86,7 @@ def spawn(
     log_max_files: int = 1,
     monitor: Path | None = None,
     start: bool = False,
+    pool: MonitorPool | None = None,
 ) -> Started:
     """Starts the monitor (which runs the runtime's ``create``) and waits until the
     container exists, blocked before its user process — or, with ``start``, running
@@ -122,18 +128,24 @@ def spawn(
     if log_max_size > 0:
         argv += ["--log-max-size", str(log_max_size), "--log-max-files", str(max(1, log_max_files))]
     err_file = files.dir / "monitor.err"
-    r, w = os.pipe()
+    pid = 0
+    r = pool.hand_over(argv[1:]) if pool is not None else -1
+    w = -1
     try:
-        argv += ["--sync-fd", str(w)]
-        pid = _spawn(argv, w, err_file)
-        os.close(w)
-        w = -1
+        if r < 0:
+            r, w = os.pipe()
+            argv += ["--sync-fd", str(w)]
+            pid = _spawn(argv, w, err_file)
+            os.close(w)
+            w = -1
         # One line; with a pid the pipe stays open until the container exits.
         data = b""
         while b"\n" not in data and (chunk := os.read(r, 4096)):
             data += chunk
-        # The first process left at once (the monitor daemonizes): reap it.
-        _, status = os.waitpid(pid, 0)
+        status = 0
+        if pid:
+            # The first process left at once (the monitor daemonizes): reap it.
+            _, status = os.waitpid(pid, 0)
         line = data.decode(errors="replace").strip()
         try:
             answer: dict[str, Any] = json.loads(line) if line else {}
@@ -153,9 +165,88 @@ def spawn(
     except OSError:
         err = ""
     message = str(answer.get("error") or err)
+    if not message and not pid:
+        message = "skiff-monitor ended without an answer"
     raise StartFailed(
         message or f"skiff-monitor exited with status {os.waitstatus_to_exitcode(status)}"
     )
+
+
+class MonitorPool:
+    """Monitors started ahead of need (``skiff-monitor --wait-args``, see its
+    main.rs): a container start hands one its command line over its sync socket
+    instead of starting a process and waiting for it to daemonize. A thread of the
+    pool's own starts the next ones in the background. An idle monitor leaves by
+    itself when its socket closes: at :meth:`close`, or with the daemon."""
+
+    def __init__(self, size: int, monitor: Path | None = None) -> None:
+        self.size = size
+        self._monitor = monitor
+        self._idle: list[int] = []
+        self._cond = threading.Condition()
+        self._closed = False
+        self._thread: threading.Thread | None = None
+
+    def hand_over(self, args: list[str]) -> int:
+        """Gives ``args`` to an idle monitor; returns its sync socket (the
+        caller's, to read the sync line from), or -1 when none is ready."""
+        payload = b"".join(os.fsencode(a) + b"\0" for a in args)
+        message = b"%d\n" % len(payload) + payload
+        while True:
+            with self._cond:
+                if self._thread is None and not self._closed and self.size > 0:
+                    self._thread = threading.Thread(
+                        target=self._fill, name="monitor-pool", daemon=True
+                    )
+                    self._thread.start()
+                fd = self._idle.pop() if self._idle else -1
+                self._cond.notify()
+            if fd < 0:
+                return -1
+            try:
+                os.write(fd, message)  # far below a socket buffer: one write
+                return fd
+            except OSError:  # that monitor is gone: the next one
+                os.close(fd)
+
+    def close(self) -> None:
+        with self._cond:
+            self._closed = True
+            idle, self._idle = self._idle, []
+            self._cond.notify_all()
+        for fd in idle:
+            os.close(fd)
+
+    def _fill(self) -> None:
+        while True:
+            with self._cond:
+                while not self._closed and len(self._idle) >= self.size:
+                    self._cond.wait()
+                if self._closed:
+                    return
+            try:
+                fd = self._start_one()
+            except (OSError, StartFailed) as err:
+                log.warning("starting a monitor ahead of need: %s", err)
+                time.sleep(1)
+                continue
+            with self._cond:
+                if self._closed:
+                    os.close(fd)
+                    return
+                self._idle.append(fd)
+
+    def _start_one(self) -> int:
+        ours, theirs = socket.socketpair(socket.AF_UNIX, socket.SOCK_STREAM)
+        with ours, theirs:
+            fd = theirs.fileno()
+            monitor = str(self._monitor or find_monitor())
+            pid = _spawn([monitor, "--wait-args", "--sync-fd", str(fd)], fd, Path(os.devnull))
+            # The first process leaves at once (the monitor daemonizes).
+            _, status = os.waitpid(pid, 0)
+            if status != 0:
+                raise StartFailed(f"skiff-monitor exited with status {status}")
+            return ours.detach()
 
 
 #: Spawns one at a time: the sync pipe's write end is inheritable only meanwhile, so
@@ -206,17 +297,32 @@ def read_exit(files: MonitorFiles) -> dict[str, Any] | None:
     return data
 
 
-def monitor_alive(pid: int, container_id: str) -> bool:
-    """Whether ``pid`` is still this container's monitor (not a reused pid)."""
+def monitor_alive(pid: int, container_id: str, start: int = 0) -> bool:
+    """Whether ``pid`` is still this container's monitor (not a reused pid): a
+    skiff-monitor started at ``start`` (see :func:`start_time`); without it (records
+    of older daemons), one whose command line names the container."""
     if pid <= 0:
         return False
     try:
         cmdline = Path(f"/proc/{pid}/cmdline").read_bytes().split(b"\0")
     except (FileNotFoundError, ProcessLookupError, PermissionError):
         return False
-    return (
-        bool(cmdline) and cmdline[0].endswith(b"skiff-monitor") and container_id.encode() in cmdline
-    )
+    if not cmdline or not cmdline[0].endswith(b"skiff-monitor"):
+        return False
+    if start:
+        return start_time(pid) == start
+    return container_id.encode() in cmdline
+
+
+def start_time(pid: int) -> int:
+    """When ``pid`` started (clock ticks since boot); 0 when it is gone."""
+    try:
+        stat = Path(f"/proc/{pid}/stat").read_bytes()
+    except (FileNotFoundError, ProcessLookupError, PermissionError):
+        return 0
+    fields = stat[stat.rfind(b")") + 2 :].split()
+    # Field 22 of stat(5); the first field after the command is the third.
+    return int(fields[19]) if len(fields) > 19 else 0
 
 
 def pidfd(pid: int) -> int | None:

@@ -1,0 +1,83 @@
+"""skiffd's pool of monitors started ahead of need (``skiff-monitor --wait-args``):
+a start hands an idle one its command line; idle ones leave when the pool closes."""
+
+from __future__ import annotations
+
+import json
+import os
+import secrets
+import time
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+
+from skiff.engine.monitor import MonitorPool, find_monitor
+
+pytestmark = pytest.mark.root
+
+
+def _wait_for(check, timeout: float = 10) -> None:  # type: ignore[no-untyped-def]
+    deadline = time.monotonic() + timeout
+    while not check():
+        assert time.monotonic() < deadline, "condition not reached in time"
+        time.sleep(0.02)
+
+
+def _monitors_marked(marker: str) -> list[int]:
+    """Waiting monitors started with ``marker`` in their environment."""
+    found = []
+    for entry in os.listdir("/proc"):
+        if not entry.isdigit():
+            continue
+        try:
+            argv = Path(f"/proc/{entry}/cmdline").read_bytes().split(b"\0")
+            env = Path(f"/proc/{entry}/environ").read_bytes()
+        except OSError:
+            continue
+        if b"--wait-args" in argv and marker.encode() in env:
+            found.append(int(entry))
+    return found
+
+
+@pytest.fixture
+def marked_pool(monkeypatch: pytest.MonkeyPatch) -> Iterator[tuple[MonitorPool, str]]:
+    marker = f"SKIFF_POOL_TEST={secrets.token_hex(8)}"
+    name, value = marker.split("=")
+    monkeypatch.setenv(name, value)
+    pool = MonitorPool(2, find_monitor())
+    try:
+        yield pool, marker
+    finally:
+        pool.close()
+
+
+def test_idle_monitors_are_ready_and_leave_when_the_pool_closes(
+    marked_pool: tuple[MonitorPool, str],
+) -> None:
+    pool, marker = marked_pool
+    assert pool.hand_over(["--id", "x"]) == -1  # none yet: this starts the filler
+    _wait_for(lambda: len(_monitors_marked(marker)) == 2)
+    pids = _monitors_marked(marker)
+    pool.close()
+    _wait_for(lambda: not any(os.path.exists(f"/proc/{p}") for p in pids))
+    assert pool.hand_over(["--id", "x"]) == -1
+
+
+def test_a_handed_over_command_line_is_answered_on_the_sync_socket(
+    marked_pool: tuple[MonitorPool, str],
+) -> None:
+    pool, marker = marked_pool
+    pool.hand_over([])
+    _wait_for(lambda: len(_monitors_marked(marker)) == 2)
+    fd = pool.hand_over(["--bogus", "value with spaces"])
+    assert fd >= 0
+    try:
+        data = b""
+        while b"\n" not in data and (chunk := os.read(fd, 4096)):
+            data += chunk
+    finally:
+        os.close(fd)
+    assert json.loads(data) == {"error": "unknown option --bogus"}
+    # The pool starts another in its place.
+    _wait_for(lambda: len(_monitors_marked(marker)) == 2)
