@@ -19,6 +19,7 @@ __all__ = [
     "diff_trees",
     "diff_upper",
     "mount_overlay",
+    "new_netns",
     "remove_tree",
     "sha256_file",
     "spawn_detached",
@@ -231,3 +232,7 @@ def changes(
     lower dirs, top first (a path present in a lower is modified, else added). Else
     both are plain trees, old and new. Parents come before their contents.
     """
+
+def new_netns() -> int:
+    """A new network namespace with its loopback up, as a close-on-exec descriptor
+    (the caller's to close); the calling process's own namespace is untouched."""

@@ -120,6 +120,22 @@ def test_hosts_hostname_and_network_modes(engine: RunningDaemon) -> None:
     assert sorted(host_net.split()) == sorted(os.listdir("/sys/class/net"))
 
 
+def test_each_container_has_a_network_namespace_of_its_own_with_loopback_up(
+    engine: RunningDaemon,
+) -> None:
+    """As with Docker, even ``--network none`` has 127.0.0.1 (the namespaces are
+    made ahead of need; each is used once)."""
+    script = "cat /sys/class/net/lo/flags; readlink /proc/self/ns/net; ping -c 1 -W 2 127.0.0.1"
+    seen = {os.readlink("/proc/self/ns/net")}
+    for flags in (["--network", "none"], [], ["--network", "none"]):
+        out = docker_ok(engine, "run", "--rm", *flags, "busybox", "sh", "-c", script)
+        lo_flags, ns, *ping = out.splitlines()
+        assert int(lo_flags, 16) & 0x1, f"lo is down: {lo_flags}"
+        assert "1 packets received" in "\n".join(ping), out
+        assert ns.startswith("net:[") and ns not in seen
+        seen.add(ns)
+
+
 def test_init_reaps_and_forwards(engine: RunningDaemon) -> None:
     out = docker_ok(
         engine, "run", "--rm", "--init", "busybox", "sh", "-c", "echo $$; cat /proc/1/cmdline"

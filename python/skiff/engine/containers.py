@@ -36,6 +36,7 @@ from skiff.engine.container import (
     Container,
 )
 from skiff.engine.monitor import StartFailed
+from skiff.engine.stock import FdStock, lower_priority
 from skiff.engine.store import ContainerStore
 from skiff.errors import Conflict, InvalidArgument, NotFound, NotModified, SkiffError
 from skiff.image.rootfs import RootfsMounter
@@ -57,6 +58,8 @@ MONITOR_DIR_LEN = 16
 MONITOR_CLEANUP_TIMEOUT = 30.0
 #: Monitors kept started ahead of need (see monitor.MonitorPool).
 MONITOR_POOL_SIZE = 2
+#: Network namespaces kept made ahead of need (loopback up; see skiff-core netns.rs).
+NETNS_POOL_SIZE = 2
 #: The container's own read-only layer of mount points (dockerd's "-init" layer): the
 #: runtime mounts over these, so they never land in the container's upper dir (and
 #: so never in its diff or a commit).
@@ -264,6 +267,7 @@ class ContainerService:
         self.init_binary = ocispec.find_init_binary()
         self.warmer = CgroupWarmer()
         self.monitor_pool = mon.MonitorPool(MONITOR_POOL_SIZE)
+        self.netns_stock = FdStock(NETNS_POOL_SIZE, _native.new_netns, "netns-pool")
         self._containers: dict[str, Container] = {}
         self._live: dict[str, Live] = {}
         self._names: dict[str, str] = {}
@@ -529,6 +533,7 @@ class ContainerService:
                 work=c.work,
                 volatile=bool(c.host_config.get("AutoRemove")),
             )
+        netns_fd = -1
         try:
             net_ns = None
             mode = c.host_config.get("NetworkMode") or ""
@@ -537,6 +542,13 @@ class ContainerService:
                 if other.state.status != RUNNING:
                     raise Conflict(f"cannot join network of a non running container: {other.id}")
                 net_ns = f"/proc/{other.state.pid}/ns/net"
+            elif mode != "host":
+                # A namespace of its own, made ahead of need (its loopback up): the
+                # runtime joins it instead of making one (~0.5 ms of the start).
+                netns_fd = self.netns_stock.take()
+                if netns_fd < 0:
+                    netns_fd = _native.new_netns()
+                net_ns = f"/proc/{os.getpid()}/fd/{netns_fd}"
             spec = ocispec.build(
                 c, volumes_root=self.volumes_root, netns_path=net_ns, init_binary=self.init_binary
             )
@@ -568,6 +580,10 @@ class ContainerService:
             with contextlib.suppress(OSError):
                 self.mounter.unmount(c.rootfs, detach=True)
             raise
+        finally:
+            # The container's init holds the namespace from here.
+            if netns_fd >= 0:
+                os.close(netns_fd)
 
     # ------------------------------------------------------------------ exits
 
@@ -907,7 +923,9 @@ class ContainerService:
             os.rename(c.root, trash)
         except FileNotFoundError:
             return
-        threading.Thread(target=_rmtree, args=(trash,), name="rm-container", daemon=True).start()
+        threading.Thread(
+            target=_rmtree_in_background, args=(trash,), name="rm-container", daemon=True
+        ).start()
 
     # ------------------------------------------------------------------ rename, list
 
@@ -1051,6 +1069,7 @@ class ContainerService:
             if fd is not None:
                 os.close(fd)
         self.monitor_pool.close()
+        self.netns_stock.close()
 
 
 # ----------------------------------------------------------------------- helpers
@@ -1240,6 +1259,11 @@ def _name_anonymous_volumes(config: dict[str, Any], host_config: dict[str, Any])
 def _log_cleanup_failure(fut: asyncio.Future[None]) -> None:
     if not fut.cancelled() and fut.exception() is not None:
         log.warning("clean-up after a container's exit failed: %s", fut.exception())
+
+
+def _rmtree_in_background(path: Path) -> None:
+    lower_priority()
+    _rmtree(path)
 
 
 def _rmtree(path: Path) -> None:

@@ -14,21 +14,18 @@ from __future__ import annotations
 
 import contextlib
 import json
-import logging
 import os
 import shutil
 import socket
 import threading
-import time
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
 from skiff import _native
+from skiff.engine.stock import FdStock
 from skiff.errors import SkiffError
 from skiff.runtime.binary import find_runtime
-
-log = logging.getLogger(__name__)
 
 
 class StartFailed(SkiffError):
@@ -175,66 +172,28 @@ def spawn(
 class MonitorPool:
     """Monitors started ahead of need (``skiff-monitor --wait-args``, see its
     main.rs): a container start hands one its command line over its sync socket
-    instead of starting a process and waiting for it to daemonize. A thread of the
-    pool's own starts the next ones in the background. An idle monitor leaves by
-    itself when its socket closes: at :meth:`close`, or with the daemon."""
+    instead of starting a process and waiting for it to daemonize. An idle monitor
+    leaves by itself when its socket closes: at :meth:`close`, or with the daemon."""
 
     def __init__(self, size: int, monitor: Path | None = None) -> None:
-        self.size = size
         self._monitor = monitor
-        self._idle: list[int] = []
-        self._cond = threading.Condition()
-        self._closed = False
-        self._thread: threading.Thread | None = None
+        self._stock = FdStock(size, self._start_one, "monitor-pool")
 
     def hand_over(self, args: list[str]) -> int:
         """Gives ``args`` to an idle monitor; returns its sync socket (the
         caller's, to read the sync line from), or -1 when none is ready."""
         payload = b"".join(os.fsencode(a) + b"\0" for a in args)
         message = b"%d\n" % len(payload) + payload
-        while True:
-            with self._cond:
-                if self._thread is None and not self._closed and self.size > 0:
-                    self._thread = threading.Thread(
-                        target=self._fill, name="monitor-pool", daemon=True
-                    )
-                    self._thread.start()
-                fd = self._idle.pop() if self._idle else -1
-                self._cond.notify()
-            if fd < 0:
-                return -1
+        while (fd := self._stock.take()) >= 0:
             try:
                 os.write(fd, message)  # far below a socket buffer: one write
                 return fd
             except OSError:  # that monitor is gone: the next one
                 os.close(fd)
+        return -1
 
     def close(self) -> None:
-        with self._cond:
-            self._closed = True
-            idle, self._idle = self._idle, []
-            self._cond.notify_all()
-        for fd in idle:
-            os.close(fd)
-
-    def _fill(self) -> None:
-        while True:
-            with self._cond:
-                while not self._closed and len(self._idle) >= self.size:
-                    self._cond.wait()
-                if self._closed:
-                    return
-            try:
-                fd = self._start_one()
-            except (OSError, StartFailed) as err:
-                log.warning("starting a monitor ahead of need: %s", err)
-                time.sleep(1)
-                continue
-            with self._cond:
-                if self._closed:
-                    os.close(fd)
-                    return
-                self._idle.append(fd)
+        self._stock.close()
 
     def _start_one(self) -> int:
         ours, theirs = socket.socketpair(socket.AF_UNIX, socket.SOCK_STREAM)

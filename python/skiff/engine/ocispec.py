@@ -420,7 +420,8 @@ def build(
     netns_path: str | None = None,
     init_binary: str | None = None,
 ) -> dict[str, Any]:
-    """The config.json for starting ``c`` (its rootfs mounted at ``c.rootfs``)."""
+    """The config.json for starting ``c`` (its rootfs mounted at ``c.rootfs``), in
+    the network namespace at ``netns_path`` when given (not with the host's)."""
     cfg, hc = c.config, c.host_config
     hostname = cfg.get("Hostname") or c.id[:12]
     net_mode = hc.get("NetworkMode") or "default"
@@ -484,7 +485,7 @@ def build(
         linux["sysctl"] = {str(k): str(v) for k, v in hc["Sysctls"].items()}
 
     namespaces = linux["namespaces"]
-    if net_mode.startswith("container:") and netns_path:
+    if netns_path and net_mode != "host":
         for ns in namespaces:
             if ns["type"] == "network":
                 ns["path"] = netns_path

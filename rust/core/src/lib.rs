@@ -8,6 +8,7 @@ pub mod compress;
 pub mod diff;
 pub mod digest;
 pub mod error;
+pub mod netns;
 pub mod overlay;
 pub mod spawn;
 pub mod tree;

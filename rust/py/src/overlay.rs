@@ -1,9 +1,11 @@
-//! Bindings for overlay mounts and for removing the trees they leave.
+//! Bindings for overlay mounts, the trees they leave, and network namespaces.
 
 use std::path::PathBuf;
 
 use pyo3::prelude::*;
-use skiff_core::{overlay, tree};
+use std::os::fd::IntoRawFd;
+
+use skiff_core::{netns, overlay, tree};
 
 use crate::gil::detached;
 
@@ -50,7 +52,15 @@ fn remove_tree(py: Python<'_>, path: PathBuf) -> PyResult<()> {
     detached(py, move || tree::remove_tree(&path))
 }
 
+/// A new network namespace with its loopback up, as a close-on-exec descriptor
+/// (the caller's to close); see skiff-core's netns.rs.
+#[pyfunction]
+fn new_netns(py: Python<'_>) -> PyResult<i32> {
+    detached(py, || netns::new_netns().map(IntoRawFd::into_raw_fd))
+}
+
 pub fn register(m: &Bound<'_, PyModule>) -> PyResult<()> {
+    m.add_function(wrap_pyfunction!(new_netns, m)?)?;
     m.add_function(wrap_pyfunction!(mount_overlay, m)?)?;
     m.add_function(wrap_pyfunction!(remove_tree, m)?)?;
     m.add_function(wrap_pyfunction!(unmount, m)?)?;

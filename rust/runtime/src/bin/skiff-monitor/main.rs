@@ -17,7 +17,8 @@
 //! With `--wait-args` the monitor is started ahead of need (skiffd keeps a few
 //! ready): it daemonizes, then reads its real command line from `--sync-fd` (a
 //! unix stream socket): the payload's length in decimal and a newline, then the
-//! payload, every argument followed by a NUL byte. `--sync-fd` itself is not among them: the same fd goes on serving as the
+//! payload, every argument followed by a NUL byte; it then sets its nice value
+//! to 0 (a caller may start it at a low priority). `--sync-fd` itself is not among them: the same fd goes on serving as the
 //! sync fd. End of file before the arguments (the caller gave up on it): it exits
 //! 0 without doing anything.
 //!
@@ -323,6 +324,10 @@ pub fn run(argv: Vec<OsString>) -> i32 {
             }
         };
         argv.extend([OsString::from("--sync-fd"), OsString::from(fd.to_string())]);
+        // Started ahead of need at a low priority (so as not to slow the starts
+        // under way): this one is needed now.
+        // SAFETY: setpriority only changes this process's nice value.
+        unsafe { libc::setpriority(libc::PRIO_PROCESS, 0, 0) };
         args = match Args::parse(argv) {
             Ok(a) if !a.wait_args => a,
             Ok(_) => {
