@@ -138,6 +138,15 @@ def pss_kib(pid: int) -> int:
     return 0
 
 
+def parent_of(pid: int) -> int:
+    """The parent pid (0 when the process is gone)."""
+    try:
+        stat = Path(f"/proc/{pid}/stat").read_text()
+    except (FileNotFoundError, ProcessLookupError):
+        return 0
+    return int(stat[stat.rfind(")") + 2 :].split()[1])
+
+
 def pids_named(name: str, under: str) -> list[int]:
     """PIDs whose command line starts with a program called ``name`` and mentions
     ``under`` (our own daemons' directories): only processes this benchmark made."""

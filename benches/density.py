@@ -16,7 +16,7 @@ from concurrent.futures import ThreadPoolExecutor
 from typing import Any
 
 import harness
-from _engine_bench import Engines, engines, pids_named, pss_kib, rss_kib
+from _engine_bench import Engines, engines, parent_of, pids_named, pss_kib, rss_kib
 
 COUNT = 50
 
@@ -62,10 +62,26 @@ def clear(cli: Any) -> None:
         subprocess.run(cli("rm", "-f", *ids.split()), check=True, stdout=subprocess.DEVNULL)
 
 
+def init_pids(cli: Any) -> list[int]:
+    """The init pids of the running containers."""
+    ids = subprocess.run(cli("ps", "-q"), capture_output=True, text=True, check=True).stdout
+    if not ids.split():
+        return []
+    out = subprocess.run(
+        cli("inspect", "-f", "{{.State.Pid}}", *ids.split()),
+        capture_output=True,
+        text=True,
+        check=True,
+    ).stdout
+    return [int(p) for p in out.split() if int(p) > 0]
+
+
 def per_container_memory(e: Engines, ours: bool) -> tuple[float, float, float]:
     """(RSS KiB, PSS KiB, daemon RSS KiB) of the per-container helper processes."""
     if ours:
-        pids = pids_named("skiff-monitor", str(e.skiffd.root))
+        # Each running container's init is its monitor's child (a monitor may
+        # have been started ahead of need, with no container in its command line).
+        pids = [m for m in (parent_of(p) for p in init_pids(e.skiffd.cli)) if m]
         daemon = e.skiffd.proc.pid if e.skiffd.proc else 0
     else:
         pids = pids_named("containerd-shim-runc-v2", str(e.dockerd.containerd.root))

@@ -18,9 +18,13 @@ from __future__ import annotations
 import contextlib
 import os
 import threading
+import time
 from pathlib import Path
 
 CGROUP_ROOT = Path("/sys/fs/cgroup")
+#: A warm-up this recent still covers the next start (a create's covers the start
+#: right after it): no second migration of the daemon's threads.
+WARM_FOR = 0.02
 
 
 def own_procs_file() -> Path | None:
@@ -46,6 +50,7 @@ class CgroupWarmer:
         self._procs = own_procs_file()
         self._wanted = threading.Event()
         self._thread: threading.Thread | None = None
+        self._last = 0.0
 
     @property
     def enabled(self) -> bool:
@@ -53,7 +58,7 @@ class CgroupWarmer:
 
     def poke(self) -> None:
         """A start is coming: warm the migration path (returns at once)."""
-        if self._procs is None:
+        if self._procs is None or time.monotonic() - self._last < WARM_FOR:
             return
         if self._thread is None:
             self._thread = threading.Thread(target=self._run, name="cgroup-warm", daemon=True)
@@ -69,6 +74,7 @@ class CgroupWarmer:
             try:
                 with open(self._procs, "w") as f:
                     f.write(pid)
+                self._last = time.monotonic()
             except OSError:
                 # Not allowed here (a delegated or read-only hierarchy): stop trying.
                 with contextlib.suppress(Exception):
