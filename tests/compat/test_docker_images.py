@@ -7,6 +7,7 @@ registry and a private pull, and the image events."""
 from __future__ import annotations
 
 import contextlib
+import hashlib
 import io
 import json
 import os
@@ -89,6 +90,38 @@ def dclient(engine: RunningDaemon) -> Iterator[dockerpy.DockerClient]:
     client = dockerpy.DockerClient(base_url=engine.host, version="auto", timeout=120)
     yield client
     client.close()
+
+
+def test_rmi_right_after_rm_still_frees_the_layers(engine: RunningDaemon) -> None:
+    """``DELETE /containers`` answers before the container's files (and its hold on
+    the image's layers) are gone; a ``DELETE /images`` right after still frees the
+    image's own layer."""
+    ref = f"skiff-test/{uname('rmrmi')}:v1"
+    base = uname("rmrmi-base")
+    docker_ok(engine, "run", "--name", base, "busybox", "sh", "-c", f"echo {ref} > /uniq")
+    try:
+        docker_ok(engine, "commit", base, ref)
+    finally:
+        docker(engine, "rm", "-f", base)
+    diff_ids = json.loads(docker_ok(engine, "image", "inspect", ref))[0]["RootFS"]["Layers"]
+    chain = diff_ids[0]
+    for diff_id in diff_ids[1:]:
+        chain = "sha256:" + hashlib.sha256(f"{chain} {diff_id}".encode()).hexdigest()
+    snapshot = engine.root / "data" / "snapshots" / chain[7:]
+    assert snapshot.exists()
+    api = dockerpy.APIClient(base_url=engine.host, version="auto", timeout=60)
+    try:
+        cid = api.create_container(ref, ["sleep", "30"], host_config=api.create_host_config())
+        api.start(cid["Id"])
+        # Back to back: the removal's clean-up (the root unmounted) is still going.
+        api.remove_container(cid["Id"], force=True)
+        api.remove_image(ref)
+    finally:
+        api.close()
+    deadline = time.monotonic() + 10
+    while snapshot.exists():
+        assert time.monotonic() < deadline, "the layer was never collected"
+        time.sleep(0.05)
 
 
 # --------------------------------------------------------------------------- pull/push

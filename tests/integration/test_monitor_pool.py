@@ -13,6 +13,7 @@ from pathlib import Path
 import pytest
 
 from skiff.engine.monitor import MonitorPool, find_monitor
+from tests.support import cgroups
 
 pytestmark = pytest.mark.root
 
@@ -81,3 +82,40 @@ def test_a_handed_over_command_line_is_answered_on_the_sync_socket(
     assert json.loads(data) == {"error": "unknown option --bogus"}
     # The pool starts another in its place.
     _wait_for(lambda: len(_monitors_marked(marker)) == 2)
+
+
+def test_each_idle_monitor_keeps_a_spare_cgroup_and_removes_it_when_unused(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    """On cgroup v1 a waiting monitor makes ``PARENT/.spare-PID`` in every hierarchy
+    (its container's create renames it into place); closed unused, it removes it."""
+    if (cgroups.ROOT / "cgroup.controllers").exists():
+        pytest.skip("cgroup v2 host: no spare cgroups there")
+    marker = f"SKIFF_POOL_TEST={secrets.token_hex(8)}"
+    name, value = marker.split("=")
+    monkeypatch.setenv(name, value)
+    parent = f"skiff-test-pool-{secrets.token_hex(4)}"
+    pool = MonitorPool(2, find_monitor(), cgroup_parent=f"/{parent}")
+    try:
+        pool.hand_over([])
+        _wait_for(lambda: len(_monitors_marked(marker)) == 2)
+        pids = _monitors_marked(marker)
+
+        # The v1 hierarchies (not the empty v2 one of a hybrid host).
+        v1 = [h for h in cgroups.hierarchies() if not (h / "cgroup.controllers").exists()]
+
+        def spares() -> set[tuple[str, str]]:
+            found = set()
+            for h in v1:
+                d = h / parent
+                if d.is_dir():
+                    found |= {(h.name, p.name) for p in d.iterdir() if p.name.startswith(".spare-")}
+            return found
+
+        want = {(h.name, f".spare-{p}") for h in v1 for p in pids}
+        _wait_for(lambda: spares() == want)
+        pool.close()
+        _wait_for(lambda: not spares())
+    finally:
+        pool.close()
+        cgroups.remove_tree(parent)

@@ -266,7 +266,7 @@ class ContainerService:
         self.cgroup_parent = "/" + cgroup_parent.strip("/")
         self.init_binary = ocispec.find_init_binary()
         self.warmer = CgroupWarmer()
-        self.monitor_pool = mon.MonitorPool(MONITOR_POOL_SIZE)
+        self.monitor_pool = mon.MonitorPool(MONITOR_POOL_SIZE, cgroup_parent=self.cgroup_parent)
         self.netns_stock = FdStock(NETNS_POOL_SIZE, _native.new_netns, "netns-pool")
         self._containers: dict[str, Container] = {}
         self._live: dict[str, Live] = {}
@@ -911,6 +911,12 @@ class ContainerService:
             return
         with contextlib.suppress(NotFound):
             self.images.meta.delete_lease(f"{LEASE_PREFIX}{c.id}")
+        try:
+            self.images.meta.get_image(c.image_id)
+        except NotFound:
+            # Deleted meanwhile (docker rm && docker rmi): its layers stayed for
+            # this container's root, and nothing else collects them now.
+            await asyncio.to_thread(self.images.prune)
 
     def _remove_files(self, c: Container, cleaned: bool) -> None:
         """Cleans up (unless the last exit's clean-up already did), then moves the
@@ -1033,10 +1039,17 @@ class ContainerService:
             with contextlib.suppress(FileNotFoundError):
                 os.rename(entry, trash)
                 _rmtree(trash)
-        for lease in self.images.meta.lease_ids(LEASE_PREFIX):
-            if lease[len(LEASE_PREFIX) :] not in self._containers:
-                with contextlib.suppress(NotFound):
-                    self.images.meta.delete_lease(lease)
+        orphans = [
+            lease
+            for lease in self.images.meta.lease_ids(LEASE_PREFIX)
+            if lease[len(LEASE_PREFIX) :] not in self._containers
+        ]
+        for lease in orphans:
+            with contextlib.suppress(NotFound):
+                self.images.meta.delete_lease(lease)
+        if orphans:
+            # Their layers may belong to images deleted meanwhile.
+            self.images.prune()
 
     async def shutdown(self, live_restore: bool, timeout: float = 15) -> None:
         """At daemon stop: without live restore, stop every running container (each

@@ -175,8 +175,13 @@ class MonitorPool:
     instead of starting a process and waiting for it to daemonize. An idle monitor
     leaves by itself when its socket closes: at :meth:`close`, or with the daemon."""
 
-    def __init__(self, size: int, monitor: Path | None = None) -> None:
+    def __init__(
+        self, size: int, monitor: Path | None = None, cgroup_parent: str | None = None
+    ) -> None:
         self._monitor = monitor
+        # Each makes a spare cgroup there while it waits (cgroup v1: the runtime
+        # renames it into place instead of making ~10 directories).
+        self._cgroup_parent = cgroup_parent
         self._stock = FdStock(size, self._start_one, "monitor-pool")
 
     def hand_over(self, args: list[str]) -> int:
@@ -200,7 +205,10 @@ class MonitorPool:
         with ours, theirs:
             fd = theirs.fileno()
             monitor = str(self._monitor or find_monitor())
-            pid = _spawn([monitor, "--wait-args", "--sync-fd", str(fd)], fd, Path(os.devnull))
+            argv = [monitor, "--wait-args", "--sync-fd", str(fd)]
+            if self._cgroup_parent:
+                argv += ["--spare-cgroup", self._cgroup_parent]
+            pid = _spawn(argv, fd, Path(os.devnull))
             # The first process leaves at once (the monitor daemonizes).
             _, status = os.waitpid(pid, 0)
             if status != 0:

@@ -8,6 +8,7 @@ The store's parts, all under the data root: ``skiff.db`` (metadata), ``content/`
 
 from __future__ import annotations
 
+import threading
 from collections.abc import Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass
@@ -42,6 +43,7 @@ class ImageService:
         self.meta = ImageMetadata(self.db)
         self.content = ContentStore(data_root)
         self.snapshots = SnapshotStore(data_root, self.meta)
+        self._gc_lock = threading.Lock()  # one garbage collection at a time
 
     def close(self) -> None:
         self.db.close()
@@ -275,6 +277,10 @@ class ImageService:
         """Garbage collection of what no image, tag or live lease references: layers
         (leaf first) and their snapshots, then blobs. Never touches referenced data,
         even while another operation holds a lease."""
+        with self._gc_lock:
+            return self._prune()
+
+    def _prune(self) -> dict[str, Any]:
         self.meta.expire_leases()
         removed_layers = 0
         for layer in self.meta.unreachable_layers():

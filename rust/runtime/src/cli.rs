@@ -36,6 +36,9 @@ pub struct CreateOpts {
     /// process (skiff-monitor), the fds the container's init takes as its 0, 1 and
     /// 2. None: init keeps the ones it inherits (the runtime's own, under the CLI).
     pub stdio: Option<[std::os::fd::RawFd; 3]>,
+    /// Not a command-line option either: a cgroup made ahead of need
+    /// (cgroups::make_spare) to rename into place instead of making one.
+    pub spare_cgroup: Option<String>,
 }
 
 #[derive(Debug, Clone, Default)]

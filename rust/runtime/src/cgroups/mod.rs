@@ -119,6 +119,16 @@ pub trait Manager: std::fmt::Debug + Send + Sync {
     /// `cgroup.subtree_control` enable the available controllers.
     fn create(&self) -> Result<()>;
 
+    /// `create`, taking the cgroup made ahead of need at `spare` (see
+    /// [`make_spare`]) where it can: renamed into place when it shares the parent
+    /// directory (v1), else removed.
+    fn create_from(&self, spare: Option<&str>) -> Result<()> {
+        if let Some(spare) = spare {
+            remove_spare(spare);
+        }
+        self.create()
+    }
+
     /// Writes the limits. Only the values present in `r` are written.
     fn apply(&self, r: &Resources) -> Result<()>;
 
@@ -169,6 +179,36 @@ pub fn manager(cgroups_path: Option<&str>, id: &str) -> Result<Box<dyn Manager>>
         Mode::V1 | Mode::Hybrid => Box::new(v1::V1Manager::resolve(&path, &mounts, &own)?),
         Mode::V2 => Box::new(v2::V2Manager::resolve(&path, &mounts, &own)?),
     })
+}
+
+// ---------------------------------------------------------------------------
+// A spare cgroup
+
+/// Makes a cgroup ahead of need at `path` (absolute; skiff-monitor makes one while
+/// it waits for its container), for a later [`Manager::create_from`]. On cgroup
+/// v1 a new cgroup costs a directory with tens of control files in each of ~10
+/// hierarchies; renaming a spare into place costs a rename each. Returns the
+/// normalized path, or None on v2 (no rename there; one cheap directory anyway).
+pub fn make_spare(path: &str) -> Result<Option<String>> {
+    let path = normalize_cgroups_path(Some(path), "")?;
+    let mounts = parse_mountinfo(&read_mountinfo()?);
+    if !matches!(mode_from_mounts(&mounts)?, Mode::V1 | Mode::Hybrid) {
+        return Ok(None);
+    }
+    let own = parse_proc_cgroup(&read_own_cgroup()?);
+    let m = v1::V1Manager::resolve(&path, &mounts, &own)?;
+    if let Err(e) = m.create() {
+        let _ = m.destroy();
+        return Err(e);
+    }
+    Ok(Some(path))
+}
+
+/// Removes what is left of a spare cgroup (nothing once renamed into place).
+pub fn remove_spare(path: &str) {
+    if let Ok(m) = manager(Some(path), "") {
+        let _ = m.destroy();
+    }
 }
 
 // ---------------------------------------------------------------------------

@@ -155,7 +155,7 @@ pub fn create(g: &Global, o: &CreateOpts, run_mode: bool) -> Result<Created> {
     };
 
     let cgroup = cgroups::manager(linux.cgroups_path.as_deref(), &o.id)?;
-    cgroup.create()?;
+    cgroup.create_from(o.spare_cgroup.as_deref())?;
     undo.cgroup = Some(cgroups::manager(linux.cgroups_path.as_deref(), &o.id)?);
     cgroup.apply(&with_default_devices(
         linux.resources.clone().unwrap_or_default(),

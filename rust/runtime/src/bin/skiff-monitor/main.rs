@@ -11,14 +11,17 @@
 //!               [--pid-file FILE] [--runtime-arg ARG]... [--no-daemonize]
 //!               [--delete-on-exit] [--start] [--builtin-runtime | --exec-runtime]
 //!               [--sync-until-exit]
-//! skiff-monitor --wait-args --sync-fd N
+//! skiff-monitor --wait-args --sync-fd N [--spare-cgroup PARENT]
 //! ```
 //!
 //! With `--wait-args` the monitor is started ahead of need (skiffd keeps a few
 //! ready): it daemonizes, then reads its real command line from `--sync-fd` (a
 //! unix stream socket): the payload's length in decimal and a newline, then the
 //! payload, every argument followed by a NUL byte; it then sets its nice value
-//! to 0 (a caller may start it at a low priority). `--sync-fd` itself is not among them: the same fd goes on serving as the
+//! to 0 (a caller may start it at a low priority). With `--spare-cgroup`, while
+//! it waits it makes the cgroup `PARENT/.spare-PID` (cgroup v1 only), which the
+//! builtin runtime's create renames into place (see skiff-runtime's
+//! cgroups::make_spare); unused, it is removed. `--sync-fd` itself is not among them: the same fd goes on serving as the
 //! sync fd. End of file before the arguments (the caller gave up on it): it exits
 //! 0 without doing anything.
 //!
@@ -117,7 +120,7 @@ const USAGE: &str =
     "usage: skiff-monitor --id ID --bundle DIR --runtime PATH [--runtime-root DIR] \
 --log FILE --exit-file FILE --socket PATH [--terminal] [--stdin] [--log-max-size BYTES] \
 [--log-max-files N] [--sync-fd N] [--pid-file FILE] [--runtime-arg ARG]... [--no-daemonize] \
-[--delete-on-exit] [--start] [--builtin-runtime | --exec-runtime] [--sync-until-exit]\n";
+[--delete-on-exit] [--start] [--builtin-runtime | --exec-runtime] [--sync-until-exit]\n       skiff-monitor --wait-args --sync-fd N [--spare-cgroup PARENT]\n";
 
 fn main() {
     std::process::exit(run(std::env::args_os().skip(1).collect()));
@@ -146,6 +149,9 @@ struct Args {
     exec_runtime: bool,
     sync_until_exit: bool,
     wait_args: bool,
+    spare_cgroup: Option<String>,
+    /// Not an option: the spare cgroup made while waiting (see `--spare-cgroup`).
+    made_spare: Option<String>,
 }
 
 impl Args {
@@ -196,6 +202,9 @@ impl Args {
                         "--exit-file" => a.exit_file = value.into(),
                         "--socket" => a.socket = value.into(),
                         "--pid-file" => a.pid_file = Some(value.into()),
+                        "--spare-cgroup" => {
+                            a.spare_cgroup = Some(value.to_string_lossy().into_owned())
+                        }
                         "--runtime-arg" => a.runtime_args.push(value),
                         "--log-max-size" => a.log_max_size = number(&value)?,
                         "--log-max-files" => {
@@ -215,6 +224,9 @@ impl Args {
                 Some(_) => Ok(a),
                 None => Err("--wait-args needs --sync-fd".into()),
             };
+        }
+        if a.spare_cgroup.is_some() {
+            return Err("--spare-cgroup goes with --wait-args".into());
         }
         for (name, missing) in [
             ("--id", a.id.is_empty()),
@@ -314,7 +326,25 @@ pub fn run(argv: Vec<OsString>) -> i32 {
     }
     if args.wait_args {
         let fd = args.sync_fd.unwrap_or(-1);
-        let mut argv = match receive_args(fd) {
+        let made_spare = args.spare_cgroup.as_deref().and_then(|parent| {
+            // SAFETY: getpid cannot fail.
+            let pid = unsafe { libc::getpid() };
+            let spare = format!("{}/.spare-{pid}", parent.trim_end_matches('/'));
+            // Without one the container's create makes its cgroup as usual.
+            let made = skiff_runtime::cgroups::make_spare(&spare).ok().flatten();
+            skiff_runtime::cgroups::forget_cached();
+            made
+        });
+        let drop_spare = || {
+            if let Some(spare) = &made_spare {
+                skiff_runtime::cgroups::remove_spare(spare);
+            }
+        };
+        let received = receive_args(fd);
+        if !matches!(received, Ok(Some(_))) {
+            drop_spare();
+        }
+        let mut argv = match received {
             Ok(Some(argv)) => argv,
             // Not needed after all.
             Ok(None) => return 0,
@@ -331,16 +361,24 @@ pub fn run(argv: Vec<OsString>) -> i32 {
         args = match Args::parse(argv) {
             Ok(a) if !a.wait_args => a,
             Ok(_) => {
+                drop_spare();
                 send_sync(Some(fd), Err("--wait-args given twice"), false);
                 return 2;
             }
             Err(msg) => {
+                drop_spare();
                 send_sync(Some(fd), Err(&msg), false);
                 return 2;
             }
         };
+        args.made_spare = made_spare;
     }
-    match start(&args) {
+    let started = start(&args);
+    // Left when the create did not take it (another runtime, a failure).
+    if let Some(spare) = &args.made_spare {
+        skiff_runtime::cgroups::remove_spare(spare);
+    }
+    match started {
         Ok((mut monitor, pid)) => {
             monitor.exit_notify = send_sync(args.sync_fd, Ok(pid), args.sync_until_exit);
             monitor.run()

@@ -103,11 +103,12 @@ impl Runtime {
                         .map_err(|a| format!("not UTF-8: {:?}", a.to_string_lossy()))
                 })
                 .collect::<Result<_, _>>()?;
-            let (global, create) = match cli::parse(&argv) {
+            let (global, mut create) = match cli::parse(&argv) {
                 Ok((g, Command::Create(o))) => (g, o),
                 Ok(_) => return Err("the runtime arguments make no create command".into()),
                 Err(e) => return Err(e.to_string()),
             };
+            create.spare_cgroup = args.made_spare.clone();
             // Warnings and errors go to the runtime log, as the binary's would.
             skiff_runtime::log::init(&global);
             runtime.builtin = Some(Builtin {

@@ -112,6 +112,21 @@ impl V1Manager {
     }
 }
 
+/// Renames the spare cgroup (see `make_spare`) in `h` to the container's, when it
+/// sits in the same parent directory; else removes it (false: make the directory).
+fn adopt(h: &Hierarchy, spare: &str) -> bool {
+    let from = join_below(&h.mount_point, spare);
+    if !from.is_dir() {
+        return false;
+    }
+    if from.parent() == h.dir.parent() && !h.dir.exists() && std::fs::rename(&from, &h.dir).is_ok()
+    {
+        return true;
+    }
+    let _ = std::fs::remove_dir(&from);
+    false
+}
+
 fn same_set(a: &[String], b: &[String]) -> bool {
     a.len() == b.len() && a.iter().all(|x| b.contains(x))
 }
@@ -126,7 +141,14 @@ impl Manager for V1Manager {
     }
 
     fn create(&self) -> Result<()> {
+        self.create_from(None)
+    }
+
+    fn create_from(&self, spare: Option<&str>) -> Result<()> {
         for h in &self.hierarchies {
+            if spare.is_some_and(|spare| adopt(h, spare)) {
+                continue;
+            }
             super::mkdir_all(&h.dir)?;
             if h.controllers.iter().any(|c| c == "cpuset") {
                 cpuset::init(&h.mount_point, &h.dir)?;

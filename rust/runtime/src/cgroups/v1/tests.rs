@@ -411,3 +411,65 @@ fn real_v1_errors_name_file_and_value() {
     };
     assert!(guard.0.apply(&r).is_err());
 }
+
+/// The directories of cgroup `path` in every v1 hierarchy.
+fn v1_dirs(path: &str) -> Vec<PathBuf> {
+    let mounts = parse_mountinfo(&cgroups::read_mountinfo().unwrap());
+    let own = parse_proc_cgroup(&fs::read_to_string("/proc/self/cgroup").unwrap());
+    let v1 = V1Manager::resolve(path, &mounts, &own).unwrap();
+    v1.hierarchies().iter().map(|h| h.dir.clone()).collect()
+}
+
+#[test]
+fn real_v1_spare_is_renamed_into_place_or_removed() {
+    if !v1_host() {
+        return;
+    }
+    let top = format!("/{}", unique_name());
+    let _top = CgroupGuard(cgroups::manager(Some(&top), "unused").unwrap());
+    let spare = cgroups::make_spare(&format!("{top}/.spare-1"))
+        .unwrap()
+        .expect("a spare on v1");
+    let spare_dirs = v1_dirs(&spare);
+    assert!(spare_dirs.iter().all(|d| d.is_dir()));
+
+    // Same parent: renamed into place, cpuset values and all.
+    let c1 = format!("{top}/c1");
+    let g1 = CgroupGuard(cgroups::manager(Some(&c1), "unused").unwrap());
+    g1.0.create_from(Some(&spare)).unwrap();
+    assert!(spare_dirs.iter().all(|d| !d.exists()), "spare left behind");
+    assert!(v1_dirs(&c1).iter().all(|d| d.is_dir()));
+    if let Some(h) =
+        g1.0.dirs()
+            .iter()
+            .find(|h| h.controllers.iter().any(|c| c == "cpuset"))
+    {
+        assert!(!read(&h.dir, "cpuset.cpus").is_empty());
+    }
+    // Renamed away: removing it is a no-op.
+    cgroups::remove_spare(&spare);
+    assert!(v1_dirs(&c1).iter().all(|d| d.is_dir()));
+
+    // Another parent: the spare is removed, the cgroup made as usual.
+    let spare = cgroups::make_spare(&format!("{top}/.spare-2"))
+        .unwrap()
+        .unwrap();
+    let c2 = format!("{top}/sub/c2");
+    let _sub = CgroupGuard(cgroups::manager(Some(&format!("{top}/sub")), "unused").unwrap());
+    let g2 = CgroupGuard(cgroups::manager(Some(&c2), "unused").unwrap());
+    g2.0.create_from(Some(&spare)).unwrap();
+    assert!(
+        v1_dirs(&spare).iter().all(|d| !d.exists()),
+        "spare left behind"
+    );
+    assert!(v1_dirs(&c2).iter().all(|d| d.is_dir()));
+
+    // Unused: remove_spare takes it away.
+    let spare = cgroups::make_spare(&format!("{top}/.spare-3"))
+        .unwrap()
+        .unwrap();
+    cgroups::remove_spare(&spare);
+    assert!(v1_dirs(&spare).iter().all(|d| !d.exists()));
+    drop(g2);
+    drop(g1);
+}
