@@ -330,10 +330,15 @@ pub fn run(argv: Vec<OsString>) -> i32 {
             // SAFETY: getpid cannot fail.
             let pid = unsafe { libc::getpid() };
             let spare = format!("{}/.spare-{pid}", parent.trim_end_matches('/'));
-            // Without one the container's create makes its cgroup as usual.
-            let made = skiff_runtime::cgroups::make_spare(&spare).ok().flatten();
-            skiff_runtime::cgroups::forget_cached();
-            made
+            // Without one the container's create makes its cgroup as usual. Its
+            // allocations go to the scratch arena (mem.rs), given back after the
+            // create; only the path is copied out of it.
+            let made = mem::scratch(|| {
+                let made = skiff_runtime::cgroups::make_spare(&spare).ok().flatten();
+                skiff_runtime::cgroups::forget_cached();
+                made
+            });
+            made.map(|m| m.as_str().to_owned())
         });
         let drop_spare = || {
             if let Some(spare) = &made_spare {
@@ -373,17 +378,14 @@ pub fn run(argv: Vec<OsString>) -> i32 {
         };
         args.made_spare = made_spare;
     }
-    let started = start(&args);
-    // Left when the create did not take it (another runtime, a failure).
-    if let Some(spare) = &args.made_spare {
-        skiff_runtime::cgroups::remove_spare(spare);
-    }
-    match started {
+    match start(&args) {
         Ok((mut monitor, pid)) => {
             monitor.exit_notify = send_sync(args.sync_fd, Ok(pid), args.sync_until_exit);
+            remove_spare(&args);
             monitor.run()
         }
         Err(msg) => {
+            remove_spare(&args);
             eprintln!("skiff-monitor: {msg}");
             send_sync(args.sync_fd, Err(&msg), false);
             let _ = std::fs::remove_file(&args.socket);
@@ -392,6 +394,18 @@ pub fn run(argv: Vec<OsString>) -> i32 {
             }
             1
         }
+    }
+}
+
+/// Removes what is left of the spare cgroup (nothing once the create took it: it
+/// did unless another runtime ran, or the create failed). In the scratch arena:
+/// it reads /proc/self/mountinfo, which grows with every running container.
+fn remove_spare(args: &Args) {
+    if let Some(spare) = &args.made_spare {
+        mem::scratch(|| {
+            skiff_runtime::cgroups::remove_spare(spare);
+            skiff_runtime::cgroups::forget_cached();
+        });
     }
 }
 
