@@ -3,11 +3,13 @@ following it: the monitor runs the runtime's ``create``, owns the container's st
 and log, and writes an exit file when the container's init ends.
 
 Files under ``<exec root>/m/<id prefix>/``: ``attach.sock`` (the attach protocol, see
-the monitor's main.rs), ``exit.json`` (written when init exits), ``init.pid``,
-``runtime.log``. The daemon learns that a container ended from the end of the
-monitor's sync pipe, which the monitor holds until the exit file is written (its own
-clean-up, the runtime's delete, comes after); a monitor adopted after a daemon
-restart is followed through a pidfd instead (it exits after that clean-up).
+the monitor's main.rs), ``exit.json`` (written when init exits), ``runtime.log``
+(with a runtime other than skiff-runtime, ``init.pid`` too; skiff-runtime's create
+runs in the monitor, which has the pid at once). The daemon learns that a container
+ended from the end of the monitor's sync pipe, which the monitor holds until the exit
+file is written (its own clean-up, the runtime's delete, comes after); a monitor
+adopted after a daemon restart is followed through a pidfd instead (it exits after
+that clean-up).
 """
 
 from __future__ import annotations
@@ -54,10 +56,6 @@ class MonitorFiles:
     @property
     def exit_file(self) -> Path:
         return self.dir / "exit.json"
-
-    @property
-    def pid_file(self) -> Path:
-        return self.dir / "init.pid"
 
 
 @dataclass(frozen=True)
@@ -108,8 +106,6 @@ def spawn(
         str(files.exit_file),
         "--socket",
         str(files.socket),
-        "--pid-file",
-        str(files.pid_file),
         # The monitor deletes the container from the runtime when it ends: the
         # daemon has one call less to make, and it happens even while the daemon is
         # down.

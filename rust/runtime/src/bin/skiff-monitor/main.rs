@@ -44,7 +44,9 @@
 //!    When the runtime is skiff-runtime itself, `create`, `start` and `delete` run
 //!    in this process instead, through skiff-runtime's library (runtime.rs): no
 //!    process start-up per verb, and the container's init is the monitor's own
-//!    child, its stdio the same. That is when `--runtime` names the skiff-runtime
+//!    child, its stdio the same, and no pid file is written unless `--pid-file`
+//!    asks for one (the pid is on the sync line). That is when `--runtime` names
+//!    the skiff-runtime
 //!    beside this monitor's executable (the same file), or with
 //!    `--builtin-runtime`; `--exec-runtime` always runs the binary. Any other
 //!    runtime (runc, crun) runs as a child process, as above.
@@ -543,8 +545,9 @@ fn start(args: &Args) -> Result<(Monitor, libc::pid_t), String> {
     let log = LogFile::open(&args.log, args.log_max_size, args.log_max_files)
         .map_err(|e| err(&format!("log {}", args.log.display()), e))?;
 
-    let pid_file = args.pid_file();
-    let _ = std::fs::remove_file(&pid_file);
+    if args.pid_file.is_some() || !args.builtin() {
+        let _ = std::fs::remove_file(args.pid_file());
+    }
     let console_path = args.console();
     let mut runtime = runtime::Runtime::new(args, args.builtin())?;
 

@@ -95,7 +95,11 @@ impl Runtime {
         if builtin {
             // The library's parser reads the same command line as the binary would.
             let argv: Vec<String> = runtime
-                .create_command(&args.bundle, &args.pid_file(), args.console().as_deref())
+                .create_command(
+                    &args.bundle,
+                    args.pid_file.as_deref(),
+                    args.console().as_deref(),
+                )
                 .into_iter()
                 .skip(1)
                 .map(|a| {
@@ -155,7 +159,7 @@ impl Runtime {
     ) -> Result<libc::pid_t, String> {
         let pid_file = args.pid_file();
         let log_offset = log_len(&self.log);
-        let argv = self.create_command(&args.bundle, &pid_file, args.console().as_deref());
+        let argv = self.create_command(&args.bundle, Some(&pid_file), args.console().as_deref());
         let argv: Vec<&OsStr> = argv.iter().map(OsString::as_os_str).collect();
         let runtime_pid = spawn(&argv, stdio)?;
         let status = wait(runtime_pid)?;
@@ -210,11 +214,11 @@ impl Runtime {
         argv
     }
 
-    /// `... create --bundle DIR --pid-file FILE [--console-socket S] ID`.
+    /// `... create --bundle DIR [--pid-file FILE] [--console-socket S] ID`.
     fn create_command(
         &self,
         bundle: &Path,
-        pid_file: &Path,
+        pid_file: Option<&Path>,
         console: Option<&Path>,
     ) -> Vec<OsString> {
         let mut argv = self.prefix.clone();
@@ -222,9 +226,10 @@ impl Runtime {
             OsString::from("create"),
             OsString::from("--bundle"),
             bundle.as_os_str().to_os_string(),
-            OsString::from("--pid-file"),
-            pid_file.as_os_str().to_os_string(),
         ]);
+        if let Some(p) = pid_file {
+            argv.extend([OsString::from("--pid-file"), p.as_os_str().to_os_string()]);
+        }
         if let Some(c) = console {
             argv.extend([OsString::from("--console-socket"), c.into()]);
         }
