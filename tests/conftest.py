@@ -129,7 +129,12 @@ def daemon_factory() -> Iterator[Callable[..., RunningDaemon]]:
 
     def factory(*flags: str, config: str = "{}") -> RunningDaemon:
         root = short_tmpdir("skiffd-")
-        daemon = start_daemon(root, *flags, config=config)
+        try:
+            daemon = start_daemon(root, *flags, config=config)
+        except BaseException:
+            # A daemon that would not start (a test of a refusal) leaves nothing.
+            shutil.rmtree(root, ignore_errors=True)
+            raise
         started.append((daemon, root))
         return daemon
 
