@@ -239,6 +239,16 @@ pub fn propagation_flags(name: Option<&str>) -> Result<(libc::c_ulong, Option<li
 /// Resolves `unsafe_path` inside `root` the way the kernel would if `root` were
 /// "/": symlinks are followed but never lead outside `root`, and ".." stops at it.
 pub fn secure_join(root: &Path, unsafe_path: &str) -> Result<PathBuf> {
+    resolve(root, unsafe_path, None)
+}
+
+/// Directories (relative to the root) already found to be directories and not
+/// symlinks while one root is prepared: the runtime only ever mounts on them or
+/// creates things below them, never turns one into a symlink, so each is looked at
+/// once instead of once per path through it (/dev alone is on a dozen paths).
+type Known = std::cell::RefCell<std::collections::HashSet<PathBuf>>;
+
+fn resolve(root: &Path, unsafe_path: &str, known: Option<&Known>) -> Result<PathBuf> {
     let mut resolved = PathBuf::new();
     let mut pending: Vec<String> = components(unsafe_path);
     pending.reverse();
@@ -249,6 +259,10 @@ pub fn secure_join(root: &Path, unsafe_path: &str) -> Result<PathBuf> {
             continue;
         }
         let candidate = resolved.join(&part);
+        if known.is_some_and(|k| k.borrow().contains(&candidate)) {
+            resolved = candidate;
+            continue;
+        }
         let full = root.join(&candidate);
         match fs::symlink_metadata(&full) {
             Ok(meta) if meta.file_type().is_symlink() => {
@@ -267,7 +281,13 @@ pub fn secure_join(root: &Path, unsafe_path: &str) -> Result<PathBuf> {
                 more.reverse();
                 pending.extend(more);
             }
-            _ => resolved = candidate,
+            Ok(meta) => {
+                if let (true, Some(k)) = (meta.is_dir(), known) {
+                    k.borrow_mut().insert(candidate.clone());
+                }
+                resolved = candidate;
+            }
+            Err(_) => resolved = candidate,
         }
     }
     Ok(root.join(resolved))
@@ -318,25 +338,54 @@ fn mount(
     Ok(())
 }
 
-/// Creates `path` as a directory or an empty file (for binding a file onto it).
+/// Creates `path` as a directory or an empty file (for binding a file onto it);
+/// whatever is there already stays (a symlink is not followed). The parent
+/// directories are made only when missing: one system call in the usual case.
 fn make_target(path: &Path, dir: bool) -> Result<()> {
-    if fs::symlink_metadata(path).is_ok() {
+    // A file to bind onto usually exists (the init layer has /etc/hosts...): a
+    // look is cheaper than a refused O_CREAT on an overlay. A directory is made
+    // straight away (mkdir fails with EEXIST as cheaply as a look).
+    if !dir && fs::symlink_metadata(path).is_ok() {
         return Ok(());
     }
-    if let Some(parent) = path.parent() {
-        fs::create_dir_all(parent).ctx(|| format!("mkdir {}", parent.display()))?;
+    let c = path_cstr(path)?;
+    let attempt = || -> std::io::Result<()> {
+        // SAFETY: c is a valid C string; the fd, if any, is closed at once.
+        let r = unsafe {
+            if dir {
+                libc::mkdir(c.as_ptr(), 0o755)
+            } else {
+                // O_EXCL: never opens what is there (a device, a symlink).
+                let fd = libc::open(
+                    c.as_ptr(),
+                    libc::O_WRONLY | libc::O_CREAT | libc::O_EXCL | libc::O_CLOEXEC,
+                    0o666,
+                );
+                if fd >= 0 {
+                    libc::close(fd);
+                }
+                fd
+            }
+        };
+        match r {
+            0.. => Ok(()),
+            _ => match std::io::Error::last_os_error() {
+                // There already (a directory, a file, a symlink, a device).
+                e if e.raw_os_error() == Some(libc::EEXIST) => Ok(()),
+                e => Err(e),
+            },
+        }
+    };
+    match attempt() {
+        Err(e) if e.raw_os_error() == Some(libc::ENOENT) => {
+            if let Some(parent) = path.parent() {
+                fs::create_dir_all(parent).ctx(|| format!("mkdir {}", parent.display()))?;
+            }
+            attempt()
+        }
+        other => other,
     }
-    if dir {
-        fs::create_dir_all(path).ctx(|| format!("mkdir {}", path.display()))
-    } else {
-        fs::OpenOptions::new()
-            .create(true)
-            .truncate(false)
-            .write(true)
-            .open(path)
-            .map(|_| ())
-            .ctx(|| format!("create {}", path.display()))
-    }
+    .ctx(|| format!("create {}", path.display()))
 }
 
 /// Flags a bind mount keeps on remount (they cannot be cleared in a user namespace).
@@ -351,7 +400,12 @@ const REMOUNT_MASK: libc::c_ulong = libc::MS_RDONLY
 
 fn bind(source: &Path, target: &Path, o: &Options) -> Result<()> {
     let meta = fs::metadata(source).ctx(|| format!("bind source {}", source.display()))?;
-    make_target(target, meta.is_dir())?;
+    bind_kind(source, target, o, meta.is_dir())
+}
+
+/// [`bind`] of a source known to be a directory (`dir`) or not.
+fn bind_kind(source: &Path, target: &Path, o: &Options, dir: bool) -> Result<()> {
+    make_target(target, dir)?;
     let rec = if o.recursive { libc::MS_REC } else { 0 };
     let src = source.to_string_lossy();
     mount(Some(&src), target, None, libc::MS_BIND | rec, None)?;
@@ -404,20 +458,21 @@ impl Plan {
             libc::MS_BIND | libc::MS_REC,
             None,
         )?;
+        let known = Known::default();
         for entry in &self.entries {
-            self.mount_entry(entry)?;
+            self.mount_entry(entry, &known)?;
         }
         if self.default_devices {
-            self.create_devices()?;
+            self.create_devices(&known)?;
         }
         for dev in &self.devices {
-            self.create_device(dev)?;
+            self.create_device(dev, &known)?;
         }
         Ok(())
     }
 
-    fn mount_entry(&self, e: &Entry) -> Result<()> {
-        let target = secure_join(&self.rootfs, &e.destination)?;
+    fn mount_entry(&self, e: &Entry, known: &Known) -> Result<()> {
+        let target = resolve(&self.rootfs, &e.destination, Some(known))?;
         if e.fstype == "cgroup" || e.fstype == "cgroup2" {
             return self.mount_cgroup(e, &target);
         }
@@ -481,8 +536,8 @@ impl Plan {
         )?;
         for h in &self.cgroup_v1 {
             let dir = target.join(&h.name);
-            make_target(&dir, true)?;
             if self.cgroup_ns {
+                make_target(&dir, true)?;
                 mount(
                     Some("cgroup"),
                     &dir,
@@ -495,7 +550,7 @@ impl Plan {
                     flags: flags & REMOUNT_MASK,
                     ..Default::default()
                 };
-                bind(&h.host_dir, &dir, &o)?;
+                bind_kind(&h.host_dir, &dir, &o, true)?;
             }
         }
         if e.options.flags & libc::MS_RDONLY != 0 {
@@ -514,7 +569,7 @@ impl Plan {
         Ok(())
     }
 
-    fn create_devices(&self) -> Result<()> {
+    fn create_devices(&self, known: &Known) -> Result<()> {
         for d in &DEFAULT_DEVICES {
             let dev = Device {
                 kind: "c".into(),
@@ -525,11 +580,11 @@ impl Plan {
                 uid: Some(0),
                 gid: Some(0),
             };
-            self.create_device(&dev)?;
+            self.create_device(&dev, known)?;
         }
-        let dev_dir = secure_join(&self.rootfs, "/dev")?;
+        let dev_dir = resolve(&self.rootfs, "/dev", Some(known))?;
         for (target, link) in DEV_LINKS {
-            let path = secure_join(&self.rootfs, link)?;
+            let path = resolve(&self.rootfs, link, Some(known))?;
             if fs::symlink_metadata(&path).is_ok() {
                 continue;
             }
@@ -546,8 +601,8 @@ impl Plan {
         Ok(())
     }
 
-    fn create_device(&self, d: &Device) -> Result<()> {
-        let target = secure_join(&self.rootfs, &d.path)?;
+    fn create_device(&self, d: &Device, known: &Known) -> Result<()> {
+        let target = resolve(&self.rootfs, &d.path, Some(known))?;
         let kind = match d.kind.as_str() {
             "c" | "u" => libc::S_IFCHR,
             "b" => libc::S_IFBLK,
@@ -564,7 +619,12 @@ impl Plan {
             return bind(Path::new(&d.path), &target, &o);
         }
         if let Some(parent) = target.parent() {
-            fs::create_dir_all(parent).ctx(|| format!("mkdir {}", parent.display()))?;
+            if !parent
+                .strip_prefix(&self.rootfs)
+                .is_ok_and(|rel| known.borrow().contains(rel))
+            {
+                fs::create_dir_all(parent).ctx(|| format!("mkdir {}", parent.display()))?;
+            }
         }
         if let Ok(meta) = fs::symlink_metadata(&target) {
             let same = (meta.file_type().is_char_device() || meta.file_type().is_block_device())
@@ -757,6 +817,63 @@ mod tests {
             root.join("new/dir")
         );
         assert!(secure_join(&root, "/loop").is_err());
+        fs::remove_dir_all(&root).unwrap();
+    }
+
+    #[test]
+    fn resolving_with_known_directories_agrees_with_secure_join() {
+        let root = std::env::temp_dir().join(format!("skiff-rk-{}", std::process::id()));
+        fs::create_dir_all(root.join("dev/pts")).unwrap();
+        fs::create_dir_all(root.join("usr/etc")).unwrap();
+        std::os::unix::fs::symlink("/usr/etc", root.join("etc")).unwrap();
+        std::os::unix::fs::symlink("../dev", root.join("usr/devlink")).unwrap();
+        let known = Known::default();
+        let paths = [
+            "/dev/pts",
+            "/dev/shm",
+            "/etc/hosts",
+            "/usr/devlink/pts/0",
+            "/dev/../etc/x",
+            "/new/a",
+        ];
+        for _ in 0..2 {
+            for p in paths {
+                assert_eq!(
+                    resolve(&root, p, Some(&known)).unwrap(),
+                    secure_join(&root, p).unwrap(),
+                    "{p}"
+                );
+            }
+        }
+        // Only directories that are not symlinks are remembered.
+        let k = known.borrow();
+        assert!(k.contains(Path::new("dev")) && k.contains(Path::new("usr/etc")));
+        assert!(!k.contains(Path::new("etc")) && !k.contains(Path::new("new")));
+        drop(k);
+        fs::remove_dir_all(&root).unwrap();
+    }
+
+    #[test]
+    fn make_target_makes_what_is_missing_and_leaves_what_is_there() {
+        let root = std::env::temp_dir().join(format!("skiff-mt-{}", std::process::id()));
+        fs::create_dir_all(&root).unwrap();
+        make_target(&root.join("a/b/c"), true).unwrap();
+        assert!(root.join("a/b/c").is_dir());
+        make_target(&root.join("x/y/file"), false).unwrap();
+        assert!(root.join("x/y/file").is_file());
+        fs::write(root.join("x/y/file"), "kept").unwrap();
+        make_target(&root.join("x/y/file"), false).unwrap();
+        assert_eq!(fs::read_to_string(root.join("x/y/file")).unwrap(), "kept");
+        // A symlink is left alone, never followed (its target is not made).
+        let outside = root.with_extension("outside");
+        std::os::unix::fs::symlink(&outside, root.join("link")).unwrap();
+        make_target(&root.join("link"), false).unwrap();
+        make_target(&root.join("link"), true).unwrap();
+        assert!(!outside.exists());
+        assert!(fs::symlink_metadata(root.join("link"))
+            .unwrap()
+            .file_type()
+            .is_symlink());
         fs::remove_dir_all(&root).unwrap();
     }
 }
