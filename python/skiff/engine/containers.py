@@ -177,9 +177,12 @@ class Live:
     removed: bool = False
     #: the monitor's pidfd (readable once it has exited, clean-up done)
     pidfd: int | None = None
-    #: the monitor's sync pipe, at its end once the exit is known (before the
-    #: monitor's clean-up); None for a monitor adopted after a daemon restart
+    #: the monitor's sync pipe: the exit record, then its end, once init exited
+    #: (before the monitor's clean-up); None for a monitor adopted after a
+    #: daemon restart
     exit_fd: int | None = None
+    #: what came on it so far
+    exit_data: bytes = b""
     #: attach clients waiting for the monitor of the next start (they connect
     #: before the user process runs, so no output is lost)
     attach_waiters: list[AttachWaiter] = field(default_factory=list)
@@ -500,7 +503,7 @@ class ContainerService:
         c.state.oom_killed = False
         c.has_been_started = True
         self.save(c)
-        self._watch(c, started.exit_fd)
+        self._watch(c, started.exit_fd, started.exit_data)
         self.publish(c, "start")
         live.health_task = health.start(self, c)
         async with live.changed:
@@ -587,16 +590,18 @@ class ContainerService:
 
     # ------------------------------------------------------------------ exits
 
-    def _watch(self, c: Container, exit_fd: int = -1) -> None:
+    def _watch(self, c: Container, exit_fd: int = -1, exit_data: bytes = b"") -> None:
         """Calls :meth:`_on_monitor_exit` when the container has exited: at the end
-        of the monitor's sync pipe ``exit_fd`` when there is one (the monitor's
-        clean-up goes on after it), else when the monitor ends (its pidfd)."""
+        of the monitor's sync pipe ``exit_fd`` when there is one (the exit record
+        comes there first; the monitor's clean-up goes on after), else when the
+        monitor ends (its pidfd)."""
         live = self.live(c)
         loop = asyncio.get_running_loop()
         fd = mon.pidfd(c.state.monitor_pid) if c.state.monitor_pid else None
         live.pidfd = fd
         if exit_fd >= 0:
             live.exit_fd = exit_fd
+            live.exit_data = exit_data
             loop.add_reader(exit_fd, self._on_monitor_exit_cb, c.id)
         elif fd is None:
             loop.call_soon(self._on_monitor_exit_cb, c.id)
@@ -606,14 +611,25 @@ class ContainerService:
     def _on_monitor_exit_cb(self, cid: str) -> None:
         live = self._live.get(cid)
         monitor_fd = None
+        record = None
         if live is not None:
+            if live.exit_fd is not None:
+                # Readable: the exit record (gathered until the end), or the end.
+                try:
+                    chunk = os.read(live.exit_fd, 4096)
+                except OSError:
+                    chunk = b""
+                if chunk:
+                    live.exit_data += chunk
+                    return
+                record = mon.parse_exit(live.exit_data)
             monitor_fd = self._unwatch(live)
         c = self._containers.get(cid)
         if c is None:
             if monitor_fd is not None:
                 os.close(monitor_fd)
             return
-        task = asyncio.ensure_future(self._handle_exit(c, monitor_fd))
+        task = asyncio.ensure_future(self._handle_exit(c, monitor_fd, record))
         self._tasks.add(task)
         task.add_done_callback(self._tasks.discard)
 
@@ -625,12 +641,18 @@ class ContainerService:
             loop.remove_reader(live.exit_fd)
             os.close(live.exit_fd)
             live.exit_fd = None
+            live.exit_data = b""
         elif live.pidfd is not None:
             loop.remove_reader(live.pidfd)
         fd, live.pidfd = live.pidfd, None
         return fd
 
-    async def _handle_exit(self, c: Container, monitor_fd: int | None = None) -> None:
+    async def _handle_exit(
+        self,
+        c: Container,
+        monitor_fd: int | None = None,
+        record: dict[str, Any] | None = None,
+    ) -> None:
         live = self.live(c)
         async with live.lock:
             if c.state.status not in (RUNNING, PAUSED):
@@ -638,7 +660,8 @@ class ContainerService:
                     os.close(monitor_fd)
                 return
             files = self.monitor_files(c)
-            record = mon.read_exit(files) or {}
+            # From the sync pipe; else (an adopted monitor) from the exit file.
+            record = record or mon.read_exit(files) or {}
             code = int(record.get("exit_code", 255))
             state_oom = bool(record.get("oom_killed"))
             c.state.exit_code = code

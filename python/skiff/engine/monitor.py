@@ -62,9 +62,11 @@ class MonitorFiles:
 class Started:
     pid: int
     monitor_pid: int
-    #: the read end of the sync pipe, at its end once the exit file is written
-    #: (the caller's to close)
+    #: the read end of the sync pipe (the caller's to close): the exit record
+    #: comes there, then its end, once init exited
     exit_fd: int = -1
+    #: what was read past the sync line (a container that ended at once)
+    exit_data: bytes = b""
 
 
 def spawn(
@@ -131,10 +133,12 @@ def spawn(
             pid = _spawn(argv, w, err_file)
             os.close(w)
             w = -1
-        # One line; with a pid the pipe stays open until the container exits.
+        # One line; with a pid the pipe stays open until the container exits, and
+        # the exit record may already follow.
         data = b""
         while b"\n" not in data and (chunk := os.read(r, 4096)):
             data += chunk
+        data, _, rest = data.partition(b"\n")
         status = 0
         if pid:
             # The first process left at once (the monitor daemonizes): reap it.
@@ -145,7 +149,7 @@ def spawn(
         except ValueError:
             answer = {"error": line}
         if "pid" in answer:
-            started = Started(int(answer["pid"]), int(answer.get("monitor_pid", 0)), r)
+            started = Started(int(answer["pid"]), int(answer.get("monitor_pid", 0)), r, rest)
             r = -1
             return started
     finally:
@@ -254,10 +258,18 @@ async def start_container(files: MonitorFiles) -> None:
 def read_exit(files: MonitorFiles) -> dict[str, Any] | None:
     """The monitor's exit record, or None when it wrote none."""
     try:
-        data: dict[str, Any] = json.loads(files.exit_file.read_text())
-    except (FileNotFoundError, ValueError):
+        return parse_exit(files.exit_file.read_bytes())
+    except FileNotFoundError:
         return None
-    return data
+
+
+def parse_exit(data: bytes) -> dict[str, Any] | None:
+    """An exit record (one JSON line, see the monitor's main.rs), or None."""
+    try:
+        record = json.loads(data)
+    except ValueError:
+        return None
+    return record if isinstance(record, dict) else None
 
 
 def monitor_alive(pid: int, container_id: str, start: int = 0) -> bool:

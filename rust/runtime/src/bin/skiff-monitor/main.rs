@@ -50,25 +50,27 @@
 //!    beside this monitor's executable (the same file), or with
 //!    `--builtin-runtime`; `--exec-runtime` always runs the binary. Any other
 //!    runtime (runc, crun) runs as a child process, as above.
-//! 5. Writes one line to `--sync-fd` and closes it (with `--sync-until-exit`, keeps
-//!    it open until the exit file is written: its end of file then says "exited"
-//!    before the monitor's own clean-up): `{"pid": INIT, "monitor_pid":
-//!    PID}` once the runtime succeeded, or `{"error": "MESSAGE"}` (the last
-//!    error `msg` of the runtime's log, else its stderr, else its exit status; in
-//!    process, the library's error, logged to the runtime log all the same).
+//! 5. Writes one line to `--sync-fd` and closes it: `{"pid": INIT, "monitor_pid":
+//!    PID}` once the runtime succeeded, or `{"error": "MESSAGE"}` (the last error
+//!    `msg` of the runtime's log, else its stderr, else its exit status; in
+//!    process, the library's error, logged to the runtime log all the same). With
+//!    `--sync-until-exit` a success keeps it open until init exits: the exit
+//!    record (the exit file's line) then goes there too, and its end says
+//!    "exited", before the exit file and the monitor's own clean-up.
 //! 6. Serves (poll): output goes to the log and to attached clients; client input
 //!    goes to the container's stdin.
 //! 7. When init exits (SIGCHLD; every orphan is reaped, only init's status counts)
-//!    it drains the output, writes `--exit-file` atomically (`FILE.tmp`, rename):
-//!    `{"exit_code": N, "signal": S|null, "oom_killed": false, "finished_at":
-//!    "RFC3339"}` (exit_code is 128+S when killed by signal S; 255 when the status
-//!    could not be known), closes the held `--sync-fd`, hangs up on clients,
-//!    removes the socket, and only then cleans up: drops its hold on init's mount
-//!    namespace (taken at create, so init's exit does not wait for the kernel to
-//!    take the container's mounts apart) and, with `--delete-on-exit`, runs
-//!    `RUNTIME [--root DIR] delete --force ID` (which spares the daemon that
-//!    call); then exits 0. A caller that needs the runtime state and cgroups gone
-//!    waits for the monitor's exit, not for the exit file.
+//!    it drains the output and makes the exit record `{"exit_code": N, "signal":
+//!    S|null, "oom_killed": false, "finished_at": "RFC3339"}` (exit_code is 128+S
+//!    when killed by signal S; 255 when the status could not be known): on the
+//!    held `--sync-fd` first (then closed), then to `--exit-file` atomically
+//!    (`FILE.tmp`, rename). It hangs up on clients, removes the socket, and only
+//!    then cleans up: drops its hold on init's mount namespace (taken at create,
+//!    so init's exit does not wait for the kernel to take the container's mounts
+//!    apart) and, with `--delete-on-exit`, runs `RUNTIME [--root DIR] delete
+//!    --force ID` (which spares the daemon that call); then exits 0. A caller
+//!    that needs the runtime state and cgroups gone waits for the monitor's exit,
+//!    not for the exit record.
 //!
 //! SIGTERM, SIGINT and SIGHUP are ignored: the daemon stops containers through
 //! the runtime, never by killing monitors.

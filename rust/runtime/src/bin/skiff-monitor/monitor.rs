@@ -479,10 +479,15 @@ impl Monitor {
             o.lines.finish(|line| log.entry(name, line, &time));
         }
         self.log.flush();
-        let _ = write_exit_file(&self.exit_file, code, signal);
-        // The exit is known: tell the caller, hang up on clients (closing a unix
-        // socket does not discard what the peer has yet to read), then clean up.
-        self.exit_notify = None;
+        let record = exit_record(code, signal);
+        // The exit is known: tell the caller (the record on the held sync fd, then
+        // its end), write the exit file (for a daemon that was not there to
+        // hear it), hang up on clients (closing a unix socket does not discard
+        // what the peer has yet to read), then clean up.
+        if let Some(fd) = self.exit_notify.take() {
+            let _ = sys::write_all(fd.as_raw_fd(), &record);
+        }
+        let _ = write_exit_file(&self.exit_file, &record);
         self.clients.clear();
         let _ = std::fs::remove_file(&self.socket_path);
         self.held_ns = None;
@@ -513,13 +518,9 @@ pub fn decode_status(st: i32) -> Status {
     }
 }
 
-/// Writes `{"exit_code": N, "signal": S|null, "oom_killed": false, "finished_at": "…"}`
-/// to `<path>.tmp`, then renames it over `path`.
-pub fn write_exit_file(
-    path: &std::path::Path,
-    code: i32,
-    signal: Option<i32>,
-) -> std::io::Result<()> {
+/// The exit record, one line: `{"exit_code": N, "signal": S|null, "oom_killed":
+/// false, "finished_at": "…"}`.
+pub fn exit_record(code: i32, signal: Option<i32>) -> Vec<u8> {
     let mut b = Vec::with_capacity(128);
     b.extend_from_slice(b"{\"exit_code\": ");
     json::push_int(&mut b, code.into());
@@ -532,13 +533,18 @@ pub fn write_exit_file(
     let (s, ns) = sys::now();
     b.extend_from_slice(&json::rfc3339(s, ns));
     b.extend_from_slice(b"\"}\n");
+    b
+}
+
+/// Writes `record` to `<path>.tmp`, then renames it over `path`.
+pub fn write_exit_file(path: &std::path::Path, record: &[u8]) -> std::io::Result<()> {
     let mut tmp = path.as_os_str().to_os_string();
     tmp.push(".tmp");
     let tmp = PathBuf::from(tmp);
     let fd = sys::open(&tmp, libc::O_WRONLY | libc::O_CREAT | libc::O_TRUNC, 0o644)?;
     // No fsync: the file matters to a daemon that restarts, not across a reboot
     // (which the container does not survive either).
-    sys::write_all(fd.as_raw_fd(), &b)?;
+    sys::write_all(fd.as_raw_fd(), record)?;
     drop(fd);
     std::fs::rename(&tmp, path)
 }
