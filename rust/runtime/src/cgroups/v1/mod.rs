@@ -114,14 +114,15 @@ impl V1Manager {
 
 /// Renames the spare cgroup (see `make_spare`) in `h` to the container's, when it
 /// sits in the same parent directory; else removes it (false: make the directory).
+/// One rename in the usual case: cgroupfs refuses to rename onto an existing name.
 fn adopt(h: &Hierarchy, spare: &str) -> bool {
     let from = join_below(&h.mount_point, spare);
-    if !from.is_dir() {
-        return false;
-    }
-    if from.parent() == h.dir.parent() && !h.dir.exists() && std::fs::rename(&from, &h.dir).is_ok()
-    {
-        return true;
+    if from.parent() == h.dir.parent() {
+        match std::fs::rename(&from, &h.dir) {
+            Ok(()) => return true,
+            Err(e) if e.kind() == std::io::ErrorKind::NotFound => return false,
+            Err(_) => {}
+        }
     }
     let _ = std::fs::remove_dir(&from);
     false

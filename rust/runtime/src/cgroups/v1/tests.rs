@@ -464,6 +464,17 @@ fn real_v1_spare_is_renamed_into_place_or_removed() {
     );
     assert!(v1_dirs(&c2).iter().all(|d| d.is_dir()));
 
+    // The container's cgroup is there already (a restart): the spare goes.
+    let spare = cgroups::make_spare(&format!("{top}/.spare-4"))
+        .unwrap()
+        .unwrap();
+    g1.0.create_from(Some(&spare)).unwrap();
+    assert!(
+        v1_dirs(&spare).iter().all(|d| !d.exists()),
+        "spare left behind"
+    );
+    assert!(v1_dirs(&c1).iter().all(|d| d.is_dir()));
+
     // Unused: remove_spare takes it away.
     let spare = cgroups::make_spare(&format!("{top}/.spare-3"))
         .unwrap()
