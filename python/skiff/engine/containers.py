@@ -3,8 +3,9 @@ rename, list — and what happens on their own: exits noticed through the monito
 restart policies, ``--rm``, and adopting running containers after a daemon restart.
 
 Every container has an in-memory :class:`Live` beside its record: a lock serialising
-lifecycle operations on it, a condition waiters sleep on, and the pidfd watch on its
-monitor. Blocking work (the runtime, mounts, the monitor's start) runs in threads.
+lifecycle operations on it, a condition waiters sleep on, and the watch on its monitor
+(the monitor's sync pipe, or its pidfd for one adopted after a restart). Blocking work
+(the runtime, mounts, the monitor's start) runs in threads.
 """
 
 from __future__ import annotations
@@ -14,7 +15,6 @@ import contextlib
 import logging
 import os
 import secrets
-import select
 import shutil
 import signal as signals
 import threading
@@ -476,6 +476,7 @@ class ContainerService:
         # With no attach client to connect first, the monitor starts the process
         # itself right after creating the container.
         start_now = not live.attach_waiters
+        started: mon.Started | None = None
         try:
             started = await asyncio.to_thread(self._create_in_runtime, c, files, start_now)
             # Attach clients connect to the monitor now, before the user process runs.
@@ -487,22 +488,26 @@ class ContainerService:
                 await asyncio.wait([w.connected for w in waiters], timeout=2)
             if not start_now:
                 await mon.start_container(files)
-        except SkiffError as err:
+            c.state.pid = started.pid
+            c.state.monitor_pid = started.monitor_pid
+            c.state.monitor_start = mon.start_time(started.monitor_pid)
+            c.state.status = RUNNING
+            c.state.started_at = rfc3339_nano()
+            c.state.error = ""
+            c.state.exit_code = 0
+            c.state.oom_killed = False
+            c.has_been_started = True
+            self.save(c)
+        except BaseException as err:
+            if started is not None and started.exit_fd >= 0:
+                os.close(started.exit_fd)
+            if not isinstance(err, SkiffError):
+                raise
             await self._start_failed(c, err)
             if c.state.exit_code in (126, 127):
                 # dockerd's rule: a command that cannot be run is the caller's error.
                 raise InvalidArgument(err.message) from None
             raise
-        c.state.pid = started.pid
-        c.state.monitor_pid = started.monitor_pid
-        c.state.monitor_start = mon.start_time(started.monitor_pid)
-        c.state.status = RUNNING
-        c.state.started_at = rfc3339_nano()
-        c.state.error = ""
-        c.state.exit_code = 0
-        c.state.oom_killed = False
-        c.has_been_started = True
-        self.save(c)
         self._watch(c, started.exit_fd, started.exit_data)
         self.publish(c, "start")
         live.health_task = health.start(self, c)
@@ -602,14 +607,20 @@ class ContainerService:
         if exit_fd >= 0:
             live.exit_fd = exit_fd
             live.exit_data = exit_data
-            loop.add_reader(exit_fd, self._on_monitor_exit_cb, c.id)
+            loop.add_reader(exit_fd, self._on_monitor_exit_cb, c.id, exit_fd)
         elif fd is None:
-            loop.call_soon(self._on_monitor_exit_cb, c.id)
+            loop.call_soon(self._on_monitor_exit_cb, c.id, -1)
         else:
-            loop.add_reader(fd, self._on_monitor_exit_cb, c.id)
+            loop.add_reader(fd, self._on_monitor_exit_cb, c.id, fd)
 
-    def _on_monitor_exit_cb(self, cid: str) -> None:
+    def _on_monitor_exit_cb(self, cid: str, watched: int) -> None:
         live = self._live.get(cid)
+        if watched >= 0 and (live is None or watched not in (live.exit_fd, live.pidfd)):
+            # Nobody follows this container any more (removed meanwhile): let go
+            # of the descriptor, or the loop would be called for it forever.
+            asyncio.get_running_loop().remove_reader(watched)
+            os.close(watched)
+            return
         monitor_fd = None
         record = None
         if live is not None:
@@ -679,9 +690,7 @@ class ContainerService:
             # Waiters learn of the exit now; unmounting the root (which syncs
             # its filesystem) goes on meanwhile, and a start, remove or copy
             # awaits it (settle).
-            live.cleanup = asyncio.ensure_future(
-                asyncio.to_thread(self._cleanup_after_exit, c, monitor_fd)
-            )
+            live.cleanup = asyncio.ensure_future(self._clean_up_after_monitor(c, monitor_fd))
             live.cleanup.add_done_callback(_log_cleanup_failure)
             restart = self._should_restart(c)
             if restart:
@@ -698,14 +707,29 @@ class ContainerService:
             with contextlib.suppress(SkiffError):
                 await self.remove(c, force=True, volumes=True)
 
-    def _cleanup_after_exit(self, c: Container, monitor_fd: int | None = None) -> None:
+    async def _clean_up_after_monitor(self, c: Container, monitor_fd: int | None) -> None:
+        """The clean-up after an exit, once the monitor (its pidfd ``monitor_fd``)
+        has done its own: it deletes the container from the runtime after
+        reporting the exit."""
         if monitor_fd is not None:
-            # The monitor deletes the container from the runtime after reporting
-            # the exit: let it finish first.
+            loop = asyncio.get_running_loop()
+            gone: asyncio.Future[None] = loop.create_future()
+
+            def ended() -> None:
+                if not gone.done():
+                    gone.set_result(None)
+
+            loop.add_reader(monitor_fd, ended)
             try:
-                select.select([monitor_fd], [], [], MONITOR_CLEANUP_TIMEOUT)
+                await asyncio.wait_for(gone, MONITOR_CLEANUP_TIMEOUT)
+            except TimeoutError:
+                log.warning("the monitor of %s is still cleaning up; going on", c.id[:12])
             finally:
+                loop.remove_reader(monitor_fd)
                 os.close(monitor_fd)
+        await asyncio.to_thread(self._cleanup_after_exit, c)
+
+    def _cleanup_after_exit(self, c: Container) -> None:
         if (Path(self.runtime.root) / c.id).exists():
             with contextlib.suppress(SkiffError):
                 self.runtime.delete(c.id, force=True)
@@ -900,6 +924,11 @@ class ContainerService:
         async with live.lock:
             if live.removed:
                 return
+            # A start that got in after the kill above leaves a watch behind: the
+            # clean-up of the removal (a forced delete) ends that container.
+            fd = self._unwatch(live)
+            if fd is not None:
+                os.close(fd)
             c.state.status = REMOVING
             self.store.delete(c.id)
             self._containers.pop(c.id, None)

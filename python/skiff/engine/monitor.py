@@ -6,10 +6,10 @@ Files under ``<exec root>/m/<id prefix>/``: ``attach.sock`` (the attach protocol
 the monitor's main.rs), ``exit.json`` (written when init exits), ``runtime.log``
 (with a runtime other than skiff-runtime, ``init.pid`` too; skiff-runtime's create
 runs in the monitor, which has the pid at once). The daemon learns that a container
-ended from the end of the monitor's sync pipe, which the monitor holds until the exit
-file is written (its own clean-up, the runtime's delete, comes after); a monitor
-adopted after a daemon restart is followed through a pidfd instead (it exits after
-that clean-up).
+ended from the monitor's sync pipe, which the monitor holds while the container runs:
+the exit record comes there, then its end, before the exit file and the monitor's own
+clean-up (the runtime's delete); a monitor adopted after a daemon restart is followed
+through a pidfd instead (it exits after that clean-up), and its exit file read.
 """
 
 from __future__ import annotations

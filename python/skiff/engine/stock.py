@@ -12,6 +12,8 @@ from collections.abc import Callable
 
 log = logging.getLogger(__name__)
 
+#: The longest wait between failed attempts (seconds).
+MAX_RETRY_DELAY = 60.0
 #: The nice value of work done ahead of need or after the fact (stocks, removing
 #: trees): on a small machine it must not take CPU from a container start.
 BACKGROUND_NICE = 19
@@ -58,6 +60,7 @@ class FdStock:
     def _fill(self) -> None:
         # What it makes takes the priority back when used (skiff-monitor does).
         lower_priority()
+        delay = 1.0
         while True:
             with self._cond:
                 while not self._closed and len(self._ready) >= self.size:
@@ -66,10 +69,12 @@ class FdStock:
                     return
             try:
                 fd = self._make()
-            except Exception as err:  # logged; tried again shortly
+            except Exception as err:  # logged; tried again later, less often each time
                 log.warning("%s: making one ahead of need: %s", self._name, err)
-                time.sleep(1)
+                time.sleep(delay)
+                delay = min(delay * 2, MAX_RETRY_DELAY)
                 continue
+            delay = 1.0
             with self._cond:
                 if self._closed:
                     os.close(fd)

@@ -243,9 +243,10 @@ pub fn secure_join(root: &Path, unsafe_path: &str) -> Result<PathBuf> {
 }
 
 /// Directories (relative to the root) already found to be directories and not
-/// symlinks while one root is prepared: the runtime only ever mounts on them or
-/// creates things below them, never turns one into a symlink, so each is looked at
-/// once instead of once per path through it (/dev alone is on a dozen paths).
+/// symlinks while one root is prepared, so each is looked at once instead of once
+/// per path through it (/dev alone is on a dozen paths). The runtime never turns
+/// one into a symlink; a mount covers what was below its target, so whatever is
+/// remembered below a target is forgotten before the mount (see `mount_entry`).
 type Known = std::cell::RefCell<std::collections::HashSet<PathBuf>>;
 
 fn resolve(root: &Path, unsafe_path: &str, known: Option<&Known>) -> Result<PathBuf> {
@@ -473,6 +474,13 @@ impl Plan {
 
     fn mount_entry(&self, e: &Entry, known: &Known) -> Result<()> {
         let target = resolve(&self.rootfs, &e.destination, Some(known))?;
+        // What was below the target is covered by the mount: forget it (a bind of a
+        // volume may bring symlinks where directories were).
+        if let Ok(rel) = target.strip_prefix(&self.rootfs) {
+            known
+                .borrow_mut()
+                .retain(|k| k.as_path() == rel || !k.starts_with(rel));
+        }
         if e.fstype == "cgroup" || e.fstype == "cgroup2" {
             return self.mount_cgroup(e, &target);
         }
@@ -849,6 +857,49 @@ mod tests {
         let k = known.borrow();
         assert!(k.contains(Path::new("dev")) && k.contains(Path::new("usr/etc")));
         assert!(!k.contains(Path::new("etc")) && !k.contains(Path::new("new")));
+        drop(k);
+        fs::remove_dir_all(&root).unwrap();
+    }
+
+    #[test]
+    fn a_mount_forgets_what_was_remembered_below_its_target() {
+        // A volume bound at /a may put a symlink where a/b was a directory: a/b
+        // must be looked at again for a later mount at /a/b/c/d.
+        let root = std::env::temp_dir().join(format!("skiff-fk-{}", std::process::id()));
+        fs::create_dir_all(root.join("a/b/c")).unwrap();
+        let known = Known::default();
+        resolve(&root, "/a/b/c", Some(&known)).unwrap();
+        assert!(known.borrow().contains(Path::new("a/b")));
+        let plan = Plan {
+            rootfs: root.clone(),
+            readonly_root: false,
+            root_propagation: 0,
+            final_propagation: None,
+            entries: Vec::new(),
+            devices: Vec::new(),
+            default_devices: false,
+            bind_devices: false,
+            no_pivot: false,
+            masked: Vec::new(),
+            readonly: Vec::new(),
+            cgroup_ns: false,
+            cgroup_v2: false,
+            cgroup_v1: Vec::new(),
+            cgroup2_host_dir: None,
+        };
+        // A bind whose source is missing fails before mounting anything; what was
+        // remembered below its target is gone all the same.
+        let e = Entry::from_spec(&Mount {
+            destination: "/a".into(),
+            source: Some(root.join("missing").to_string_lossy().into_owned()),
+            kind: Some("none".into()),
+            options: vec!["bind".into()],
+        })
+        .unwrap();
+        assert!(plan.mount_entry(&e, &known).is_err());
+        let k = known.borrow();
+        assert!(k.contains(Path::new("a")) && !k.contains(Path::new("a/b")));
+        assert!(!k.contains(Path::new("a/b/c")));
         drop(k);
         fs::remove_dir_all(&root).unwrap();
     }

@@ -60,7 +60,8 @@ pub struct Monitor {
     pub stdin_close: bool,
     /// Shrink (mem.rs) at the next quiet moment.
     pub shrink_soon: bool,
-    /// The sync fd, with `--sync-until-exit`: closed once the exit file is written.
+    /// The sync fd, with `--sync-until-exit`: at init's exit the exit record goes
+    /// there, then it is closed (before the exit file is written).
     pub exit_notify: Option<OwnedFd>,
     /// Init's mount namespace, let go after the exit is reported.
     pub held_ns: Option<OwnedFd>,
