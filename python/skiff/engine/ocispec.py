@@ -13,6 +13,7 @@ from __future__ import annotations
 import contextlib
 import json
 import os
+import posixpath
 from pathlib import Path
 from typing import Any
 
@@ -531,12 +532,16 @@ def build(
                 "options": ["bind", "ro", "rprivate"],
             }
         )
-    # Longer destinations after shorter ones, so /a/b lands inside a mount at /a.
-    spec["mounts"] = mounts + sorted(
-        user_defined, key=lambda m: m["destination"].rstrip("/").count("/")
-    )
+    # Deeper destinations after shallower ones, so /a/b lands inside a mount at /a
+    # (counted on the cleaned path, as dockerd does: /./a is no deeper than /a).
+    spec["mounts"] = mounts + sorted(user_defined, key=lambda m: _depth(m["destination"]))
     spec["annotations"] = {"org.skiff.container.name": c.name}
     return spec
+
+
+def _depth(path: str) -> int:
+    """How many components ``path`` has once cleaned ("/a/./b/../c" has 2)."""
+    return len([p for p in posixpath.normpath(path).split("/") if p])
 
 
 def find_init_binary() -> str | None:
