@@ -336,28 +336,16 @@ fn pipe() -> (OwnedFd, OwnedFd) {
 
 /// Reads up to the first newline (or EOF), with a timeout.
 fn read_line(fd: RawFd) -> String {
-    let mut out = Vec::new();
-    let t = Instant::now();
-    loop {
-        let mut p = libc::pollfd {
-            fd,
-            events: libc::POLLIN,
-            revents: 0,
-        };
-        // SAFETY: one valid pollfd.
-        unsafe { libc::poll(&mut p, 1, 100) };
-        let mut b = [0u8; 256];
-        let n = crate::sys::read(fd, &mut b).unwrap_or(0);
-        out.extend_from_slice(&b[..n]);
-        if n == 0 && p.revents != 0 || out.contains(&b'\n') {
-            return String::from_utf8(out).unwrap();
-        }
-        assert!(t.elapsed() < TIMEOUT, "no sync line");
-    }
+    read_fd_until(fd, |out| out.contains(&b'\n'), "no sync line")
 }
 
 /// Everything until the end of `fd` (which must come soon).
 fn read_to_end(fd: RawFd) -> String {
+    read_fd_until(fd, |_| false, "no end of file")
+}
+
+/// Reads from `fd` until `enough` says so or the end of file, with a timeout.
+fn read_fd_until(fd: RawFd, enough: impl Fn(&[u8]) -> bool, what: &str) -> String {
     let mut out = Vec::new();
     let t = Instant::now();
     loop {
@@ -370,11 +358,11 @@ fn read_to_end(fd: RawFd) -> String {
         unsafe { libc::poll(&mut p, 1, 100) };
         let mut b = [0u8; 256];
         let n = crate::sys::read(fd, &mut b).unwrap_or(0);
-        if n == 0 && p.revents != 0 {
+        out.extend_from_slice(&b[..n]);
+        if n == 0 && p.revents != 0 || enough(&out) {
             return String::from_utf8(out).unwrap();
         }
-        out.extend_from_slice(&b[..n]);
-        assert!(t.elapsed() < TIMEOUT, "no end of file");
+        assert!(t.elapsed() < TIMEOUT, "{what}");
     }
 }
 
