@@ -182,6 +182,8 @@ class MonitorPool:
         # Each makes a spare cgroup there while it waits (cgroup v1: the runtime
         # renames it into place instead of making ~10 directories).
         self._cgroup_parent = cgroup_parent
+        # Started at a low priority, a monitor takes the daemon's when used.
+        self._nice = os.getpriority(os.PRIO_PROCESS, 0)
         self._stock = FdStock(size, self._start_one, "monitor-pool")
 
     def hand_over(self, args: list[str]) -> int:
@@ -208,6 +210,8 @@ class MonitorPool:
             argv = [monitor, "--wait-args", "--sync-fd", str(fd)]
             if self._cgroup_parent:
                 argv += ["--spare-cgroup", self._cgroup_parent]
+            if self._nice:
+                argv += ["--nice", str(self._nice)]
             pid = _spawn(argv, fd, Path(os.devnull))
             # The first process leaves at once (the monitor daemonizes).
             _, status = os.waitpid(pid, 0)

@@ -11,14 +11,15 @@
 //!               [--pid-file FILE] [--runtime-arg ARG]... [--no-daemonize]
 //!               [--delete-on-exit] [--start] [--builtin-runtime | --exec-runtime]
 //!               [--sync-until-exit]
-//! skiff-monitor --wait-args --sync-fd N [--spare-cgroup PARENT]
+//! skiff-monitor --wait-args --sync-fd N [--spare-cgroup PARENT] [--nice N]
 //! ```
 //!
 //! With `--wait-args` the monitor is started ahead of need (skiffd keeps a few
 //! ready): it daemonizes, then reads its real command line from `--sync-fd` (a
 //! unix stream socket): the payload's length in decimal and a newline, then the
 //! payload, every argument followed by a NUL byte; it then sets its nice value
-//! to 0 (a caller may start it at a low priority). With `--spare-cgroup`, while
+//! to `--nice` (default 0: a caller may start it at a low priority, and give the
+//! priority its containers are to have). With `--spare-cgroup`, while
 //! it waits it makes the cgroup `PARENT/.spare-PID` (cgroup v1 only), which the
 //! builtin runtime's create renames into place (see skiff-runtime's
 //! cgroups::make_spare); unused, it is removed. `--sync-fd` itself is not among them: the same fd goes on serving as the
@@ -124,7 +125,7 @@ const USAGE: &str =
     "usage: skiff-monitor --id ID --bundle DIR --runtime PATH [--runtime-root DIR] \
 --log FILE --exit-file FILE --socket PATH [--terminal] [--stdin] [--log-max-size BYTES] \
 [--log-max-files N] [--sync-fd N] [--pid-file FILE] [--runtime-arg ARG]... [--no-daemonize] \
-[--delete-on-exit] [--start] [--builtin-runtime | --exec-runtime] [--sync-until-exit]\n       skiff-monitor --wait-args --sync-fd N [--spare-cgroup PARENT]\n";
+[--delete-on-exit] [--start] [--builtin-runtime | --exec-runtime] [--sync-until-exit]\n       skiff-monitor --wait-args --sync-fd N [--spare-cgroup PARENT] [--nice N]\n";
 
 fn main() {
     std::process::exit(run(std::env::args_os().skip(1).collect()));
@@ -154,6 +155,8 @@ struct Args {
     sync_until_exit: bool,
     wait_args: bool,
     spare_cgroup: Option<String>,
+    /// `--nice N` (with `--wait-args`): the nice value to take when used.
+    nice: i32,
     /// Not an option: the spare cgroup made while waiting (see `--spare-cgroup`).
     made_spare: Option<String>,
 }
@@ -209,6 +212,13 @@ impl Args {
                         "--spare-cgroup" => {
                             a.spare_cgroup = Some(value.to_string_lossy().into_owned())
                         }
+                        "--nice" => {
+                            a.nice = value
+                                .to_str()
+                                .and_then(|v| v.parse().ok())
+                                .filter(|n| (-20..=19).contains(n))
+                                .ok_or(format!("--nice: not a nice value: {value:?}"))?
+                        }
                         "--runtime-arg" => a.runtime_args.push(value),
                         "--log-max-size" => a.log_max_size = number(&value)?,
                         "--log-max-files" => {
@@ -229,8 +239,8 @@ impl Args {
                 None => Err("--wait-args needs --sync-fd".into()),
             };
         }
-        if a.spare_cgroup.is_some() {
-            return Err("--spare-cgroup goes with --wait-args".into());
+        if a.spare_cgroup.is_some() || a.nice != 0 {
+            return Err("--spare-cgroup and --nice go with --wait-args".into());
         }
         for (name, missing) in [
             ("--id", a.id.is_empty()),
@@ -364,9 +374,9 @@ pub fn run(argv: Vec<OsString>) -> i32 {
         };
         argv.extend([OsString::from("--sync-fd"), OsString::from(fd.to_string())]);
         // Started ahead of need at a low priority (so as not to slow the starts
-        // under way): this one is needed now.
+        // under way): this one is needed now, at the caller's own priority.
         // SAFETY: setpriority only changes this process's nice value.
-        unsafe { libc::setpriority(libc::PRIO_PROCESS, 0, 0) };
+        unsafe { libc::setpriority(libc::PRIO_PROCESS, 0, args.nice) };
         args = match Args::parse(argv) {
             Ok(a) if !a.wait_args => a,
             Ok(_) => {

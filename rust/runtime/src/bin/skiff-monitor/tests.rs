@@ -194,6 +194,11 @@ impl Fixture {
     /// Starts a monitor with `--wait-args` (not daemonized); the caller's end of
     /// its sync socket.
     fn launch_waiting(&mut self) -> UnixStream {
+        self.launch_waiting_with(&[])
+    }
+
+    /// [`Fixture::launch_waiting`] with more options for the waiting monitor.
+    fn launch_waiting_with(&mut self, extra: &[&str]) -> UnixStream {
         let (ours, theirs) = UnixStream::pair().unwrap();
         let fd = theirs.as_raw_fd();
         let mut cmd = Command::new(std::env::current_exe().unwrap());
@@ -206,7 +211,8 @@ impl Fixture {
                 "--no-daemonize",
                 "--sync-fd",
                 &fd.to_string(),
-            ]);
+            ])
+            .args(extra);
         // SAFETY: only fcntl between fork and exec.
         unsafe {
             cmd.pre_exec(move || {
@@ -833,6 +839,34 @@ fn waiting_monitor_reads_its_command_line_then_runs_the_container() {
     assert_eq!(f.wait(), 0);
     assert_eq!(f.wait_file("exit.json"), format!("{}\n", lines[1]));
     assert_eq!(f.log_entries(), [("stdout".into(), "hi\n".into())]);
+}
+
+#[test]
+fn waiting_monitor_takes_the_nice_value_it_is_given_when_used() {
+    let mut f = Fixture::new(VERB_RUNTIME, "while [ ! -e go ]; do sleep 0.02; done");
+    let mut sock = f.launch_waiting_with(&["--nice", "7"]);
+    let pid = f.child.as_ref().unwrap().id();
+    sock.write_all(&f.framed_args(&["--start", "--sync-until-exit"]))
+        .unwrap();
+    let line = read_line(sock.as_raw_fd());
+    assert!(json_int(&line, "\"pid\": ").is_some(), "{line}");
+    let stat = std::fs::read_to_string(format!("/proc/{pid}/stat")).unwrap();
+    let nice: i32 = stat
+        .rsplit(") ")
+        .next()
+        .unwrap()
+        .split(' ')
+        .nth(16)
+        .unwrap()
+        .parse()
+        .unwrap();
+    assert_eq!(nice, 7);
+    std::fs::write(f.path("go"), "").unwrap();
+    assert_eq!(f.wait(), 0);
+    // Out of range: refused.
+    let mut f = Fixture::new(VERB_RUNTIME, "true");
+    let _sock = f.launch_waiting_with(&["--nice", "40"]);
+    assert_eq!(f.wait(), 2);
 }
 
 #[test]
