@@ -118,31 +118,11 @@ fn close_callers_fds(init: &Init, sync: &OwnedFd) {
     let mut from: RawFd = 3;
     for k in keep.into_iter().filter(|&k| k >= 3) {
         if k > from {
-            close_range(from, k - 1);
+            sys::close_range(from, k - 1);
         }
         from = from.max(k + 1);
     }
-    close_range(from, RawFd::MAX);
-}
-
-/// Closes the fds from `lo` to `hi`.
-fn close_range(lo: RawFd, hi: RawFd) {
-    // SAFETY: the fds in the range belong to the caller's copy of its process,
-    // which this child never uses.
-    if unsafe { libc::syscall(libc::SYS_close_range, lo as u32, hi as u32, 0) } == 0 {
-        return;
-    }
-    // Kernels before 5.9: what /proc says is open.
-    let open: Vec<RawFd> = std::fs::read_dir("/proc/self/fd")
-        .into_iter()
-        .flatten()
-        .flatten()
-        .filter_map(|e| e.file_name().to_str()?.parse().ok())
-        .collect();
-    for fd in open.into_iter().filter(|fd| (lo..=hi).contains(fd)) {
-        // SAFETY: as above.
-        unsafe { libc::close(fd) };
-    }
+    sys::close_range(from, RawFd::MAX);
 }
 
 /// What the parent wraps in its own `Error::Init`: without a second prefix.

@@ -354,52 +354,45 @@ pub fn run(argv: Vec<OsString>) -> i32 {
             });
             made.map(|m| m.as_str().to_owned())
         });
-        let drop_spare = || {
-            if let Some(spare) = &made_spare {
-                skiff_runtime::cgroups::remove_spare(spare);
-            }
-        };
-        let received = receive_args(fd);
-        if !matches!(received, Ok(Some(_))) {
-            drop_spare();
-        }
-        let mut argv = match received {
-            Ok(Some(argv)) => argv,
+        let parsed = match receive_args(fd) {
             // Not needed after all.
-            Ok(None) => return 0,
-            Err(e) => {
-                send_sync(Some(fd), Err(&format!("reading the arguments: {e}")), false);
-                return 2;
+            Ok(None) => {
+                remove_spare(made_spare.as_deref());
+                return 0;
+            }
+            Err(e) => Err(format!("reading the arguments: {e}")),
+            Ok(Some(mut argv)) => {
+                argv.extend([OsString::from("--sync-fd"), OsString::from(fd.to_string())]);
+                // Started ahead of need at a low priority (so as not to slow the
+                // starts under way): this one is needed now, at the caller's own.
+                // SAFETY: setpriority only changes this process's nice value.
+                unsafe { libc::setpriority(libc::PRIO_PROCESS, 0, args.nice) };
+                match Args::parse(argv) {
+                    Ok(a) if a.wait_args => Err("--wait-args given twice".into()),
+                    parsed => parsed,
+                }
             }
         };
-        argv.extend([OsString::from("--sync-fd"), OsString::from(fd.to_string())]);
-        // Started ahead of need at a low priority (so as not to slow the starts
-        // under way): this one is needed now, at the caller's own priority.
-        // SAFETY: setpriority only changes this process's nice value.
-        unsafe { libc::setpriority(libc::PRIO_PROCESS, 0, args.nice) };
-        args = match Args::parse(argv) {
-            Ok(a) if !a.wait_args => a,
-            Ok(_) => {
-                drop_spare();
-                send_sync(Some(fd), Err("--wait-args given twice"), false);
-                return 2;
+        match parsed {
+            Ok(a) => {
+                args = a;
+                args.made_spare = made_spare;
             }
             Err(msg) => {
-                drop_spare();
+                remove_spare(made_spare.as_deref());
                 send_sync(Some(fd), Err(&msg), false);
                 return 2;
             }
-        };
-        args.made_spare = made_spare;
+        }
     }
     match start(&args) {
         Ok((mut monitor, pid)) => {
             monitor.exit_notify = send_sync(args.sync_fd, Ok(pid), args.sync_until_exit);
-            remove_spare(&args);
+            remove_spare(args.made_spare.as_deref());
             monitor.run()
         }
         Err(msg) => {
-            remove_spare(&args);
+            remove_spare(args.made_spare.as_deref());
             eprintln!("skiff-monitor: {msg}");
             send_sync(args.sync_fd, Err(&msg), false);
             let _ = std::fs::remove_file(&args.socket);
@@ -414,8 +407,8 @@ pub fn run(argv: Vec<OsString>) -> i32 {
 /// Removes what is left of the spare cgroup (nothing once the create took it: it
 /// did unless another runtime ran, or the create failed). In the scratch arena:
 /// it reads /proc/self/mountinfo, which grows with every running container.
-fn remove_spare(args: &Args) {
-    if let Some(spare) = &args.made_spare {
+fn remove_spare(spare: Option<&str>) {
+    if let Some(spare) = spare {
         mem::scratch(|| {
             skiff_runtime::cgroups::remove_spare(spare);
             skiff_runtime::cgroups::forget_cached();

@@ -374,28 +374,13 @@ pub fn set_winsize(fd: RawFd, rows: u16, cols: u16) -> io::Result<()> {
 
 /// Closes every inherited descriptor from 3 up, except `keep`.
 pub fn close_inherited(keep: Option<RawFd>) {
-    let ranges = match keep.filter(|&k| k >= 3).map(|k| k as u32) {
-        Some(k) => [(3, k - 1), (k + 1, u32::MAX)],
-        None => [(3, u32::MAX), (1, 0)],
-    };
-    for (lo, hi) in ranges.into_iter().filter(|(lo, hi)| lo <= hi) {
-        // SAFETY: nothing in this process owns these descriptors yet.
-        let r = unsafe { libc::syscall(libc::SYS_close_range, lo, hi, 0) };
-        if r < 0 {
-            // Kernels before 5.9: close what /proc says is open.
-            let fds: Vec<RawFd> = std::fs::read_dir("/proc/self/fd")
-                .into_iter()
-                .flatten()
-                .flatten()
-                .filter_map(|e| e.file_name().to_str()?.parse().ok())
-                .collect();
-            for fd in fds {
-                if fd as u32 >= lo && fd as u32 <= hi {
-                    // SAFETY: as above.
-                    unsafe { libc::close(fd) };
-                }
-            }
+    use skiff_runtime::sys::close_range;
+    match keep.filter(|&k| k >= 3) {
+        Some(k) => {
+            close_range(3, k - 1);
+            close_range(k + 1, RawFd::MAX);
         }
+        None => close_range(3, RawFd::MAX),
     }
 }
 

@@ -420,6 +420,16 @@ fn v1_dirs(path: &str) -> Vec<PathBuf> {
     v1.hierarchies().iter().map(|h| h.dir.clone()).collect()
 }
 
+/// Cgroup `path` exists in every v1 hierarchy.
+fn made(path: &str) -> bool {
+    v1_dirs(path).iter().all(|d| d.is_dir())
+}
+
+/// Cgroup `path` exists in none.
+fn gone(path: &str) -> bool {
+    v1_dirs(path).iter().all(|d| !d.exists())
+}
+
 #[test]
 fn real_v1_spare_is_renamed_into_place_or_removed() {
     if !v1_host() {
@@ -430,15 +440,14 @@ fn real_v1_spare_is_renamed_into_place_or_removed() {
     let spare = cgroups::make_spare(&format!("{top}/.spare-1"))
         .unwrap()
         .expect("a spare on v1");
-    let spare_dirs = v1_dirs(&spare);
-    assert!(spare_dirs.iter().all(|d| d.is_dir()));
+    assert!(made(&spare));
 
     // Same parent: renamed into place, cpuset values and all.
     let c1 = format!("{top}/c1");
     let g1 = CgroupGuard(cgroups::manager(Some(&c1), "unused").unwrap());
     g1.0.create_from(Some(&spare)).unwrap();
-    assert!(spare_dirs.iter().all(|d| !d.exists()), "spare left behind");
-    assert!(v1_dirs(&c1).iter().all(|d| d.is_dir()));
+    assert!(gone(&spare), "spare left behind");
+    assert!(made(&c1));
     if let Some(h) =
         g1.0.dirs()
             .iter()
@@ -448,7 +457,7 @@ fn real_v1_spare_is_renamed_into_place_or_removed() {
     }
     // Renamed away: removing it is a no-op.
     cgroups::remove_spare(&spare);
-    assert!(v1_dirs(&c1).iter().all(|d| d.is_dir()));
+    assert!(made(&c1));
 
     // Another parent: the spare is removed, the cgroup made as usual.
     let spare = cgroups::make_spare(&format!("{top}/.spare-2"))
@@ -458,29 +467,23 @@ fn real_v1_spare_is_renamed_into_place_or_removed() {
     let _sub = CgroupGuard(cgroups::manager(Some(&format!("{top}/sub")), "unused").unwrap());
     let g2 = CgroupGuard(cgroups::manager(Some(&c2), "unused").unwrap());
     g2.0.create_from(Some(&spare)).unwrap();
-    assert!(
-        v1_dirs(&spare).iter().all(|d| !d.exists()),
-        "spare left behind"
-    );
-    assert!(v1_dirs(&c2).iter().all(|d| d.is_dir()));
+    assert!(gone(&spare), "spare left behind");
+    assert!(made(&c2));
 
     // The container's cgroup is there already (a restart): the spare goes.
     let spare = cgroups::make_spare(&format!("{top}/.spare-4"))
         .unwrap()
         .unwrap();
     g1.0.create_from(Some(&spare)).unwrap();
-    assert!(
-        v1_dirs(&spare).iter().all(|d| !d.exists()),
-        "spare left behind"
-    );
-    assert!(v1_dirs(&c1).iter().all(|d| d.is_dir()));
+    assert!(gone(&spare), "spare left behind");
+    assert!(made(&c1));
 
     // Unused: remove_spare takes it away.
     let spare = cgroups::make_spare(&format!("{top}/.spare-3"))
         .unwrap()
         .unwrap();
     cgroups::remove_spare(&spare);
-    assert!(v1_dirs(&spare).iter().all(|d| !d.exists()));
+    assert!(gone(&spare));
     drop(g2);
     drop(g1);
 }
