@@ -39,6 +39,9 @@ class DaemonConfig:
     max_concurrent_uploads: int = 5
     shutdown_timeout: int = 15
     cgroup_parent: str = "/skiff"
+    #: skiffd's own: keep a container made ahead of need like the last one started
+    #: (see skiff.engine.standby)
+    standby_containers: bool = True
     tls: bool = False
     tlsverify: bool = False
     tlscacert: str = ""
@@ -127,6 +130,8 @@ def _validate(config: DaemonConfig) -> None:
         value = getattr(config, name)
         if not isinstance(value, list) or not all(isinstance(v, str) for v in value):
             raise InvalidArgument(f"{name.replace('_', '-')} must be a list of strings")
+    if not isinstance(config.standby_containers, bool):
+        raise InvalidArgument("standby-containers must be true or false")
     if config.log_level not in _LOG_LEVELS:
         raise InvalidArgument(
             f"invalid log level {config.log_level!r}: one of {', '.join(_LOG_LEVELS)}"

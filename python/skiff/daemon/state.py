@@ -105,6 +105,7 @@ class Daemon:
             log_opts=self.config.log_opts,
             log_driver=self.config.log_driver,
             cgroup_parent=self.config.cgroup_parent,
+            standby=self.config.standby_containers,
         )
         await self.containers.restore()
 

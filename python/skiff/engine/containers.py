@@ -12,9 +12,12 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import copy
+import json
 import logging
 import os
 import secrets
+import select
 import shutil
 import signal as signals
 import threading
@@ -25,8 +28,10 @@ from typing import TYPE_CHECKING, Any
 from skiff import _native
 from skiff.engine import health, names, ocispec
 from skiff.engine import monitor as mon
+from skiff.engine import standby as sb
 from skiff.engine.cgroup_warm import CgroupWarmer
 from skiff.engine.container import (
+    CREATED,
     DEAD,
     EXITED,
     PAUSED,
@@ -194,6 +199,11 @@ class Live:
     #: the clean-up after an exit (unmounting the root, the monitor's files), which
     #: runs on after the exit is reported; whatever touches the root awaits it
     cleanup: asyncio.Future[None] | None = None
+    #: the container made ahead of need that this one took at its create, until
+    #: its start (its spec then is the container's own)
+    standby: sb.Standby | None = None
+    #: what a standby made after this one's start is to be like (eligible ones)
+    template: sb.Template | None = None
 
 
 def signal_number(sig: str | int | None, default: int = signals.SIGTERM) -> int:
@@ -254,6 +264,7 @@ class ContainerService:
         log_opts: dict[str, str] | None = None,
         log_driver: str = "json-file",
         cgroup_parent: str = "/skiff",
+        standby: bool = True,
     ) -> None:
         self.root = data_root / "containers"
         self.volumes_root = data_root / "volumes"
@@ -271,6 +282,10 @@ class ContainerService:
         self.warmer = CgroupWarmer()
         self.monitor_pool = mon.MonitorPool(MONITOR_POOL_SIZE, cgroup_parent=self.cgroup_parent)
         self.netns_stock = FdStock(NETNS_POOL_SIZE, _native.new_netns, "netns-pool")
+        # The daemon's own (this thread's): what a standby's monitor and init take
+        # when used.
+        self._nice = os.getpriority(os.PRIO_PROCESS, 0)
+        self.standby = sb.StandbyPool(self._make_standby, self._discard_standby, standby)
         self._containers: dict[str, Container] = {}
         self._live: dict[str, Live] = {}
         self._names: dict[str, str] = {}
@@ -375,58 +390,97 @@ class ContainerService:
         if host_config.get("NetworkMode") == "":
             host_config["NetworkMode"] = "default"
 
-        cid = secrets.token_hex(32)
-        while any(other.startswith(cid[:MONITOR_DIR_LEN]) for other in self._containers):
-            cid = secrets.token_hex(32)
         _name_anonymous_volumes(config, host_config)
         # The shared init layer (the mount points) on top of the image's layers.
         lowers = [str(self.init_layer)]
         lowers += [str(p) for p in self.images.snapshots.lowers(image.record.chain)]
-        c = Container(
-            id=cid,
-            name=name,
-            created=rfc3339_nano(),
-            image_id=image.record.id,
-            config=config,
-            host_config=host_config,
-            path=argv[0],
-            args=argv[1:],
-            root=self.root / cid,
-            lowers=lowers,
-        )
-        await asyncio.to_thread(self._prepare_dir, c, image.record.chain)
-        self._register(c)
+
+        def container(cid: str) -> Container:
+            return Container(
+                id=cid,
+                name=name or "",
+                created=rfc3339_nano(),
+                image_id=image.record.id,
+                config=config,
+                host_config=host_config,
+                path=argv[0],
+                args=argv[1:],
+                root=self.root / cid,
+                lowers=lowers,
+            )
+
+        template = None
+        if sb.eligible(config, host_config):
+            template = sb.Template(
+                image.record.id,
+                image.record.chain,
+                tuple(lowers),
+                config,
+                host_config,
+                argv[0],
+                tuple(argv[1:]),
+            )
+        taken = self.standby.take(template.key) if template is not None else None
+        if taken is not None:
+            # Made ahead of need: the container gets its id, if it comes out the same.
+            c = container(taken.container.id)
+            if await asyncio.to_thread(self._claim, c, taken):
+                self._register(c)
+                self.live(c).standby = taken
+            else:
+                self.standby.give_back(taken)
+                taken = None
+        if taken is None:
+            c = container(self._new_id())
+            await asyncio.to_thread(self._prepare_dir, c, image.record.chain)
+            self._register(c)
+        self.live(c).template = template
         self.publish(c, "create")
         return c
+
+    def _new_id(self) -> str:
+        taken = tuple(self._containers)  # (also called from the standby thread)
+        cid = secrets.token_hex(32)
+        while any(other.startswith(cid[:MONITOR_DIR_LEN]) for other in taken):
+            cid = secrets.token_hex(32)
+        return cid
 
     def _register(self, c: Container) -> None:
         self._containers[c.id] = c
         self._names[c.name] = c.id
         self._live[c.id] = Live()
 
-    def _prepare_dir(self, c: Container, chain: tuple[str, ...]) -> None:
-        """The container's directory, its lease on the image's layers and its row
-        in the store; nothing of them is left when one fails."""
+    def _prepare_dir(
+        self, c: Container, chain: tuple[str, ...], row: bool = True
+    ) -> dict[str, str]:
+        """The container's directory, its lease on the image's layers and (unless
+        ``row`` is false: a standby) its row in the store; nothing of them is left
+        when one fails. Returns the files made in it (name -> text)."""
         c.root.mkdir(mode=0o710)
         try:
-            self._fill_dir(c)
+            for d in (c.upper, c.work, c.rootfs):
+                d.mkdir()
+            files = self._dir_files(c)
+            for file, text in files.items():
+                (c.root / file).write_text(text)
             # One transaction (one commit) for the lease and the row.
             with self.images.db.transaction():
                 if chain:
                     lease = self.images.meta.create_lease(None, lease_id=f"{LEASE_PREFIX}{c.id}")
                     self.images.meta.lease_add(lease, "layer", chain[-1])
-                self.store.add(c)
+                if row:
+                    self.store.add(c)
         except BaseException:
             shutil.rmtree(c.root, ignore_errors=True)
             raise
+        return files
 
-    def _fill_dir(self, c: Container) -> None:
-        for d in (c.upper, c.work, c.rootfs):
-            d.mkdir()
+    def _dir_files(self, c: Container) -> dict[str, str]:
+        """The files of the container's directory that the runtime binds in
+        /etc: hostname, hosts, resolv.conf."""
         hc = c.host_config
         host_net = hc.get("NetworkMode") == "host"
         hostname = os.uname().nodename if host_net else (c.config.get("Hostname") or c.id[:12])
-        (c.root / "hostname").write_text(hostname + "\n")
         hosts = _read_text("/etc/hosts") if host_net else HOSTS_BASE
         for entry in hc.get("ExtraHosts") or []:
             host, _, ip = entry.partition(":")
@@ -435,8 +489,11 @@ class ContainerService:
             if ip == "host-gateway":
                 ip = "127.0.0.1"
             hosts += f"{ip}\t{host}\n"
-        (c.root / "hosts").write_text(hosts)
-        (c.root / "resolv.conf").write_text(_resolv_conf(hc, host_net))
+        return {
+            "hostname": hostname + "\n",
+            "hosts": hosts,
+            "resolv.conf": _resolv_conf(hc, host_net),
+        }
 
     # ------------------------------------------------------------------ start
 
@@ -472,13 +529,24 @@ class ContainerService:
         live.stopping = False
         c.manually_stopped = False
         files = self.monitor_files(c)
-        self.warmer.poke()
+        # Made ahead of need (taken at the create): its process comes with the start.
+        standby, live.standby = live.standby, None
+        process = b""
+        if standby is None:
+            self.warmer.poke()
+        else:
+            standby.close_pidfds()
+            process = json.dumps(
+                {"process": standby.spec["process"], "hostname": standby.spec.get("hostname")}
+            ).encode()
         # With no attach client to connect first, the monitor starts the process
         # itself right after creating the container.
-        start_now = not live.attach_waiters
-        started: mon.Started | None = None
+        start_now = not live.attach_waiters and standby is None
+        started: mon.Started | None = standby.started if standby is not None else None
         try:
-            started = await asyncio.to_thread(self._create_in_runtime, c, files, start_now)
+            if started is None:
+                started, _ = await asyncio.to_thread(self._create_in_runtime, c, files, start_now)
+            assert started is not None
             # Attach clients connect to the monitor now, before the user process runs.
             waiters, live.attach_waiters = live.attach_waiters, []
             for waiter in waiters:
@@ -487,7 +555,7 @@ class ContainerService:
             if waiters:
                 await asyncio.wait([w.connected for w in waiters], timeout=2)
             if not start_now:
-                await mon.start_container(files)
+                await mon.start_container(files, process)
             c.state.pid = started.pid
             c.state.monitor_pid = started.monitor_pid
             c.state.monitor_start = mon.start_time(started.monitor_pid)
@@ -508,11 +576,15 @@ class ContainerService:
                 # dockerd's rule: a command that cannot be run is the caller's error.
                 raise InvalidArgument(err.message) from None
             raise
+        assert started is not None
         self._watch(c, started.exit_fd, started.exit_data)
         self.publish(c, "start")
         live.health_task = health.start(self, c)
         async with live.changed:
             live.changed.notify_all()
+        if live.template is not None:
+            # The next one like it is made now, while this one runs.
+            self.standby.want(live.template)
 
     async def _start_failed(self, c: Container, err: SkiffError) -> None:
         """Records a failed start (exit code by dockerd's rule), tells the waiting
@@ -529,9 +601,11 @@ class ContainerService:
         await asyncio.to_thread(self._cleanup_after_exit, c)
 
     def _create_in_runtime(
-        self, c: Container, files: mon.MonitorFiles, start: bool = False
-    ) -> mon.Started:
-        """Mount the rootfs, write the bundle and start the monitor (runtime create)."""
+        self, c: Container, files: mon.MonitorFiles, start: bool = False, standby: bool = False
+    ) -> tuple[mon.Started, dict[str, Any]]:
+        """Mount the rootfs, write the bundle and start the monitor (runtime create);
+        with ``standby``, a container made ahead of need (its init parked before its
+        process). Returns the monitor's answer and the spec."""
         if not os.path.ismount(c.rootfs):
             lowers = [Path(p) for p in c.lowers]
             self.mounter.mount(
@@ -557,33 +631,29 @@ class ContainerService:
                 if netns_fd < 0:
                     netns_fd = _native.new_netns()
                 net_ns = f"/proc/{os.getpid()}/fd/{netns_fd}"
-            spec = ocispec.build(
-                c, volumes_root=self.volumes_root, netns_path=net_ns, init_binary=self.init_binary
-            )
-            spec["linux"]["cgroupsPath"] = f"{self.cgroup_parent}/{c.id}"
+            spec = self._spec(c, net_ns)
             write_bundle(c.root, spec)
-            opts = c.host_config.get("LogConfig", {}).get("Config") or {}
-            log_type = c.host_config.get("LogConfig", {}).get("Type") or "json-file"
-            max_size = parse_size(opts["max-size"]) if opts.get("max-size") else 0
-            max_files = int(opts.get("max-file", "1") or 1)
+            log_path, max_size, max_files = self._log_options(c)
             if (Path(self.runtime.root) / c.id).exists():
                 # Left by a crash between the runtime's create and our cleanup.
                 with contextlib.suppress(SkiffError):
                     self.runtime.delete(c.id, force=True)
-            return mon.spawn(
+            started = mon.spawn(
                 container_id=c.id,
                 bundle=c.root,
                 files=files,
                 runtime=self.runtime.binary,
                 runtime_root=self.runtime.root,
-                log=c.log_path if log_type != "none" else Path("/dev/null"),
+                log=log_path,
                 terminal=c.tty,
                 stdin=bool(c.config.get("OpenStdin")),
                 log_max_size=max_size,
                 log_max_files=max_files,
                 start=start,
                 pool=self.monitor_pool,
+                standby_nice=self._nice if standby else None,
             )
+            return started, spec
         except BaseException:
             with contextlib.suppress(OSError):
                 self.mounter.unmount(c.rootfs, detach=True)
@@ -592,6 +662,118 @@ class ContainerService:
             # The container's init holds the namespace from here.
             if netns_fd >= 0:
                 os.close(netns_fd)
+
+    def _spec(self, c: Container, netns_path: str | None) -> dict[str, Any]:
+        spec = ocispec.build(
+            c, volumes_root=self.volumes_root, netns_path=netns_path, init_binary=self.init_binary
+        )
+        spec["linux"]["cgroupsPath"] = f"{self.cgroup_parent}/{c.id}"
+        return spec
+
+    def _log_options(self, c: Container) -> tuple[Path, int, int]:
+        """The monitor's log file, max size and file count."""
+        opts = c.host_config.get("LogConfig", {}).get("Config") or {}
+        log_type = c.host_config.get("LogConfig", {}).get("Type") or "json-file"
+        max_size = parse_size(opts["max-size"]) if opts.get("max-size") else 0
+        max_files = int(opts.get("max-file", "1") or 1)
+        return (c.log_path if log_type != "none" else Path("/dev/null"), max_size, max_files)
+
+    # ------------------------------------------------------------------ standby
+
+    def _make_standby(self, t: sb.Template) -> sb.Standby:
+        """A container like ``t``'s made ahead of need (in the standby thread)."""
+        cid = self._new_id()
+        c = Container(
+            id=cid,
+            name="",
+            created=rfc3339_nano(),
+            image_id=t.image_id,
+            config=copy.deepcopy(t.config),
+            host_config=copy.deepcopy(t.host_config),
+            path=t.path,
+            args=list(t.args),
+            root=self.root / cid,
+            lowers=list(t.lowers),
+        )
+        files = self._prepare_dir(c, t.chain, row=False)
+        try:
+            started, spec = self._create_in_runtime(c, self.monitor_files(c), standby=True)
+        except BaseException:
+            self._remove_standby_files(c)
+            raise
+        init_fd = mon.pidfd(started.pid)
+        monitor_fd = mon.pidfd(started.monitor_pid)
+        s = sb.Standby(
+            template=t,
+            container=c,
+            spec=spec,
+            files=files,
+            log_options=self._log_options(c),
+            started=started,
+            init_fd=-1 if init_fd is None else init_fd,
+            monitor_fd=-1 if monitor_fd is None else monitor_fd,
+        )
+        if init_fd is None or monitor_fd is None:
+            self._discard_standby(s)
+            raise StartFailed("the container made ahead of need ended at once")
+        return s
+
+    def _claim(self, c: Container, s: sb.Standby) -> bool:
+        """Makes the standby ``s`` container ``c`` (which has its id) if ``c``
+        comes out the same but for its process and hostname: rewrites the files
+        that differ and the bundle, adds the row. False (nothing changed) else."""
+        netns = next(
+            (n.get("path") for n in s.spec["linux"]["namespaces"] if n["type"] == "network"), None
+        )
+        try:
+            spec = self._spec(c, netns)
+            files = self._dir_files(c)
+        except SkiffError:  # it fails again the usual way (at the start, as dockerd)
+            return False
+        if not sb.same_container(spec, s.spec) or self._log_options(c) != s.log_options:
+            return False
+        if len(json.dumps(spec["process"])) > sb.MAX_PROCESS:
+            return False
+        for file, text in files.items():
+            if s.files.get(file) != text:
+                (c.root / file).write_text(text)
+        write_bundle(c.root, spec)
+        # A restarted daemon finds its monitor (see restore).
+        c.state.monitor_pid = s.started.monitor_pid
+        c.state.monitor_start = mon.start_time(s.started.monitor_pid)
+        with self.images.db.transaction():
+            self.store.add(c)
+        s.spec = spec
+        return True
+
+    def _discard_standby(self, s: sb.Standby) -> None:
+        """Ends a standby nobody took and removes what it made."""
+        s.retire()
+        c = s.container
+        if os.path.ismount(c.rootfs):
+            with contextlib.suppress(OSError):
+                self.mounter.unmount(c.rootfs, detach=True)
+        self._remove_standby_files(c)
+
+    def _remove_standby_files(self, c: Container) -> None:
+        _rmtree(self.monitor_files(c).dir)
+        trash = self.root / f"{TRASH_PREFIX}{c.id}"
+        with contextlib.suppress(FileNotFoundError):
+            os.rename(c.root, trash)
+            _rmtree(trash)
+        with contextlib.suppress(NotFound):
+            self.images.meta.delete_lease(f"{LEASE_PREFIX}{c.id}")
+
+    async def drop_standby(self, c: Container) -> None:
+        """Ends the standby a created container took (its start then makes it the
+        usual way): before a change of its config."""
+        live = self.live(c)
+        s, live.standby = live.standby, None
+        if s is not None:
+            await asyncio.to_thread(s.retire)
+            await asyncio.to_thread(self._cleanup_after_exit, c)
+            c.state.monitor_pid = c.state.monitor_start = 0
+            self.save(c)
 
     # ------------------------------------------------------------------ exits
 
@@ -949,6 +1131,9 @@ class ContainerService:
     async def _dispose(self, c: Container, live: Live) -> None:
         """Removes a removed container's files, then its lease on the image's
         layers (so they stay while its root is still mounted)."""
+        standby, live.standby = live.standby, None
+        if standby is not None:  # created, never started: its init waits
+            await asyncio.to_thread(standby.retire)
         cleanup = live.cleanup
         if cleanup is not None and not cleanup.done():
             with contextlib.suppress(Exception):
@@ -1055,7 +1240,14 @@ class ContainerService:
             self._register(c)
         await asyncio.to_thread(self._sweep_leftovers)
         for c in list(self._containers.values()):
-            if c.state.status in (RUNNING, PAUSED):
+            if c.state.status == CREATED and c.state.monitor_pid:
+                # It took a standby and the daemon stopped before its start: the
+                # start makes it the usual way.
+                await asyncio.to_thread(self._stop_leftover, c.id)
+                await asyncio.to_thread(self._cleanup_after_exit, c)
+                c.state.monitor_pid = c.state.monitor_start = 0
+                self.save(c)
+            elif c.state.status in (RUNNING, PAUSED):
                 if mon.monitor_alive(c.state.monitor_pid, c.id, c.state.monitor_start):
                     self._watch(c)
                     self.live(c).health_task = health.start(self, c)
@@ -1076,12 +1268,30 @@ class ContainerService:
                     task = asyncio.ensure_future(self._restart_later(c))
                     self.live(c).restart_task = task
 
+    def _stop_leftover(self, cid: str) -> None:
+        """Deletes a container the runtime still has but the daemon no longer
+        follows (killing its init), and waits for its monitor to be done."""
+        state = Path(self.runtime.root) / cid / "state.json"
+        try:
+            init = int(json.loads(state.read_bytes()).get("pid", 0))
+        except (OSError, ValueError, AttributeError):
+            return
+        monitor = mon.parent_of(init) if init > 0 else 0
+        monitor_fd = mon.pidfd(monitor) if monitor > 1 else None
+        with contextlib.suppress(SkiffError):
+            self.runtime.delete(cid, force=True)
+        if monitor_fd is not None:
+            select.select([monitor_fd], [], [], sb.RETIRE_TIMEOUT)
+            os.close(monitor_fd)
+
     def _sweep_leftovers(self) -> None:
         """Finishes removals a stopped daemon left half-done: directories and
         leases of containers that are no longer in the store."""
         for entry in self.root.iterdir():
             if entry.name.startswith(TRASH_PREFIX) or entry.name in self._containers:
                 continue
+            # A standby of a daemon killed meanwhile has its init still waiting.
+            self._stop_leftover(entry.name)
             rootfs = entry / "rootfs"
             if os.path.ismount(rootfs):
                 with contextlib.suppress(OSError):
@@ -1133,6 +1343,9 @@ class ContainerService:
             fd = self._unwatch(live)
             if fd is not None:
                 os.close(fd)
+        for c in list(self._containers.values()):
+            await self.drop_standby(c)
+        await asyncio.to_thread(self.standby.close)
         self.monitor_pool.close()
         self.netns_stock.close()
 

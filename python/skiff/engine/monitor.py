@@ -84,12 +84,15 @@ def spawn(
     monitor: Path | None = None,
     start: bool = False,
     pool: MonitorPool | None = None,
+    standby_nice: int | None = None,
 ) -> Started:
     """Starts the monitor (which runs the runtime's ``create``) and waits until the
     container exists, blocked before its user process — or, with ``start``, running
     it (the monitor runs the runtime's ``start`` too: one process less for callers
     with nothing to attach first); raises StartFailed with the runtime's message
-    otherwise."""
+    otherwise. With ``standby_nice`` the container is made ahead of need (the
+    monitor's ``--standby``): its process comes with :func:`start_container`, when
+    the monitor and init take that nice value."""
     _native.remove_tree(files.dir)
     files.dir.mkdir(parents=True, mode=0o700)
     argv = [
@@ -116,6 +119,8 @@ def spawn(
     ]
     if start:
         argv.append("--start")
+    if standby_nice is not None:
+        argv += ["--standby", "--nice", str(standby_nice)]
     if terminal:
         argv.append("--terminal")
     if stdin:
@@ -240,9 +245,11 @@ def _spawn(argv: list[str], sync_fd: int, err_file: Path) -> int:
             os.set_inheritable(sync_fd, False)
 
 
-async def start_container(files: MonitorFiles) -> None:
-    """Has the monitor run the runtime's ``start`` (its ``start`` command): the
-    process runs once this returns; StartFailed with the runtime's message else."""
+async def start_container(files: MonitorFiles, process: bytes = b"") -> None:
+    """Has the monitor run the runtime's ``start`` (its ``start`` command; with
+    ``process``, JSON on one line, its ``start-process``, for a container made with
+    ``standby_nice``): the process runs once this returns; StartFailed with the
+    runtime's message else."""
     import asyncio
 
     try:
@@ -250,7 +257,7 @@ async def start_container(files: MonitorFiles) -> None:
     except OSError as err:
         raise StartFailed(f"the container's monitor is gone: {err.strerror}") from None
     try:
-        writer.write(b"start\n")
+        writer.write(b"start-process " + process + b"\n" if process else b"start\n")
         await writer.drain()
         answer = (await reader.readline()).decode(errors="replace").strip()
     finally:
@@ -302,6 +309,16 @@ def start_time(pid: int) -> int:
     fields = stat[stat.rfind(b")") + 2 :].split()
     # Field 22 of stat(5); the first field after the command is the third.
     return int(fields[19]) if len(fields) > 19 else 0
+
+
+def parent_of(pid: int) -> int:
+    """The parent of ``pid``; 0 when it is gone."""
+    try:
+        stat = Path(f"/proc/{pid}/stat").read_bytes()
+    except (FileNotFoundError, ProcessLookupError, PermissionError):
+        return 0
+    fields = stat[stat.rfind(b")") + 2 :].split()
+    return int(fields[1]) if len(fields) > 1 else 0
 
 
 def pidfd(pid: int) -> int | None:

@@ -743,6 +743,8 @@ async def update(svc: ContainerService, c: Container, body: Any) -> list[str]:
             new_hc = merge_update(c.host_config, body)
         except InvalidArgument as err:
             raise InvalidArgument(f"Cannot update container {c.id}: {err.message}") from None
+        # A standby taken at the create was made with the old resources.
+        await svc.drop_standby(c)
         if c.state.status in (RUNNING, PAUSED):
             resources = update_resources(new_hc, body)
             if resources:

@@ -39,6 +39,10 @@ pub struct CreateOpts {
     /// Not a command-line option either: a cgroup made ahead of need
     /// (cgroups::make_spare) to rename into place instead of making one.
     pub spare_cgroup: Option<String>,
+    /// Not a command-line option: a container made ahead of need, whose init waits
+    /// for its process with the start (see init.rs and start::start_deferred);
+    /// implies create's run mode (no exec fifo: the caller keeps the sync socket).
+    pub defer_process: bool,
 }
 
 #[derive(Debug, Clone, Default)]

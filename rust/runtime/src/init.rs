@@ -13,6 +13,13 @@
 //! child -> parent  "E<msg>"  setup failed (the child then exits)
 //! parent -> child  "start"   (run only) start now, without the exec fifo
 //! ```
+//!
+//! A container made ahead of need (`CreateOpts::defer_process`) says "ready" once
+//! its namespaces, cgroup and mounts are set up, before anything of its process is
+//! applied, and waits for "start" followed by its process in JSON
+//! (`{"process": {...}, "hostname": "..."}`; nothing after "start": the spec's own).
+//! It then sets the hostname, applies that process (limits, seccomp, identity,
+//! cwd), and answers "ready" (or "E<msg>") right before execve.
 
 use std::os::fd::{AsRawFd, OwnedFd, RawFd};
 use std::path::PathBuf;
@@ -44,10 +51,20 @@ pub struct Init {
     pub state: State,
     /// The fds to make init's stdio first (see `CreateOpts::stdio`).
     pub stdio: Option<[RawFd; 3]>,
+    /// The process comes with "start" (see the module's comment).
+    pub defer_process: bool,
+}
+
+/// What "start" carries to a container made ahead of need.
+#[derive(serde::Deserialize)]
+struct DeferredStart {
+    process: crate::spec::Process,
+    #[serde(default)]
+    hostname: Option<String>,
 }
 
 /// Runs in the child. Never returns.
-pub fn run(init: Init, sync: OwnedFd) -> ! {
+pub fn run(mut init: Init, sync: OwnedFd) -> ! {
     // The parent may be a long-lived process that blocks signals for a signalfd
     // (skiff-monitor): its mask is not the container's. (Ignored signals are reset
     // right before execve, see ProcessPlan::exec.)
@@ -61,7 +78,7 @@ pub fn run(init: Init, sync: OwnedFd) -> ! {
         Some(fds) => take_stdio(fds).map(|()| close_callers_fds(&init, &sync)),
         None => Ok(()),
     };
-    let code = match stdio.and_then(|()| setup_and_wait(&init, &sync)) {
+    let code = match stdio.and_then(|()| setup_and_wait(&mut init, &sync)) {
         Ok(exe) => {
             let err = init.process.exec(&exe);
             eprintln!("skiff-runtime: {err}");
@@ -149,7 +166,7 @@ fn expect(sync: &OwnedFd, what: &[u8]) -> Result<()> {
     Ok(())
 }
 
-fn setup_and_wait(init: &Init, sync: &OwnedFd) -> Result<std::ffi::CString> {
+fn setup_and_wait(init: &mut Init, sync: &OwnedFd) -> Result<std::ffi::CString> {
     let msg = sys::recv_msg(sync).map_err(|e| Error::sys("read from the runtime", e))?;
     let pid: i32 = std::str::from_utf8(&msg)
         .ok()
@@ -186,10 +203,7 @@ fn setup_and_wait(init: &Init, sync: &OwnedFd) -> Result<std::ffi::CString> {
         }
     }
     if let Some(h) = &init.hostname {
-        // SAFETY: h is valid for its length.
-        if unsafe { libc::sethostname(h.as_ptr().cast(), h.len()) } != 0 {
-            return Err(Error::last(format!("sethostname {h:?}")));
-        }
+        set_hostname(h)?;
     }
     if let Some(d) = &init.domainname {
         // SAFETY: d is valid for its length.
@@ -209,6 +223,10 @@ fn setup_and_wait(init: &Init, sync: &OwnedFd) -> Result<std::ffi::CString> {
         sys::write_file(path, value)?;
     }
     init.mounts.finish()?;
+    if init.defer_process {
+        sys::send_msg(sync, b"ready").map_err(|e| Error::sys("sync with the runtime", e))?;
+        take_deferred_process(init, sync)?;
+    }
 
     let p = &init.process;
     if p.terminal {
@@ -236,6 +254,8 @@ fn setup_and_wait(init: &Init, sync: &OwnedFd) -> Result<std::ffi::CString> {
     sys::send_msg(sync, b"ready").map_err(|e| Error::sys("sync with the runtime", e))?;
     match &init.fifo {
         Some(fifo) => wait_on_fifo(fifo)?,
+        // Started already (it is what the process came with).
+        None if init.defer_process => {}
         None => expect(sync, b"start")?,
     }
     state.status = "running".into();
@@ -245,6 +265,48 @@ fn setup_and_wait(init: &Init, sync: &OwnedFd) -> Result<std::ffi::CString> {
     }
     Ok(exe)
 }
+
+fn set_hostname(h: &str) -> Result<()> {
+    // SAFETY: h is valid for its length.
+    if unsafe { libc::sethostname(h.as_ptr().cast(), h.len()) } != 0 {
+        return Err(Error::last(format!("sethostname {h:?}")));
+    }
+    Ok(())
+}
+
+/// Waits for "start" and makes what came with it init's process (and hostname).
+fn take_deferred_process(init: &mut Init, sync: &OwnedFd) -> Result<()> {
+    let msg = sys::recv_msg_max(sync, DEFERRED_MAX)
+        .map_err(|e| Error::sys("read from the runtime", e))?;
+    let payload = msg
+        .strip_prefix(b"start")
+        .ok_or_else(|| Error::Init("expected \"start\" from the runtime".into()))?;
+    if payload.is_empty() {
+        return Ok(());
+    }
+    let start: DeferredStart = serde_json::from_slice(payload)
+        .map_err(|e| Error::Config(format!("the process to start: {e}")))?;
+    if start.process.terminal != init.process.terminal {
+        return Err(Error::Config(
+            "the process to start cannot change process.terminal".into(),
+        ));
+    }
+    if let Some(h) = start.hostname.as_deref().filter(|h| !h.is_empty()) {
+        if init.hostname.is_none() {
+            return Err(Error::Config(
+                "setting the hostname needs a private UTS namespace".into(),
+            ));
+        }
+        set_hostname(h)?;
+    }
+    let seccomp = init.process.seccomp.take();
+    let preserve = init.process.preserve_fds;
+    init.process = ProcessPlan::from_spec(&start.process, seccomp, preserve)?;
+    Ok(())
+}
+
+/// The largest "start" message a container made ahead of need takes.
+pub const DEFERRED_MAX: usize = 128 << 10;
 
 /// Blocks until `start` opens the fifo for reading, then writes one byte.
 fn wait_on_fifo(fifo: &OwnedFd) -> Result<()> {

@@ -75,7 +75,12 @@ pub fn send_msg(fd: &OwnedFd, msg: &[u8]) -> io::Result<()> {
 
 /// Receives one message (up to 4 KiB); an empty vector means the peer closed.
 pub fn recv_msg(fd: &OwnedFd) -> io::Result<Vec<u8>> {
-    let mut buf = vec![0u8; 4096];
+    recv_msg_max(fd, 4096)
+}
+
+/// Receives one message of up to `max` bytes (a longer one is cut short).
+pub fn recv_msg_max(fd: &OwnedFd, max: usize) -> io::Result<Vec<u8>> {
+    let mut buf = vec![0u8; max];
     loop {
         // SAFETY: buf is valid for its length.
         let n = unsafe { libc::recv(fd.as_raw_fd(), buf.as_mut_ptr().cast(), buf.len(), 0) };

@@ -317,6 +317,8 @@ def routes(daemon: Daemon) -> list[RouteSpec]:
         if not name.strip():
             raise InvalidArgument("image name cannot be blank")
         usage = eng.usage()
+        # A container made ahead of need holds a lease on its image's layers.
+        await asyncio.to_thread(daemon.containers.standby.flush)
         out = await run(
             lambda: eng.delete(
                 name, force=request.flag("force"), prune=not request.flag("noprune"), usage=usage
@@ -328,6 +330,7 @@ def routes(daemon: Daemon) -> list[RouteSpec]:
     async def prune(request: Request) -> Response:
         filters = parse_filters(request.arg("filters"))
         usage = eng.usage()
+        await asyncio.to_thread(daemon.containers.standby.flush)
         return json_response(await run(lambda: eng.prune(filters, usage), "image-prune"))
 
     # ------------------------------------------------------------------ save and load

@@ -193,7 +193,7 @@ pub fn create(g: &Global, o: &CreateOpts, run_mode: bool) -> Result<Created> {
     };
 
     let console = o.console_socket.as_deref().map(tty::connect).transpose()?;
-    let fifo = if run_mode {
+    let fifo = if run_mode || o.defer_process {
         None
     } else {
         Some(make_fifo(&dir)?)
@@ -225,6 +225,7 @@ pub fn create(g: &Global, o: &CreateOpts, run_mode: bool) -> Result<Created> {
         mounts: mount_plan,
         ns,
         stdio: o.stdio,
+        defer_process: o.defer_process,
     };
 
     // A pid namespace given by path is entered before the clone: setns(CLONE_NEWPID)

@@ -1,6 +1,6 @@
 //! `start`: release init from the exec fifo so it execs the user's process.
 
-use std::os::fd::AsRawFd;
+use std::os::fd::{AsRawFd, OwnedFd};
 use std::time::Duration;
 
 use crate::cli::Global;
@@ -51,6 +51,30 @@ pub fn start(g: &Global, id: &str) -> Result<()> {
     let _ = std::fs::remove_file(c.fifo());
     poststart(&c);
     Ok(())
+}
+
+/// Starts a container created with `CreateOpts::defer_process` over the sync socket
+/// its create left: sends init "start" and `process` (JSON, see init.rs; empty: the
+/// spec's own process). Ok once init applied it and is about to exec; else init's
+/// error (it then exits).
+pub fn start_deferred(sync: &OwnedFd, process: &[u8]) -> Result<()> {
+    if process.len() + 5 > crate::init::DEFERRED_MAX {
+        return Err(Error::Usage("the process to start is too large".into()));
+    }
+    let mut msg = Vec::with_capacity(5 + process.len());
+    msg.extend_from_slice(b"start");
+    msg.extend_from_slice(process);
+    sys::send_msg(sync, &msg).map_err(|e| Error::sys("start init", e))?;
+    let answer = sys::recv_msg(sync).map_err(|e| Error::sys("read from init", e))?;
+    match answer.as_slice() {
+        b"ready" => Ok(()),
+        [b'E', rest @ ..] => Err(Error::Init(String::from_utf8_lossy(rest).into_owned())),
+        [] => Err(Error::State("init exited before start".into())),
+        other => Err(Error::Init(format!(
+            "unexpected message {:?}",
+            String::from_utf8_lossy(other)
+        ))),
+    }
 }
 
 /// poststart hooks: a failure is logged, and the container keeps running.

@@ -10,7 +10,7 @@
 //!               [--log-max-size BYTES] [--log-max-files N] [--sync-fd N]
 //!               [--pid-file FILE] [--runtime-arg ARG]... [--no-daemonize]
 //!               [--delete-on-exit] [--start] [--builtin-runtime | --exec-runtime]
-//!               [--sync-until-exit]
+//!               [--sync-until-exit] [--standby [--nice N]]
 //! skiff-monitor --wait-args --sync-fd N [--spare-cgroup PARENT] [--nice N]
 //! ```
 //!
@@ -51,6 +51,11 @@
 //!    beside this monitor's executable (the same file), or with
 //!    `--builtin-runtime`; `--exec-runtime` always runs the binary. Any other
 //!    runtime (runc, crun) runs as a child process, as above.
+//!    With `--standby` (builtin runtime only; not with `--start` or `--terminal`)
+//!    the container is made ahead of need: init waits, its namespaces, cgroup and
+//!    mounts ready, for its process to come with the start (`start-process`
+//!    below). Such a monitor keeps its nice value (a caller makes it at a low
+//!    priority) and gives itself and init `--nice` (default 0) at the start.
 //! 5. Writes one line to `--sync-fd` and closes it: `{"pid": INIT, "monitor_pid":
 //!    PID}` once the runtime succeeded, or `{"error": "MESSAGE"}` (the last error
 //!    `msg` of the runtime's log, else its stderr, else its exit status; in
@@ -97,6 +102,9 @@
 //!   `ok\n`, or `error MESSAGE\n` with the runtime's last error message. A caller
 //!   attaches its clients first and then starts, so no output is missed, without
 //!   running the runtime itself.
+//! - `start-process JSON\n` — with `--standby`, the same, giving init its process:
+//!   `{"process": OCI_PROCESS, "hostname": NAME}` on one line (up to 128 KiB; the
+//!   process's `terminal` as the spec's).
 //!
 //! Anything else is answered `error MESSAGE\n` and the connection closed.
 
@@ -125,7 +133,8 @@ const USAGE: &str =
     "usage: skiff-monitor --id ID --bundle DIR --runtime PATH [--runtime-root DIR] \
 --log FILE --exit-file FILE --socket PATH [--terminal] [--stdin] [--log-max-size BYTES] \
 [--log-max-files N] [--sync-fd N] [--pid-file FILE] [--runtime-arg ARG]... [--no-daemonize] \
-[--delete-on-exit] [--start] [--builtin-runtime | --exec-runtime] [--sync-until-exit]\n       skiff-monitor --wait-args --sync-fd N [--spare-cgroup PARENT] [--nice N]\n";
+[--delete-on-exit] [--start] [--builtin-runtime | --exec-runtime] [--sync-until-exit] \
+[--standby [--nice N]]\n       skiff-monitor --wait-args --sync-fd N [--spare-cgroup PARENT] [--nice N]\n";
 
 fn main() {
     std::process::exit(run(std::env::args_os().skip(1).collect()));
@@ -154,8 +163,10 @@ struct Args {
     exec_runtime: bool,
     sync_until_exit: bool,
     wait_args: bool,
+    standby: bool,
     spare_cgroup: Option<String>,
-    /// `--nice N` (with `--wait-args`): the nice value to take when used.
+    /// `--nice N`: the nice value to take when used (with `--wait-args`), or at
+    /// the start (with `--standby`).
     nice: i32,
     /// Not an option: the spare cgroup made while waiting (see `--spare-cgroup`).
     made_spare: Option<String>,
@@ -190,6 +201,7 @@ impl Args {
                 "--exec-runtime" => flag(&mut a.exec_runtime)?,
                 "--sync-until-exit" => flag(&mut a.sync_until_exit)?,
                 "--wait-args" => flag(&mut a.wait_args)?,
+                "--standby" => flag(&mut a.standby)?,
                 _ => {
                     let value = match inline {
                         Some(v) => OsStr::from_bytes(v).to_os_string(),
@@ -239,8 +251,14 @@ impl Args {
                 None => Err("--wait-args needs --sync-fd".into()),
             };
         }
-        if a.spare_cgroup.is_some() || a.nice != 0 {
-            return Err("--spare-cgroup and --nice go with --wait-args".into());
+        if a.spare_cgroup.is_some() {
+            return Err("--spare-cgroup goes with --wait-args".into());
+        }
+        if a.nice != 0 && !a.standby {
+            return Err("--nice goes with --wait-args or --standby".into());
+        }
+        if a.standby && (a.start || a.terminal) {
+            return Err("--standby excludes --start and --terminal".into());
         }
         for (name, missing) in [
             ("--id", a.id.is_empty()),
@@ -363,12 +381,19 @@ pub fn run(argv: Vec<OsString>) -> i32 {
             Err(e) => Err(format!("reading the arguments: {e}")),
             Ok(Some(mut argv)) => {
                 argv.extend([OsString::from("--sync-fd"), OsString::from(fd.to_string())]);
-                // Started ahead of need at a low priority (so as not to slow the
-                // starts under way): this one is needed now, at the caller's own.
-                // SAFETY: setpriority only changes this process's nice value.
-                unsafe { libc::setpriority(libc::PRIO_PROCESS, 0, args.nice) };
                 match Args::parse(argv) {
                     Ok(a) if a.wait_args => Err("--wait-args given twice".into()),
+                    Ok(a) => {
+                        // Started ahead of need at a low priority (so as not to slow
+                        // the starts under way): this one is needed now, at the
+                        // caller's own — unless it makes a container ahead of need
+                        // too (--standby: it takes its --nice at the start).
+                        if !a.standby {
+                            // SAFETY: setpriority only changes this process's nice value.
+                            unsafe { libc::setpriority(libc::PRIO_PROCESS, 0, args.nice) };
+                        }
+                        Ok(a)
+                    }
                     parsed => parsed,
                 }
             }
@@ -554,6 +579,9 @@ fn start(args: &Args) -> Result<(Monitor, libc::pid_t), String> {
         let _ = std::fs::remove_file(args.pid_file());
     }
     let console_path = args.console();
+    if args.standby && !args.builtin() {
+        return Err("--standby needs skiff-runtime's builtin runtime".into());
+    }
     let mut runtime = runtime::Runtime::new(args, args.builtin())?;
 
     // The runtime's stdio, and our ends of it.
@@ -662,6 +690,7 @@ fn start(args: &Args) -> Result<(Monitor, libc::pid_t), String> {
         shrink_soon: true,
         exit_notify: None,
         held_ns,
+        start_nice: args.standby.then_some(args.nice),
     };
     Ok((monitor, pid))
 }

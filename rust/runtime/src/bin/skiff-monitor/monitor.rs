@@ -16,8 +16,9 @@ const MAX_CLIENTS: usize = 64;
 /// How long output is still collected after init exited, for pipes that other
 /// processes (outside a pid namespace) keep open.
 const DRAIN_MS: i64 = 200;
-/// The longest command line a client may send.
+/// The longest command line a client may send (but `start-process`).
 const CMD_MAX: usize = 128;
+const START_PROCESS: &[u8] = b"start-process ";
 
 pub struct Output {
     pub fd: Option<OwnedFd>,
@@ -65,6 +66,8 @@ pub struct Monitor {
     pub exit_notify: Option<OwnedFd>,
     /// Init's mount namespace, let go after the exit is reported.
     pub held_ns: Option<OwnedFd>,
+    /// With `--standby`: the nice value the monitor and init take at the start.
+    pub start_nice: Option<i32>,
 }
 
 pub struct Client {
@@ -265,7 +268,12 @@ impl Monitor {
             let c = &mut self.clients[i];
             let Some(nl) = data.iter().position(|&b| b == b'\n') else {
                 c.cmd.extend_from_slice(data);
-                if c.cmd.len() > CMD_MAX {
+                let max = if c.cmd.starts_with(START_PROCESS) {
+                    skiff_runtime::init::DEFERRED_MAX
+                } else {
+                    CMD_MAX
+                };
+                if c.cmd.len() > max {
                     self.reply(i, b"error command too long\n");
                 }
                 return;
@@ -302,6 +310,10 @@ impl Monitor {
 
     fn command(&mut self, i: usize, line: &[u8]) {
         let line = line.strip_suffix(b"\r").unwrap_or(line);
+        if let Some(process) = line.strip_prefix(START_PROCESS) {
+            let msg = self.start(process);
+            return self.reply(i, &msg);
+        }
         let mut words = line.split(|&b| b == b' ').filter(|w| !w.is_empty());
         match (words.next(), words.next(), words.next(), words.next()) {
             (Some(b"attach"), flags, None, None) => {
@@ -341,17 +353,29 @@ impl Monitor {
                 self.reply(i, b"ok\n");
             }
             (Some(b"start"), None, ..) => {
-                let msg = if !std::mem::replace(&mut self.startable, false) {
-                    b"error already started\n".to_vec()
-                } else {
-                    match self.runtime.start() {
-                        Ok(()) => b"ok\n".to_vec(),
-                        Err(e) => format!("error {}\n", e.replace('\n', " ")).into_bytes(),
-                    }
-                };
+                let msg = self.start(b"");
                 self.reply(i, &msg);
             }
             _ => self.reply(i, b"error unknown command\n"),
+        }
+    }
+
+    /// The `start` and `start-process` commands: their answer.
+    fn start(&mut self, process: &[u8]) -> Vec<u8> {
+        if !std::mem::replace(&mut self.startable, false) {
+            return b"error already started\n".to_vec();
+        }
+        if let (Some(nice), Init::Child(pid)) = (self.start_nice, &self.init) {
+            // Made ahead of need at a low priority; needed now, at the caller's.
+            // SAFETY: setpriority changes only these two processes' nice values.
+            unsafe {
+                libc::setpriority(libc::PRIO_PROCESS, *pid as libc::id_t, nice);
+                libc::setpriority(libc::PRIO_PROCESS, 0, nice);
+            }
+        }
+        match self.runtime.start_process(process) {
+            Ok(()) => b"ok\n".to_vec(),
+            Err(e) => format!("error {}\n", e.replace('\n', " ")).into_bytes(),
         }
     }
 

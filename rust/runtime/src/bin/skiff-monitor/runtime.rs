@@ -50,6 +50,8 @@ struct Builtin {
     global: Global,
     /// The `create` to run (taken by [`Runtime::create`]).
     create: Option<CreateOpts>,
+    /// With `--standby`, init's sync socket: its process goes there with the start.
+    deferred: Option<OwnedFd>,
 }
 
 /// Whether `runtime` is the skiff-runtime beside this monitor's executable (the
@@ -113,11 +115,13 @@ impl Runtime {
                 Err(e) => return Err(e.to_string()),
             };
             create.spare_cgroup = args.made_spare.clone();
+            create.defer_process = args.standby;
             // Warnings and errors go to the runtime log, as the binary's would.
             skiff_runtime::log::init(&global);
             runtime.builtin = Some(Builtin {
                 global,
                 create: Some(create),
+                deferred: None,
             });
         }
         Ok(runtime)
@@ -141,12 +145,19 @@ impl Runtime {
             stdio[1].as_raw_fd(),
             stdio[2].as_raw_fd(),
         ]);
+        let deferred = &mut b.deferred;
         mem::scratch(|| {
             let created = create::create(&b.global, &opts, false);
             skiff_runtime::cgroups::forget_cached();
-            // What create leaves (the spec, the sync socket...) is dropped here.
+            // What create leaves (the spec...) is dropped here; the sync socket is
+            // kept for a process that comes with the start.
             created
-                .map(|c| c.container.saved.pid)
+                .map(|c| {
+                    if opts.defer_process {
+                        *deferred = Some(c.sync);
+                    }
+                    c.container.saved.pid
+                })
                 .map_err(|e| logged(&e))
         })
     }
@@ -177,6 +188,19 @@ impl Runtime {
     /// Runs `start`: the container's process runs once this returns Ok; else the
     /// runtime's error message.
     pub fn start(&self) -> Result<(), String> {
+        self.start_process(b"")
+    }
+
+    /// Runs `start`; with `--standby`, giving init `process` (JSON, see
+    /// skiff-runtime's init.rs; empty: the spec's own). Only with `--standby` may
+    /// `process` be given.
+    pub fn start_process(&self, process: &[u8]) -> Result<(), String> {
+        if let Some(sync) = self.builtin.as_ref().and_then(|b| b.deferred.as_ref()) {
+            return mem::scratch(|| start::start_deferred(sync, process).map_err(|e| logged(&e)));
+        }
+        if !process.is_empty() {
+            return Err("a process can only be given to a container made with --standby".into());
+        }
         if let Some(b) = &self.builtin {
             return mem::scratch(|| {
                 let r = start::start(&b.global, &self.id.to_string_lossy());

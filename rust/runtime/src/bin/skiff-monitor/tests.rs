@@ -1012,7 +1012,9 @@ fn bundle_fixture(args: &[&str], terminal: bool) -> Option<Fixture> {
         std::fs::create_dir_all(rootfs.join(d)).unwrap();
     }
     std::fs::copy(bb, rootfs.join("bin/busybox")).unwrap();
-    for applet in ["sh", "grep", "ls", "sleep", "tty", "cat"] {
+    for applet in [
+        "sh", "grep", "ls", "sleep", "tty", "cat", "cut", "hostname", "id",
+    ] {
         std::os::unix::fs::symlink("busybox", rootfs.join("bin").join(applet)).unwrap();
     }
     let parent = format!(
@@ -1241,6 +1243,71 @@ fn builtin_joined_pid_namespace_is_left_after_create() {
     assert_eq!(a.wait(), 0);
     assert!(a.wait_file("exit.json").starts_with("{\"exit_code\": 0,"));
     a.assert_deleted();
+}
+
+#[test]
+fn builtin_standby_container_takes_its_process_with_the_start() {
+    let Some(mut f) = bundle_fixture(&["sh", "-c", "echo template; exit 9"], false) else {
+        return;
+    };
+    let line = f.start_builtin(&["--standby", "--nice", "3", "--delete-on-exit"]);
+    let pid = json_int(&line, "\"pid\": ").unwrap_or_else(|| panic!("{line}")) as libc::pid_t;
+    assert_eq!(
+        ppid(pid),
+        Some(f.child.as_ref().unwrap().id() as libc::pid_t)
+    );
+    // Parked before its process: no exec fifo (the monitor holds the sync socket).
+    assert!(f.path("rt/c1/state.json").exists());
+    assert!(!f.path("rt/c1/exec.fifo").exists());
+    let mut out = f.attach("stdout,stderr");
+    let process = serde_json::json!({
+        "process": {
+            "terminal": false,
+            "user": {"uid": 1000, "gid": 1000},
+            "args": ["sh", "-c", "echo $FOO; hostname; pwd; id -u; cut -d' ' -f19 /proc/self/stat; exit 4"],
+            "env": ["PATH=/bin", "FOO=late"],
+            "cwd": "/tmp",
+        },
+        "hostname": "given",
+    });
+    let mut answer = String::new();
+    f.connect(&format!("start-process {process}\n"))
+        .read_to_string(&mut answer)
+        .unwrap();
+    assert_eq!(answer, "ok\n");
+    let frames = read_frames(&mut out);
+    assert_eq!(stream(&frames, 1), "late\ngiven\n/tmp\n1000\n3\n");
+    assert_eq!(f.wait(), 0);
+    assert!(f.wait_file("exit.json").starts_with("{\"exit_code\": 4,"));
+    f.assert_deleted();
+}
+
+#[test]
+fn builtin_standby_start_with_a_bad_process_fails_and_cleans_up() {
+    let Some(mut f) = bundle_fixture(&["sh", "-c", "exit 0"], false) else {
+        return;
+    };
+    let line = f.start_builtin(&["--standby", "--delete-on-exit"]);
+    assert!(json_int(&line, "\"pid\": ").is_some(), "{line}");
+    let process =
+        r#"{"process": {"args": ["/nonexistent"], "cwd": "/", "user": {"uid": 0, "gid": 0}}}"#;
+    let mut answer = String::new();
+    f.connect(&format!("start-process {process}\n"))
+        .read_to_string(&mut answer)
+        .unwrap();
+    assert!(
+        answer.starts_with("error ") && answer.contains("/nonexistent"),
+        "{answer}"
+    );
+    assert_eq!(f.wait(), 0);
+    f.assert_deleted();
+    // Not with a terminal, nor without the builtin runtime.
+    let Some(mut f) = bundle_fixture(&["sh"], true) else {
+        return;
+    };
+    let line = f.start_builtin(&["--standby", "--terminal"]);
+    assert!(line.contains("--standby excludes"), "{line}");
+    assert_eq!(f.wait(), 2);
 }
 
 /// Reads from `a` until what came so far contains `needle` (panics on EOF first).

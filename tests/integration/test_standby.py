@@ -1,0 +1,261 @@
+"""Containers made ahead of need (skiff.engine.standby): after a start, skiffd makes
+one more container like it, its init parked before its process; the next create
+that would come out the same takes it (the container gets its id) and its start
+only gives init the process. Driven through the docker CLI; each test checks that a
+standby was (or was not) taken, that the container behaves as one made the usual
+way, and that nothing of a standby is left behind."""
+
+from __future__ import annotations
+
+import json
+import os
+import signal
+import sqlite3
+import time
+from collections.abc import Callable
+from dataclasses import dataclass
+from pathlib import Path
+
+import pytest
+
+from tests.support.daemon import RunningDaemon, start_daemon
+from tests.support.engine import DOCKER, docker, docker_ok
+
+pytestmark = [
+    pytest.mark.root,
+    pytest.mark.skipif(DOCKER is None, reason="the docker CLI is not installed"),
+]
+
+
+@dataclass(frozen=True)
+class Standby:
+    id: str
+    init: int
+    rootfs: Path
+
+
+def wait_for(check: Callable[[], bool], timeout: float = 15) -> None:
+    deadline = time.monotonic() + timeout
+    while not check():
+        assert time.monotonic() < deadline, "condition not reached in time"
+        time.sleep(0.05)
+
+
+def standbys(d: RunningDaemon) -> list[Standby]:
+    """Containers the runtime has, with a directory but no row: made ahead of need."""
+    rows = set(docker_ok(d, "ps", "-aq", "--no-trunc").split())
+    found = []
+    for entry in (d.root / "data" / "containers").iterdir():
+        state = d.root / "exec" / "runtime" / entry.name / "state.json"
+        if entry.name in rows or not state.exists():
+            continue
+        try:
+            pid = int(json.loads(state.read_text())["pid"])
+        except (OSError, ValueError):  # being written
+            continue
+        found.append(Standby(entry.name, pid, entry / "rootfs"))
+    return found
+
+
+def one_standby(d: RunningDaemon) -> Standby:
+    wait_for(lambda: len(standbys(d)) == 1)
+    return standbys(d)[0]
+
+
+def gone(s: Standby, d: RunningDaemon) -> bool:
+    """Nothing of the standby is left: its init, root mount, directory, runtime
+    state, monitor files and lease."""
+    data = d.root / "data"
+    with sqlite3.connect(data / "skiff.db") as db:
+        lease = db.execute("SELECT count(*) FROM leases WHERE id = ?", (f"container-{s.id}",))
+        leased = lease.fetchone()[0]
+    db.close()
+    return not (
+        os.path.exists(f"/proc/{s.init}")
+        or os.path.ismount(s.rootfs)
+        or (data / "containers" / s.id).exists()
+        or (d.root / "exec" / "runtime" / s.id).exists()
+        or (d.root / "exec" / "m" / s.id[:16]).exists()
+        or leased
+    )
+
+
+def seed(d: RunningDaemon) -> None:
+    """Starts (and removes) a plain container: a standby like it is made."""
+    docker_ok(d, "run", "--name", "seed", "--network", "none", "busybox", "true")
+    docker_ok(d, "rm", "seed")
+
+
+def container_id(d: RunningDaemon, name: str) -> str:
+    return docker_ok(d, "inspect", "-f", "{{.Id}}", name).strip()
+
+
+def test_the_next_container_like_the_last_started_takes_the_standby(
+    engine_factory: Callable[..., RunningDaemon],
+) -> None:
+    d = engine_factory()
+    seed(d)
+    s = one_standby(d)
+    assert os.path.ismount(s.rootfs)
+    # Another process, user, working directory, environment and hostname: all
+    # given to the waiting init with the start.
+    script = (
+        "echo $FOO $HOSTNAME; hostname; cat /etc/hostname; pwd; id -u; ip link | grep -c LOOPBACK"
+    )
+    out = docker_ok(
+        d,
+        "run",
+        "--name",
+        "took",
+        "--network",
+        "none",
+        "-e",
+        "FOO=late",
+        "-w",
+        "/tmp",
+        "-u",
+        "1000",
+        "--hostname",
+        "given",
+        "busybox",
+        "sh",
+        "-c",
+        script,
+    )
+    assert container_id(d, "took") == s.id
+    assert out.split("\n") == ["late given", "given", "given", "/tmp", "1000", "1", ""]
+    assert docker_ok(d, "inspect", "-f", "{{.State.ExitCode}}", "took").strip() == "0"
+    # Its output went to its log like any container's.
+    assert docker_ok(d, "logs", "took").startswith("late given\n")
+    # The next one is made while it runs; the taken one is an ordinary container.
+    nxt = one_standby(d)
+    assert nxt.id != s.id
+    docker_ok(d, "rm", "took")
+    wait_for(lambda: not (d.root / "data" / "containers" / s.id).exists())
+    assert not os.path.ismount(s.rootfs)
+
+
+def test_a_container_unlike_the_standby_is_made_the_usual_way(
+    engine_factory: Callable[..., RunningDaemon],
+) -> None:
+    d = engine_factory()
+    seed(d)
+    s = one_standby(d)
+    limit = 48 * 1024 * 1024
+    out = docker_ok(
+        d,
+        "run",
+        "--name",
+        "other",
+        "--network",
+        "none",
+        "--memory",
+        str(limit),
+        "busybox",
+        "cat",
+        "/sys/fs/cgroup/memory/memory.limit_in_bytes",
+    )
+    assert container_id(d, "other") != s.id
+    assert int(out) == limit
+    # The standby it did not match is thrown away; the next is made like "other".
+    wait_for(lambda: gone(s, d))
+    nxt = one_standby(d)
+    docker_ok(
+        d, "run", "--name", "same", "--network", "none", "--memory", str(limit), "busybox", "true"
+    )
+    assert container_id(d, "same") == nxt.id
+    docker_ok(d, "rm", "other", "same")
+
+
+def test_a_created_container_that_took_a_standby_is_removed_whole(
+    engine_factory: Callable[..., RunningDaemon],
+) -> None:
+    d = engine_factory()
+    seed(d)
+    s = one_standby(d)
+    docker_ok(d, "create", "--name", "waits", "--network", "none", "busybox", "sleep", "30")
+    assert container_id(d, "waits") == s.id
+    # Created, not started: as dockerd shows it.
+    state = docker_ok(d, "inspect", "-f", "{{.State.Status}} {{.State.Pid}}", "waits")
+    assert state.split() == ["created", "0"]
+    assert os.path.exists(f"/proc/{s.init}")
+    docker_ok(d, "rm", "waits")
+    wait_for(lambda: gone(s, d))
+
+
+def test_an_update_before_the_start_lets_the_standby_go(
+    engine_factory: Callable[..., RunningDaemon],
+) -> None:
+    d = engine_factory()
+    seed(d)
+    s = one_standby(d)
+    docker_ok(
+        d, "create", "--name", "upd", "--network", "none", "busybox",
+        "cat", "/sys/fs/cgroup/pids/pids.max",
+    )  # fmt: skip
+    assert container_id(d, "upd") == s.id
+    docker_ok(d, "update", "--pids-limit", "77", "upd")
+    wait_for(lambda: not os.path.exists(f"/proc/{s.init}"))
+    docker_ok(d, "start", "upd")
+    assert docker_ok(d, "wait", "upd").strip() == "0"
+    assert docker_ok(d, "logs", "upd").strip() == "77"
+    docker_ok(d, "rm", "upd")
+
+
+def test_a_command_that_cannot_run_fails_the_start_as_usual(
+    engine_factory: Callable[..., RunningDaemon],
+) -> None:
+    d = engine_factory()
+    seed(d)
+    s = one_standby(d)
+    r = docker(d, "run", "--name", "bad", "--network", "none", "busybox", "no-such-command")
+    assert r.code == 127, r
+    assert "executable file not found" in r.err
+    assert container_id(d, "bad") == s.id
+    state = docker_ok(d, "inspect", "-f", "{{.State.Status}} {{.State.ExitCode}}", "bad")
+    assert state.split() == ["created", "127"]
+    wait_for(lambda: not os.path.exists(f"/proc/{s.init}"))
+    docker_ok(d, "rm", "bad")
+    wait_for(lambda: gone(s, d))
+
+
+def test_no_standby_is_left_by_a_stop_or_a_kill9(
+    engine_factory: Callable[..., RunningDaemon],
+) -> None:
+    d = engine_factory()
+    seed(d)
+    s = one_standby(d)
+    config = (d.root / "daemon.json").read_text()
+    assert d.stop() == 0
+    assert gone(s, d)
+
+    d.proc = start_daemon(d.root, config=config).proc
+    seed(d)
+    taken = one_standby(d)
+    docker_ok(d, "create", "--name", "later", "--network", "none", "busybox", "echo", "made")
+    assert container_id(d, "later") == taken.id
+    seed(d)
+    s = one_standby(d)
+    os.kill(d.proc.pid, signal.SIGKILL)
+    d.proc.wait()
+    d.proc = start_daemon(d.root, config=config).proc
+    # The standby nobody took is gone; the one a created container took let go
+    # (the container's start makes it the usual way).
+    assert gone(s, d)
+    assert not os.path.exists(f"/proc/{taken.init}")
+    docker_ok(d, "start", "-a", "later")
+    assert docker_ok(d, "logs", "later").strip() == "made"
+    docker_ok(d, "rm", "later")
+    assert d.stop() == 0
+    assert not list((d.root / "data" / "containers").iterdir())
+    assert str(d.root) not in Path("/proc/mounts").read_text()
+
+
+def test_disabled_in_the_config_no_standby_is_made(
+    engine_factory: Callable[..., RunningDaemon],
+) -> None:
+    d = engine_factory({"standby-containers": False})
+    seed(d)
+    seed(d)
+    time.sleep(0.5)
+    assert standbys(d) == []
