@@ -583,8 +583,11 @@ class ContainerService:
         async with live.changed:
             live.changed.notify_all()
         if live.template is not None:
-            # The next one like it is made now, while this one runs.
-            self.standby.want(live.template)
+            # The next one like it is made while this one runs, a little later: not
+            # while its start is answered and the calls that often follow come.
+            asyncio.get_running_loop().call_later(
+                sb.MAKE_DELAY, self.standby.want, live.template
+            )
 
     async def _start_failed(self, c: Container, err: SkiffError) -> None:
         """Records a failed start (exit code by dockerd's rule), tells the waiting
@@ -737,7 +740,9 @@ class ContainerService:
         for file, text in files.items():
             if s.files.get(file) != text:
                 (c.root / file).write_text(text)
-        write_bundle(c.root, spec)
+        # In place (the runtime has read it; only a later `exec` reads it again): a
+        # new file and a rename cost as much as the rest of the claim.
+        (c.root / "config.json").write_text(json.dumps(spec, separators=(",", ":")))
         # A restarted daemon finds its monitor (see restore).
         c.state.monitor_pid = s.started.monitor_pid
         c.state.monitor_start = mon.start_time(s.started.monitor_pid)

@@ -42,6 +42,10 @@ RETIRE_TIMEOUT = 10.0
 MAX_PROCESS = 120 << 10
 #: Failures in a row after which a template is given up (until another comes).
 MAX_FAILURES = 3
+#: How long after a start the next standby is made (seconds): the making takes the
+#: daemon's interpreter lock now and then, and the calls that follow a start (wait,
+#: logs, remove) come first.
+MAKE_DELAY = 0.02
 
 
 def eligible(config: dict[str, Any], host_config: dict[str, Any]) -> bool:
