@@ -183,6 +183,26 @@ def test_a_created_container_that_took_a_standby_is_removed_whole(
     wait_for(lambda: gone(s, d))
 
 
+def test_files_copied_in_before_the_start_are_there_when_it_runs(
+    engine_factory: Callable[..., RunningDaemon], tmp_path: Path
+) -> None:
+    d = engine_factory()
+    seed(d)
+    s = one_standby(d)
+    docker_ok(d, "create", "--name", "cp", "--network", "none", "busybox", "cat", "/note")
+    assert container_id(d, "cp") == s.id
+    (tmp_path / "note").write_text("copied\n")
+    docker_ok(d, "cp", str(tmp_path / "note"), "cp:/note")
+    assert docker_ok(d, "cp", "cp:/note", "-")  # and back out (a tar)
+    assert docker_ok(d, "diff", "cp").split() == ["A", "/note"]
+    # Through the root mounted for the waiting init: no second overlay was put on
+    # its upper directory (the kernel calls that undefined behaviour).
+    assert os.path.ismount(s.rootfs)
+    assert docker_ok(d, "start", "-a", "cp") == "copied\n"
+    docker_ok(d, "rm", "cp")
+    wait_for(lambda: gone(s, d))
+
+
 def test_an_update_before_the_start_lets_the_standby_go(
     engine_factory: Callable[..., RunningDaemon],
 ) -> None:

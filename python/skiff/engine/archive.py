@@ -208,7 +208,9 @@ class ArchiveService:
                 raise NotFound(f"No such container: {c.id}")
             await self.containers.settle(c)
             target: Path | None = None
-            if self._up(c):  # started before we had the lock
+            # Started before we had the lock; or created with a standby (its root
+            # already mounted for its waiting init: the same view, not another).
+            if self._up(c) or self.containers.holds_standby(c):
                 root = await asyncio.to_thread(self._open_running, c, mounts)
                 if root is None:
                     raise Conflict(f"cannot reach the filesystem of container {c.id}")

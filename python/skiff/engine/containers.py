@@ -769,6 +769,11 @@ class ContainerService:
         with contextlib.suppress(NotFound):
             self.images.meta.delete_lease(f"{LEASE_PREFIX}{c.id}")
 
+    def holds_standby(self, c: Container) -> bool:
+        """Created with a standby, not started yet: its root is mounted, in use."""
+        live = self._live.get(c.id)
+        return live is not None and live.standby is not None
+
     async def drop_standby(self, c: Container) -> None:
         """Ends the standby a created container took (its start then makes it the
         usual way): before a change of its config."""
