@@ -585,9 +585,7 @@ class ContainerService:
         if live.template is not None:
             # The next one like it is made while this one runs, a little later: not
             # while its start is answered and the calls that often follow come.
-            asyncio.get_running_loop().call_later(
-                sb.MAKE_DELAY, self.standby.want, live.template
-            )
+            asyncio.get_running_loop().call_later(sb.MAKE_DELAY, self.standby.want, live.template)
 
     async def _start_failed(self, c: Container, err: SkiffError) -> None:
         """Records a failed start (exit code by dockerd's rule), tells the waiting
