@@ -554,11 +554,16 @@ class ContainerService:
                     waiter.monitor.set_result(files)
             if waiters:
                 await asyncio.wait([w.connected for w in waiters], timeout=2)
-            if not start_now:
-                await mon.start_container(files, process)
+            monitor_start = 0
+            if standby is not None:
+                conn, standby.conn = standby.conn, None
+                monitor_start = c.state.monitor_start  # known since the claim
+                await mon.start_container(files, process, conn)
+            elif not start_now:
+                await mon.start_container(files)
             c.state.pid = started.pid
             c.state.monitor_pid = started.monitor_pid
-            c.state.monitor_start = mon.start_time(started.monitor_pid)
+            c.state.monitor_start = monitor_start or mon.start_time(started.monitor_pid)
             c.state.status = RUNNING
             c.state.started_at = rfc3339_nano()
             c.state.error = ""
@@ -714,7 +719,8 @@ class ContainerService:
             init_fd=-1 if init_fd is None else init_fd,
             monitor_fd=-1 if monitor_fd is None else monitor_fd,
         )
-        if init_fd is None or monitor_fd is None:
+        s.conn = mon.connect(self.monitor_files(c))
+        if init_fd is None or monitor_fd is None or s.conn is None:
             self._discard_standby(s)
             raise StartFailed("the container made ahead of need ended at once")
         return s

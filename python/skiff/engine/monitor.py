@@ -245,25 +245,51 @@ def _spawn(argv: list[str], sync_fd: int, err_file: Path) -> int:
             os.set_inheritable(sync_fd, False)
 
 
-async def start_container(files: MonitorFiles, process: bytes = b"") -> None:
+async def start_container(
+    files: MonitorFiles, process: bytes = b"", conn: socket.socket | None = None
+) -> None:
     """Has the monitor run the runtime's ``start`` (its ``start`` command; with
     ``process``, JSON on one line, its ``start-process``, for a container made with
     ``standby_nice``): the process runs once this returns; StartFailed with the
-    runtime's message else."""
+    runtime's message else. ``conn``: a connection to the attach socket made before
+    (non-blocking; closed here)."""
     import asyncio
 
+    loop = asyncio.get_running_loop()
+    if conn is None:
+        conn = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
+        conn.setblocking(False)
+        try:
+            await loop.sock_connect(conn, str(files.socket))
+        except OSError as err:
+            conn.close()
+            raise StartFailed(f"the container's monitor is gone: {err.strerror}") from None
+    answer = b""
     try:
-        reader, writer = await asyncio.open_unix_connection(str(files.socket))
-    except OSError as err:
-        raise StartFailed(f"the container's monitor is gone: {err.strerror}") from None
-    try:
-        writer.write(b"start-process " + process + b"\n" if process else b"start\n")
-        await writer.drain()
-        answer = (await reader.readline()).decode(errors="replace").strip()
+        command = b"start-process " + process + b"\n" if process else b"start\n"
+        await loop.sock_sendall(conn, command)
+        while b"\n" not in answer and (chunk := await loop.sock_recv(conn, 1024)):
+            answer += chunk
+    except OSError:
+        pass  # hung up: told below
     finally:
-        writer.close()
-    if answer != "ok":
-        raise StartFailed(answer.removeprefix("error ").strip() or "the monitor hung up")
+        conn.close()
+    text = answer.decode(errors="replace").strip()
+    if text != "ok":
+        raise StartFailed(text.removeprefix("error ").strip() or "the monitor hung up")
+
+
+def connect(files: MonitorFiles) -> socket.socket | None:
+    """A non-blocking connection to the monitor's attach socket (for a later
+    :func:`start_container`); None when the monitor is gone."""
+    conn = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
+    try:
+        conn.connect(str(files.socket))
+    except OSError:
+        conn.close()
+        return None
+    conn.setblocking(False)
+    return conn
 
 
 def read_exit(files: MonitorFiles) -> dict[str, Any] | None:

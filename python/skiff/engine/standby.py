@@ -24,6 +24,7 @@ import logging
 import os
 import select
 import signal
+import socket
 import threading
 from collections.abc import Callable
 from dataclasses import dataclass
@@ -116,6 +117,8 @@ class Standby:
     #: pidfds of init and of the monitor
     init_fd: int
     monitor_fd: int
+    #: a connection to the monitor's attach socket, for the start
+    conn: socket.socket | None = None
 
     def alive(self) -> bool:
         """Init still waits (nothing came on the sync pipe: no exit record)."""
@@ -136,6 +139,8 @@ class Standby:
         if not ready:
             log.warning("the monitor of standby %s did not end", self.container.id[:12])
         self.close_pidfds()
+        if self.conn is not None:
+            self.conn.close()
         with contextlib.suppress(OSError):
             os.close(self.started.exit_fd)
 
