@@ -50,7 +50,7 @@ pub const NAMES: [&str; 41] = [
 
 /// The highest capability this kernel knows (/proc/sys/kernel/cap_last_cap).
 pub fn last_cap() -> u32 {
-    std::fs::read_to_string("/proc/sys/kernel/cap_last_cap")
+    crate::sys::read_small("/proc/sys/kernel/cap_last_cap")
         .ok()
         .and_then(|s| s.trim().parse().ok())
         .unwrap_or(NAMES.len() as u32 - 1)

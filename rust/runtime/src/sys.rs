@@ -128,11 +128,22 @@ pub fn pid_alive(pid: i32) -> bool {
     r == 0 || io::Error::last_os_error().raw_os_error() == Some(libc::EPERM)
 }
 
+/// Reads a small file (/proc, cgroupfs) whole: a 4 KiB buffer first, without the
+/// stat and the doubling reads of `fs::read_to_string` (whose size hint is 0 there).
+pub fn read_small(path: impl AsRef<Path>) -> io::Result<String> {
+    use std::io::Read;
+    let f = fs::File::open(path)?;
+    let mut buf = Vec::with_capacity(4096);
+    // Through `take`: File's own read_to_end asks for the size (statx, lseek) first.
+    f.take(u64::MAX).read_to_end(&mut buf)?;
+    String::from_utf8(buf).map_err(|e| io::Error::new(io::ErrorKind::InvalidData, e))
+}
+
 /// The start time of a process in clock ticks since boot (field 22 of
 /// /proc/PID/stat), which tells a live process from a recycled pid; None if gone or
 /// a zombie.
 pub fn pid_start_time(pid: i32) -> Option<u64> {
-    let raw = fs::read_to_string(format!("/proc/{pid}/stat")).ok()?;
+    let raw = read_small(format!("/proc/{pid}/stat")).ok()?;
     let after = &raw[raw.rfind(')')? + 2..];
     let fields: Vec<&str> = after.split(' ').collect();
     if fields.first() == Some(&"Z") || fields.first() == Some(&"X") {

@@ -297,7 +297,7 @@ fn cached(cell: &'static Cache, path: &str) -> Result<String> {
     if let Some(text) = &*slot {
         return Ok(text.clone());
     }
-    let text = fs::read_to_string(path).ctx(|| format!("read {path}"))?;
+    let text = crate::sys::read_small(path).ctx(|| format!("read {path}"))?;
     Ok(slot.insert(text).clone())
 }
 
@@ -487,12 +487,12 @@ pub(crate) fn write_file(path: &Path, value: &str) -> Result<()> {
 
 /// Reads a cgroup file.
 pub(crate) fn read_file(path: &Path) -> Result<String> {
-    fs::read_to_string(path).ctx(|| format!("cannot read {}", path.display()))
+    crate::sys::read_small(path).ctx(|| format!("cannot read {}", path.display()))
 }
 
 /// Reads a cgroup file; `None` when it does not exist.
 pub(crate) fn read_file_opt(path: &Path) -> Result<Option<String>> {
-    match fs::read_to_string(path) {
+    match crate::sys::read_small(path) {
         Ok(s) => Ok(Some(s)),
         Err(e) if e.kind() == io::ErrorKind::NotFound => Ok(None),
         Err(e) => Err(Error::sys(format!("cannot read {}", path.display()), e)),
@@ -515,7 +515,7 @@ pub(crate) fn parse_u64_or_max(path: &Path, text: &str) -> Result<Option<u64>> {
 
 /// Reads a one-number file; `None` when it is absent, unparsable or `max`.
 pub(crate) fn read_u64_opt(path: &Path) -> Option<u64> {
-    let text = fs::read_to_string(path).ok()?;
+    let text = crate::sys::read_small(path).ok()?;
     parse_u64_or_max(path, &text).ok().flatten()
 }
 
