@@ -203,6 +203,38 @@ def test_files_copied_in_before_the_start_are_there_when_it_runs(
     wait_for(lambda: gone(s, d))
 
 
+def test_a_user_is_looked_up_at_the_start_after_files_were_copied_in(
+    engine_factory: Callable[..., RunningDaemon], tmp_path: Path
+) -> None:
+    d = engine_factory()
+    seed(d)
+    s = one_standby(d)
+    docker_ok(
+        d, "create", "--name", "who", "--network", "none", "-u", "daemon", "busybox",
+        "sh", "-c", "id -u; echo $HOME",
+    )  # fmt: skip
+    assert container_id(d, "who") == s.id
+    (tmp_path / "passwd").write_text("root:x:0:0::/root:/bin/sh\ndaemon:x:4242:1::/srv:/bin/sh\n")
+    docker_ok(d, "cp", str(tmp_path / "passwd"), "who:/etc/passwd")
+    assert docker_ok(d, "start", "-a", "who").split() == ["4242", "/srv"]
+    docker_ok(d, "rm", "who")
+
+
+def test_a_create_that_cannot_take_the_standby_leaves_nothing_of_it(
+    engine_factory: Callable[..., RunningDaemon],
+) -> None:
+    d = engine_factory()
+    seed(d)
+    s = one_standby(d)
+    # Nothing the standby was made with can say what "x" files are: the usual way.
+    r = docker(d, "create", "--name", "odd", "--network", "none", "--log-opt", "max-file=x",
+               "busybox", "true")  # fmt: skip
+    if r.code == 0:
+        assert container_id(d, "odd") != s.id
+        docker_ok(d, "rm", "odd")
+    wait_for(lambda: gone(s, d))
+
+
 def test_an_update_before_the_start_lets_the_standby_go(
     engine_factory: Callable[..., RunningDaemon],
 ) -> None:

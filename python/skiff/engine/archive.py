@@ -224,6 +224,9 @@ class ArchiveService:
                     yield root
                 finally:
                     root.close()
+                    if write and self.containers.holds_standby(c):
+                        # Its user is resolved again from the root at the start.
+                        live.standby_stale = True
             finally:
                 if target is not None:
                     await asyncio.to_thread(self._unmount, target)

@@ -204,6 +204,9 @@ class Live:
     standby: sb.Standby | None = None
     #: what a standby made after this one's start is to be like (eligible ones)
     template: sb.Template | None = None
+    #: files were copied into it since it took a standby (its process is
+    #: resolved again at the start)
+    standby_stale: bool = False
 
 
 def signal_number(sig: str | int | None, default: int = signals.SIGTERM) -> int:
@@ -424,7 +427,12 @@ class ContainerService:
         if taken is not None:
             # Made ahead of need: the container gets its id, if it comes out the same.
             c = container(taken.container.id)
-            if await asyncio.to_thread(self._claim, c, taken):
+            try:
+                claimed = await asyncio.to_thread(self._claim, c, taken)
+            except BaseException:
+                self.standby.give_back(taken)
+                raise
+            if claimed:
                 self._register(c)
                 self.live(c).standby = taken
             else:
@@ -536,8 +544,14 @@ class ContainerService:
             self.warmer.poke()
         else:
             standby.close_pidfds()
+            spec = standby.spec
+            if live.standby_stale:
+                # Files were copied in since the create: the user and home are
+                # resolved again from its root, as the usual start does.
+                live.standby_stale = False
+                spec = await asyncio.to_thread(self._spec, c, sb.netns_path(spec))
             process = json.dumps(
-                {"process": standby.spec["process"], "hostname": standby.spec.get("hostname")}
+                {"process": spec["process"], "hostname": spec.get("hostname")}
             ).encode()
         # With no attach client to connect first, the monitor starts the process
         # itself right after creating the container.
@@ -729,18 +743,19 @@ class ContainerService:
         """Makes the standby ``s`` container ``c`` (which has its id) if ``c``
         comes out the same but for its process and hostname: rewrites the files
         that differ and the bundle, adds the row. False (nothing changed) else."""
-        netns = next(
-            (n.get("path") for n in s.spec["linux"]["namespaces"] if n["type"] == "network"), None
-        )
         try:
-            spec = self._spec(c, netns)
+            spec = self._spec(c, sb.netns_path(s.spec))
             files = self._dir_files(c)
-        except SkiffError:  # it fails again the usual way (at the start, as dockerd)
+            log_options = self._log_options(c)
+        except Exception:  # it fails again the usual way (at the start, as dockerd)
             return False
-        if not sb.same_container(spec, s.spec) or self._log_options(c) != s.log_options:
+        if not sb.same_container(spec, s.spec) or log_options != s.log_options:
             return False
         if len(json.dumps(spec["process"])) > sb.MAX_PROCESS:
             return False
+        sysctl = spec["linux"].get("sysctl") or {}
+        if {"kernel.hostname", "kernel.domainname"} & set(sysctl):
+            return False  # set after the hostname, as the usual way does
         for file, text in files.items():
             if s.files.get(file) != text:
                 (c.root / file).write_text(text)
@@ -759,10 +774,19 @@ class ContainerService:
         """Ends a standby nobody took and removes what it made."""
         s.retire()
         c = s.container
+        if (Path(self.runtime.root) / c.id).exists():
+            # Its monitor was gone, or did not clean up in time.
+            with contextlib.suppress(SkiffError):
+                self.runtime.delete(c.id, force=True)
         if os.path.ismount(c.rootfs):
             with contextlib.suppress(OSError):
                 self.mounter.unmount(c.rootfs, detach=True)
         self._remove_standby_files(c)
+        try:
+            self.images.meta.get_image(c.image_id)
+        except NotFound:
+            # Deleted meanwhile: its layers stayed for this root only.
+            self.images.prune()
 
     def _remove_standby_files(self, c: Container) -> None:
         _rmtree(self.monitor_files(c).dir)
@@ -1291,7 +1315,7 @@ class ContainerService:
         except (OSError, ValueError, AttributeError):
             return
         monitor = mon.parent_of(init) if init > 0 else 0
-        monitor_fd = mon.pidfd(monitor) if monitor > 1 else None
+        monitor_fd = mon.pidfd(monitor) if monitor > 1 and mon.is_monitor(monitor) else None
         with contextlib.suppress(SkiffError):
             self.runtime.delete(cid, force=True)
         if monitor_fd is not None:

@@ -347,6 +347,14 @@ def parent_of(pid: int) -> int:
     return int(fields[1]) if len(fields) > 1 else 0
 
 
+def is_monitor(pid: int) -> bool:
+    """Whether ``pid`` is a skiff-monitor."""
+    try:
+        return Path(f"/proc/{pid}/comm").read_text().strip() == "skiff-monitor"
+    except OSError:
+        return False
+
+
 def pidfd(pid: int) -> int | None:
     """A pidfd for ``pid`` (readable once it exits), or None when it is gone."""
     try:

@@ -64,6 +64,15 @@ def eligible(config: dict[str, Any], host_config: dict[str, Any]) -> bool:
     return not any(m.startswith("container:") for m in modes)
 
 
+def netns_path(spec: dict[str, Any]) -> str | None:
+    """The network namespace a spec joins (by path), if any."""
+    for ns in spec["linux"]["namespaces"]:
+        if ns["type"] == "network":
+            path: str | None = ns.get("path")
+            return path
+    return None
+
+
 def same_container(spec: dict[str, Any], other: dict[str, Any]) -> bool:
     """Whether two specs make the same container but for its process (given with
     the start) and hostname (set then); the process's terminal must agree."""
@@ -175,6 +184,7 @@ class StandbyPool:
         self._thread: threading.Thread | None = None
         self._discarding: set[threading.Thread] = set()
         self._busy = False
+        self._holds = 0
 
     def want(self, template: Template) -> None:
         """The next standby is to be like ``template`` (made unless one is ready)."""
@@ -201,7 +211,7 @@ class StandbyPool:
             self._ready = None
         if s.alive():
             return s
-        self._throw_away(s)
+        self.give_back(s)  # and the next is made
         return None
 
     def give_back(self, s: Standby) -> None:
@@ -223,6 +233,18 @@ class StandbyPool:
             self._discard(ready)
         for t in list(self._discarding):
             t.join(timeout)
+
+    def hold(self) -> None:
+        """Throws away the standby (see :meth:`flush`) and makes none until
+        :meth:`release`: around an image delete."""
+        with self._cond:
+            self._holds += 1
+        self.flush()
+
+    def release(self) -> None:
+        with self._cond:
+            self._holds -= 1
+            self._cond.notify()
 
     def close(self, timeout: float = 60.0) -> None:
         """Stops making standbys and throws away the one ready (and one being made:
@@ -252,7 +274,7 @@ class StandbyPool:
     def _wanted(self) -> Template | None:
         """(Under the lock.) The template to make a standby for now, if any."""
         t = self._template
-        if self._closed or t is None or self._failures >= MAX_FAILURES:
+        if self._closed or self._holds or t is None or self._failures >= MAX_FAILURES:
             return None
         if self._ready is not None and self._ready.template.like(t):
             return None

@@ -17,7 +17,8 @@
 //! A container made ahead of need (`CreateOpts::defer_process`) says "ready" once
 //! its namespaces, cgroup and mounts are set up, before anything of its process is
 //! applied, and waits for "start" followed by its process in JSON
-//! (`{"process": {...}, "hostname": "..."}`; nothing after "start": the spec's own).
+//! (`{"process": {...}, "hostname": "..."}`; required: the spec's own process is the
+//! one it was made with, for another container).
 //! It then sets the hostname, applies that process (limits, seccomp, identity,
 //! cwd), and answers "ready" (or "E<msg>") right before execve.
 
@@ -282,7 +283,8 @@ fn take_deferred_process(init: &mut Init, sync: &OwnedFd) -> Result<()> {
         .strip_prefix(b"start")
         .ok_or_else(|| Error::Init("expected \"start\" from the runtime".into()))?;
     if payload.is_empty() {
-        return Ok(());
+        // The spec's process is the one it was made with, for another container.
+        return Err(Error::Config("the process to start is missing".into()));
     }
     let start: DeferredStart = serde_json::from_slice(payload)
         .map_err(|e| Error::Config(format!("the process to start: {e}")))?;

@@ -78,18 +78,32 @@ pub fn recv_msg(fd: &OwnedFd) -> io::Result<Vec<u8>> {
     recv_msg_max(fd, 4096)
 }
 
-/// Receives one message of up to `max` bytes (a longer one is cut short).
+/// Receives one message of up to `max` bytes (a longer one is an error).
 pub fn recv_msg_max(fd: &OwnedFd, max: usize) -> io::Result<Vec<u8>> {
     let mut buf = vec![0u8; max];
     loop {
-        // SAFETY: buf is valid for its length.
-        let n = unsafe { libc::recv(fd.as_raw_fd(), buf.as_mut_ptr().cast(), buf.len(), 0) };
+        // SAFETY: buf is valid for its length. With MSG_TRUNC a (seqpacket) message
+        // longer than buf is cut, and its whole length returned.
+        let n = unsafe {
+            libc::recv(
+                fd.as_raw_fd(),
+                buf.as_mut_ptr().cast(),
+                buf.len(),
+                libc::MSG_TRUNC,
+            )
+        };
         if n < 0 {
             let err = io::Error::last_os_error();
             if err.kind() == io::ErrorKind::Interrupted {
                 continue;
             }
             return Err(err);
+        }
+        if n as usize > max {
+            return Err(io::Error::new(
+                io::ErrorKind::InvalidData,
+                format!("a message of {n} bytes (at most {max})"),
+            ));
         }
         buf.truncate(n as usize);
         return Ok(buf);

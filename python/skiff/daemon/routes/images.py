@@ -316,22 +316,27 @@ def routes(daemon: Daemon) -> list[RouteSpec]:
         name = request.params["name"]
         if not name.strip():
             raise InvalidArgument("image name cannot be blank")
-        usage = eng.usage()
-        # A container made ahead of need holds a lease on its image's layers.
-        await asyncio.to_thread(daemon.containers.standby.flush)
-        out = await run(
-            lambda: eng.delete(
-                name, force=request.flag("force"), prune=not request.flag("noprune"), usage=usage
-            ),
-            "rmi",
-        )
+        # A container made ahead of need holds a lease on its image's layers: none
+        # is kept or made meanwhile.
+        standby = daemon.containers.standby
+        await asyncio.to_thread(standby.hold)
+        try:
+            usage = eng.usage()
+            force, prune = request.flag("force"), not request.flag("noprune")
+            out = await run(lambda: eng.delete(name, force=force, prune=prune, usage=usage), "rmi")
+        finally:
+            standby.release()
         return json_response(out)
 
     async def prune(request: Request) -> Response:
         filters = parse_filters(request.arg("filters"))
-        usage = eng.usage()
-        await asyncio.to_thread(daemon.containers.standby.flush)
-        return json_response(await run(lambda: eng.prune(filters, usage), "image-prune"))
+        standby = daemon.containers.standby
+        await asyncio.to_thread(standby.hold)
+        try:
+            usage = eng.usage()
+            return json_response(await run(lambda: eng.prune(filters, usage), "image-prune"))
+        finally:
+            standby.release()
 
     # ------------------------------------------------------------------ save and load
 

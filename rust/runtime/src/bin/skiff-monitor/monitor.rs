@@ -362,6 +362,18 @@ impl Monitor {
 
     /// The `start` and `start-process` commands: their answer.
     fn start(&mut self, process: &[u8]) -> Vec<u8> {
+        // Refused without using up the start: a container made ahead of need never
+        // runs the process it was made with (another container's), nor is another
+        // given to one that was not.
+        match (self.start_nice.is_some(), process.is_empty()) {
+            (true, true) => {
+                return b"error a standby container starts with start-process\n".to_vec()
+            }
+            (false, false) => {
+                return b"error not a standby container: start it with start\n".to_vec()
+            }
+            _ => {}
+        }
         if !std::mem::replace(&mut self.startable, false) {
             return b"error already started\n".to_vec();
         }

@@ -198,9 +198,6 @@ impl Runtime {
         if let Some(sync) = self.builtin.as_ref().and_then(|b| b.deferred.as_ref()) {
             return mem::scratch(|| start::start_deferred(sync, process).map_err(|e| logged(&e)));
         }
-        if !process.is_empty() {
-            return Err("a process can only be given to a container made with --standby".into());
-        }
         if let Some(b) = &self.builtin {
             return mem::scratch(|| {
                 let r = start::start(&b.global, &self.id.to_string_lossy());

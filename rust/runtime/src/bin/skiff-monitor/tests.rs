@@ -1143,6 +1143,15 @@ fn builtin_init_is_the_monitors_child_with_clean_stdio_and_signals() {
     assert_eq!(fds, ["0", "1", "2", "fifo", "socket"]);
     let mut out = f.attach("stdout,stderr");
     let mut answer = String::new();
+    // A process is given only to a container made with --standby.
+    f.connect("start-process {\"process\": {}}\n")
+        .read_to_string(&mut answer)
+        .unwrap();
+    assert_eq!(
+        answer,
+        "error not a standby container: start it with start\n"
+    );
+    answer.clear();
     f.connect("start\n").read_to_string(&mut answer).unwrap();
     assert_eq!(answer, "ok\n");
     answer.clear();
@@ -1260,6 +1269,14 @@ fn builtin_standby_container_takes_its_process_with_the_start() {
     assert!(f.path("rt/c1/state.json").exists());
     assert!(!f.path("rt/c1/exec.fifo").exists());
     let mut out = f.attach("stdout,stderr");
+    // Never the process it was made with (another container's); refused without
+    // using up the start.
+    let mut answer = String::new();
+    f.connect("start\n").read_to_string(&mut answer).unwrap();
+    assert_eq!(
+        answer,
+        "error a standby container starts with start-process\n"
+    );
     let process = serde_json::json!({
         "process": {
             "terminal": false,
