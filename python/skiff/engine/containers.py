@@ -734,6 +734,7 @@ class ContainerService:
             monitor_fd=-1 if monitor_fd is None else monitor_fd,
         )
         s.conn = mon.connect(self.monitor_files(c))
+        s.monitor_start = mon.start_time(started.monitor_pid)
         if init_fd is None or monitor_fd is None or s.conn is None:
             self._discard_standby(s)
             raise StartFailed("the container made ahead of need ended at once")
@@ -764,7 +765,7 @@ class ContainerService:
         (c.root / "config.json").write_text(json.dumps(spec, separators=(",", ":")))
         # A restarted daemon finds its monitor (see restore).
         c.state.monitor_pid = s.started.monitor_pid
-        c.state.monitor_start = mon.start_time(s.started.monitor_pid)
+        c.state.monitor_start = s.monitor_start
         with self.images.db.transaction():
             self.store.add(c)
         s.spec = spec

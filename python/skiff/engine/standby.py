@@ -128,6 +128,8 @@ class Standby:
     monitor_fd: int
     #: a connection to the monitor's attach socket, for the start
     conn: socket.socket | None = None
+    #: when the monitor started (see monitor.start_time)
+    monitor_start: int = 0
 
     def alive(self) -> bool:
         """Init still waits (nothing came on the sync pipe: no exit record)."""

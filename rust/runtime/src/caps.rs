@@ -48,12 +48,16 @@ pub const NAMES: [&str; 41] = [
     "CAP_CHECKPOINT_RESTORE",
 ];
 
-/// The highest capability this kernel knows (/proc/sys/kernel/cap_last_cap).
+/// The highest capability this kernel knows (/proc/sys/kernel/cap_last_cap), read
+/// once per process (a container's init has it from the runtime that cloned it).
 pub fn last_cap() -> u32 {
-    crate::sys::read_small("/proc/sys/kernel/cap_last_cap")
-        .ok()
-        .and_then(|s| s.trim().parse().ok())
-        .unwrap_or(NAMES.len() as u32 - 1)
+    static LAST: std::sync::OnceLock<u32> = std::sync::OnceLock::new();
+    *LAST.get_or_init(|| {
+        crate::sys::read_small("/proc/sys/kernel/cap_last_cap")
+            .ok()
+            .and_then(|s| s.trim().parse().ok())
+            .unwrap_or(NAMES.len() as u32 - 1)
+    })
 }
 
 pub fn number(name: &str) -> Option<u32> {
