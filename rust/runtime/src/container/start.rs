@@ -53,6 +53,19 @@ pub fn start(g: &Global, id: &str) -> Result<()> {
     Ok(())
 }
 
+/// Starts a container created in run mode (no exec fifo; `create::create` with
+/// `run_mode`) over the sync socket its create left, then runs its poststart hooks
+/// (`poststart`: it has some). For a caller that runs `create` in its own process
+/// and keeps that socket (skiff-monitor).
+pub fn start_created(g: &Global, id: &str, sync: &OwnedFd, poststart: bool) -> Result<()> {
+    sys::send_msg(sync, b"start")
+        .map_err(|e| Error::State(format!("container {id}: init exited before start ({e})")))?;
+    if poststart {
+        self::poststart(&Container::load(&g.root, id)?);
+    }
+    Ok(())
+}
+
 /// Starts a container created with `CreateOpts::defer_process` over the sync socket
 /// its create left: sends init "start" and `process` (JSON, see init.rs; empty: the
 /// spec's own process). Ok once init applied it and is about to exec; else init's

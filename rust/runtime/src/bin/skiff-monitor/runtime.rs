@@ -50,8 +50,14 @@ struct Builtin {
     global: Global,
     /// The `create` to run (taken by [`Runtime::create`]).
     create: Option<CreateOpts>,
-    /// With `--standby`, init's sync socket: its process goes there with the start.
-    deferred: Option<OwnedFd>,
+    /// Init's sync socket, kept from the create: `start` goes there (no exec fifo:
+    /// nothing but this monitor starts the container), with the process under
+    /// `--standby`.
+    sync: Option<OwnedFd>,
+    /// The process comes with the start (`--standby`).
+    deferred: bool,
+    /// The spec has poststart hooks (run after the start).
+    poststart: bool,
 }
 
 /// Whether `runtime` is the skiff-runtime beside this monitor's executable (the
@@ -121,7 +127,9 @@ impl Runtime {
             runtime.builtin = Some(Builtin {
                 global,
                 create: Some(create),
-                deferred: None,
+                sync: None,
+                deferred: args.standby,
+                poststart: false,
             });
         }
         Ok(runtime)
@@ -145,17 +153,22 @@ impl Runtime {
             stdio[1].as_raw_fd(),
             stdio[2].as_raw_fd(),
         ]);
-        let deferred = &mut b.deferred;
+        let (sync, poststart) = (&mut b.sync, &mut b.poststart);
         mem::scratch(|| {
-            let created = create::create(&b.global, &opts, false);
+            // Run mode: no exec fifo (a file made and deleted per container).
+            let created = create::create(&b.global, &opts, true);
             skiff_runtime::cgroups::forget_cached();
             // What create leaves (the spec...) is dropped here; the sync socket is
-            // kept for a process that comes with the start.
+            // kept for the start.
             created
                 .map(|c| {
-                    if opts.defer_process {
-                        *deferred = Some(c.sync);
-                    }
+                    *poststart = c
+                        .container
+                        .saved
+                        .hooks
+                        .as_ref()
+                        .is_some_and(|h| !h.poststart.is_empty());
+                    *sync = Some(c.sync);
                     c.container.saved.pid
                 })
                 .map_err(|e| logged(&e))
@@ -195,12 +208,14 @@ impl Runtime {
     /// skiff-runtime's init.rs; empty: the spec's own). Only with `--standby` may
     /// `process` be given.
     pub fn start_process(&self, process: &[u8]) -> Result<(), String> {
-        if let Some(sync) = self.builtin.as_ref().and_then(|b| b.deferred.as_ref()) {
-            return mem::scratch(|| start::start_deferred(sync, process).map_err(|e| logged(&e)));
-        }
         if let Some(b) = &self.builtin {
+            let sync = b.sync.as_ref().ok_or("start: not created")?;
             return mem::scratch(|| {
-                let r = start::start(&b.global, &self.id.to_string_lossy());
+                let r = if b.deferred {
+                    start::start_deferred(sync, process)
+                } else {
+                    start::start_created(&b.global, &self.id.to_string_lossy(), sync, b.poststart)
+                };
                 skiff_runtime::cgroups::forget_cached();
                 r.map_err(|e| logged(&e))
             });
