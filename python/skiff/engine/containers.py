@@ -775,13 +775,8 @@ class ContainerService:
         """Ends a standby nobody took and removes what it made."""
         s.retire()
         c = s.container
-        if (Path(self.runtime.root) / c.id).exists():
-            # Its monitor was gone, or did not clean up in time.
-            with contextlib.suppress(SkiffError):
-                self.runtime.delete(c.id, force=True)
-        if os.path.ismount(c.rootfs):
-            with contextlib.suppress(OSError):
-                self.mounter.unmount(c.rootfs, detach=True)
+        # (Its monitor deleted it from the runtime, unless it was gone or late.)
+        self._cleanup_after_exit(c)
         self._remove_standby_files(c)
         try:
             self.images.meta.get_image(c.image_id)

@@ -326,25 +326,26 @@ def monitor_alive(pid: int, container_id: str, start: int = 0) -> bool:
     return container_id.encode() in cmdline
 
 
-def start_time(pid: int) -> int:
-    """When ``pid`` started (clock ticks since boot); 0 when it is gone."""
+def _stat_field(pid: int, n: int) -> int:
+    """Field ``n`` of /proc/PID/stat (see stat(5), counted from 1) as a number; 0
+    when the process is gone."""
     try:
         stat = Path(f"/proc/{pid}/stat").read_bytes()
     except (FileNotFoundError, ProcessLookupError, PermissionError):
         return 0
+    # The first field after the command (which may hold spaces) is the third.
     fields = stat[stat.rfind(b")") + 2 :].split()
-    # Field 22 of stat(5); the first field after the command is the third.
-    return int(fields[19]) if len(fields) > 19 else 0
+    return int(fields[n - 3]) if len(fields) > n - 3 else 0
+
+
+def start_time(pid: int) -> int:
+    """When ``pid`` started (clock ticks since boot); 0 when it is gone."""
+    return _stat_field(pid, 22)
 
 
 def parent_of(pid: int) -> int:
     """The parent of ``pid``; 0 when it is gone."""
-    try:
-        stat = Path(f"/proc/{pid}/stat").read_bytes()
-    except (FileNotFoundError, ProcessLookupError, PermissionError):
-        return 0
-    fields = stat[stat.rfind(b")") + 2 :].split()
-    return int(fields[1]) if len(fields) > 1 else 0
+    return _stat_field(pid, 4)
 
 
 def is_monitor(pid: int) -> bool:
