@@ -142,6 +142,18 @@ pub fn pid_alive(pid: i32) -> bool {
     r == 0 || io::Error::last_os_error().raw_os_error() == Some(libc::EPERM)
 }
 
+/// The filesystem type (statfs `f_type`) of `path`.
+pub fn statfs_type(path: &Path) -> io::Result<i64> {
+    let c = CString::new(path.as_os_str().as_bytes())
+        .map_err(|_| io::Error::from(io::ErrorKind::InvalidInput))?;
+    // SAFETY: c is a valid C string; st is written by the kernel.
+    let mut st: libc::statfs = unsafe { std::mem::zeroed() };
+    if unsafe { libc::statfs(c.as_ptr(), &mut st) } != 0 {
+        return Err(io::Error::last_os_error());
+    }
+    Ok(st.f_type as i64)
+}
+
 /// Reads a small file (/proc, cgroupfs) whole: a 4 KiB buffer first, without the
 /// stat and the doubling reads of `fs::read_to_string` (whose size hint is 0 there).
 pub fn read_small(path: impl AsRef<Path>) -> io::Result<String> {

@@ -57,7 +57,7 @@ pub enum Mode {
 
 /// Reads `/proc/self/mountinfo` (once) and says which cgroup layout is in use.
 pub fn detect() -> Result<Mode> {
-    let mounts = parse_mountinfo(&read_mountinfo()?);
+    let mounts = cgroup_mounts()?;
     mode_from_mounts(&mounts)
 }
 
@@ -172,7 +172,7 @@ pub trait Manager: std::fmt::Debug + Send + Sync {
 /// for the container's `linux.cgroupsPath` (see the module documentation).
 pub fn manager(cgroups_path: Option<&str>, id: &str) -> Result<Box<dyn Manager>> {
     let path = normalize_cgroups_path(cgroups_path, id)?;
-    let mounts = parse_mountinfo(&read_mountinfo()?);
+    let mounts = cgroup_mounts()?;
     let mode = mode_from_mounts(&mounts)?;
     let own = parse_proc_cgroup(&read_own_cgroup()?);
     Ok(match mode {
@@ -191,7 +191,7 @@ pub fn manager(cgroups_path: Option<&str>, id: &str) -> Result<Box<dyn Manager>>
 /// normalized path, or None on v2 (no rename there; one cheap directory anyway).
 pub fn make_spare(path: &str) -> Result<Option<String>> {
     let path = normalize_cgroups_path(Some(path), "")?;
-    let mounts = parse_mountinfo(&read_mountinfo()?);
+    let mounts = cgroup_mounts()?;
     if !matches!(mode_from_mounts(&mounts)?, Mode::V1 | Mode::Hybrid) {
         return Ok(None);
     }
@@ -277,10 +277,55 @@ pub(crate) struct MountEntry {
     pub super_opts: Vec<String>,
 }
 
-/// The process's mountinfo, read once: a runtime command is short-lived and does
-/// not change the host's cgroup mounts, and every manager needs it.
+/// The process's mountinfo. It lists every mount of the namespace (each running
+/// container's root among them): it is read once per runtime command, or once per
+/// process with [`pin_mounts`].
 pub(crate) fn read_mountinfo() -> Result<String> {
-    cached(&MOUNTINFO, "/proc/self/mountinfo")
+    crate::sys::read_small("/proc/self/mountinfo").ctx(|| "read /proc/self/mountinfo".to_string())
+}
+
+/// The cgroup and cgroup2 mounts: those pinned by [`pin_mounts`] while they are
+/// all still in place, else from mountinfo (read once until [`forget_cached`]).
+pub(crate) fn cgroup_mounts() -> Result<Vec<MountEntry>> {
+    let mut slot = MOUNTS.lock().unwrap_or_else(|e| e.into_inner());
+    if let Some(m) = &*slot {
+        return Ok(m.clone());
+    }
+    let mounts = match PINNED.get().filter(|p| still_mounted(p)) {
+        Some(pinned) => pinned.clone(),
+        None => read_cgroup_mounts()?,
+    };
+    Ok(slot.insert(mounts).clone())
+}
+
+fn read_cgroup_mounts() -> Result<Vec<MountEntry>> {
+    let mut mounts = parse_mountinfo(&read_mountinfo()?);
+    mounts.retain(|m| m.fstype == "cgroup" || m.fstype == "cgroup2");
+    Ok(mounts)
+}
+
+/// Reads the cgroup mounts once for the rest of the process's life (skiff-monitor,
+/// while it waits to be used: the mountinfo it would read at each of its verbs
+/// grows with every running container). Call it outside the monitor's scratch
+/// arena. Before each use they are checked to be cgroup filesystems still (a
+/// statfs each); if one is not, mountinfo is read again.
+pub fn pin_mounts() -> Result<()> {
+    let mounts = read_cgroup_mounts()?;
+    let _ = PINNED.set(mounts);
+    Ok(())
+}
+
+fn still_mounted(mounts: &[MountEntry]) -> bool {
+    const CGROUP_SUPER_MAGIC: i64 = 0x0027_e0eb;
+    const CGROUP2_SUPER_MAGIC: i64 = 0x6367_7270;
+    mounts.iter().all(|m| {
+        let want = if m.fstype == "cgroup2" {
+            CGROUP2_SUPER_MAGIC
+        } else {
+            CGROUP_SUPER_MAGIC
+        };
+        crate::sys::statfs_type(&m.mount_point).is_ok_and(|t| t == want)
+    })
 }
 
 fn read_own_cgroup() -> Result<String> {
@@ -289,8 +334,9 @@ fn read_own_cgroup() -> Result<String> {
 
 type Cache = std::sync::Mutex<Option<String>>;
 
-static MOUNTINFO: Cache = Cache::new(None);
 static OWN_CGROUP: Cache = Cache::new(None);
+static MOUNTS: std::sync::Mutex<Option<Vec<MountEntry>>> = std::sync::Mutex::new(None);
+static PINNED: std::sync::OnceLock<Vec<MountEntry>> = std::sync::OnceLock::new();
 
 fn cached(cell: &'static Cache, path: &str) -> Result<String> {
     let mut slot = cell.lock().unwrap_or_else(|e| e.into_inner());
@@ -305,9 +351,8 @@ fn cached(cell: &'static Cache, path: &str) -> Result<String> {
 /// that lives on after a command (skiff-monitor), which would otherwise keep it
 /// for as long as the container runs.
 pub fn forget_cached() {
-    for cell in [&MOUNTINFO, &OWN_CGROUP] {
-        *cell.lock().unwrap_or_else(|e| e.into_inner()) = None;
-    }
+    *OWN_CGROUP.lock().unwrap_or_else(|e| e.into_inner()) = None;
+    *MOUNTS.lock().unwrap_or_else(|e| e.into_inner()) = None;
 }
 
 /// Undoes the kernel's octal escapes (`\040` for a space, ...).
@@ -853,6 +898,24 @@ mod tests {
         // Whatever the host is, detection must succeed where cgroups are mounted.
         if Path::new("/proc/self/mountinfo").exists() && Path::new("/sys/fs/cgroup").exists() {
             detect().unwrap();
+        }
+    }
+
+    #[test]
+    fn pinned_mounts_are_used_only_while_still_cgroup_filesystems() {
+        let entry = |point: &str, fstype: &str| MountEntry {
+            root: "/".into(),
+            mount_point: PathBuf::from(point),
+            fstype: fstype.into(),
+            super_opts: Vec::new(),
+        };
+        // Not a cgroup filesystem (any more): mountinfo is read again.
+        assert!(!still_mounted(&[entry("/proc", "cgroup")]));
+        assert!(!still_mounted(&[entry("/nonexistent", "cgroup2")]));
+        // What this host has mounted is.
+        if let Ok(mounts) = read_cgroup_mounts() {
+            assert!(mounts.iter().all(|m| m.fstype.starts_with("cgroup")));
+            assert!(still_mounted(&mounts));
         }
     }
 

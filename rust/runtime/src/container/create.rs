@@ -403,37 +403,29 @@ fn make_fifo(dir: &Path) -> Result<OwnedFd> {
 
 /// The v1 hierarchies to show in the container: mount points from mountinfo.
 fn v1_hierarchies(cgroups_path: &str) -> Vec<CgroupV1Mount> {
-    // The copy the cgroup set-up already read (mountinfo grows with every running
+    // The cgroup mounts the set-up already has (mountinfo grows with every running
     // container's root mount, and the kernel formats it anew on each read).
-    let Ok(info) = crate::cgroups::read_mountinfo() else {
+    let Ok(mounts) = crate::cgroups::cgroup_mounts() else {
         return Vec::new();
     };
-    let mut out = Vec::new();
-    for line in info.lines() {
-        let fields: Vec<&str> = line.split(' ').collect();
-        let Some(sep) = fields.iter().position(|f| *f == "-") else {
-            continue;
-        };
-        if fields.get(sep + 1) != Some(&"cgroup") {
-            continue;
-        }
-        let mount_point = fields[4];
-        let Some(name) = mount_point.strip_prefix("/sys/fs/cgroup/") else {
-            continue;
-        };
-        let options: Vec<&str> = fields
-            .get(sep + 3)
-            .unwrap_or(&"")
-            .split(',')
-            .filter(|o| !matches!(*o, "rw" | "ro") && !o.starts_with("release_agent"))
-            .collect();
-        out.push(CgroupV1Mount {
-            name: name.to_string(),
-            options: options.join(","),
-            host_dir: Path::new(mount_point).join(cgroups_path.trim_start_matches('/')),
-        });
-    }
-    out
+    mounts
+        .iter()
+        .filter(|m| m.fstype == "cgroup")
+        .filter_map(|m| {
+            let name = m.mount_point.strip_prefix("/sys/fs/cgroup/").ok()?;
+            let options: Vec<&str> = m
+                .super_opts
+                .iter()
+                .map(String::as_str)
+                .filter(|o| !matches!(*o, "rw" | "ro") && !o.starts_with("release_agent"))
+                .collect();
+            Some(CgroupV1Mount {
+                name: name.to_string_lossy().into_owned(),
+                options: options.join(","),
+                host_dir: m.mount_point.join(cgroups_path.trim_start_matches('/')),
+            })
+        })
+        .collect()
 }
 
 #[repr(C)]

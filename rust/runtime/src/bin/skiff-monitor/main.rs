@@ -356,6 +356,12 @@ pub fn run(argv: Vec<OsString>) -> i32 {
             return 1;
         }
     }
+    // The cgroup mounts, once (outside the scratch arena): the mountinfo each verb
+    // would read lists every running container's root (a pooled monitor reads it
+    // while it waits).
+    if args.wait_args || args.builtin() {
+        let _ = skiff_runtime::cgroups::pin_mounts();
+    }
     if args.wait_args {
         let fd = args.sync_fd.unwrap_or(-1);
         let made_spare = args.spare_cgroup.as_deref().and_then(|parent| {
