@@ -86,6 +86,19 @@ def seed(d: RunningDaemon) -> None:
     docker_ok(d, "rm", "seed")
 
 
+def seeded(engine_factory: Callable[..., RunningDaemon]) -> tuple[RunningDaemon, Standby]:
+    """A fresh daemon and the standby made after a first container's start."""
+    d = engine_factory()
+    seed(d)
+    return d, one_standby(d)
+
+
+def create_taking(d: RunningDaemon, s: Standby, name: str, *args: str) -> None:
+    """``docker create --name NAME --network none ARGS``, which takes standby ``s``."""
+    docker_ok(d, "create", "--name", name, "--network", "none", *args)
+    assert container_id(d, name) == s.id
+
+
 def container_id(d: RunningDaemon, name: str) -> str:
     return docker_ok(d, "inspect", "-f", "{{.Id}}", name).strip()
 
@@ -93,9 +106,7 @@ def container_id(d: RunningDaemon, name: str) -> str:
 def test_the_next_container_like_the_last_started_takes_the_standby(
     engine_factory: Callable[..., RunningDaemon],
 ) -> None:
-    d = engine_factory()
-    seed(d)
-    s = one_standby(d)
+    d, s = seeded(engine_factory)
     assert os.path.ismount(s.rootfs)
     # Another process, user, working directory, environment and hostname: all
     # given to the waiting init with the start.
@@ -138,9 +149,7 @@ def test_the_next_container_like_the_last_started_takes_the_standby(
 def test_a_container_unlike_the_standby_is_made_the_usual_way(
     engine_factory: Callable[..., RunningDaemon],
 ) -> None:
-    d = engine_factory()
-    seed(d)
-    s = one_standby(d)
+    d, s = seeded(engine_factory)
     limit = 48 * 1024 * 1024
     out = docker_ok(
         d,
@@ -170,11 +179,8 @@ def test_a_container_unlike_the_standby_is_made_the_usual_way(
 def test_a_created_container_that_took_a_standby_is_removed_whole(
     engine_factory: Callable[..., RunningDaemon],
 ) -> None:
-    d = engine_factory()
-    seed(d)
-    s = one_standby(d)
-    docker_ok(d, "create", "--name", "waits", "--network", "none", "busybox", "sleep", "30")
-    assert container_id(d, "waits") == s.id
+    d, s = seeded(engine_factory)
+    create_taking(d, s, "waits", "busybox", "sleep", "30")
     # Created, not started: as dockerd shows it.
     state = docker_ok(d, "inspect", "-f", "{{.State.Status}} {{.State.Pid}}", "waits")
     assert state.split() == ["created", "0"]
@@ -186,11 +192,8 @@ def test_a_created_container_that_took_a_standby_is_removed_whole(
 def test_files_copied_in_before_the_start_are_there_when_it_runs(
     engine_factory: Callable[..., RunningDaemon], tmp_path: Path
 ) -> None:
-    d = engine_factory()
-    seed(d)
-    s = one_standby(d)
-    docker_ok(d, "create", "--name", "cp", "--network", "none", "busybox", "cat", "/note")
-    assert container_id(d, "cp") == s.id
+    d, s = seeded(engine_factory)
+    create_taking(d, s, "cp", "busybox", "cat", "/note")
     (tmp_path / "note").write_text("copied\n")
     docker_ok(d, "cp", str(tmp_path / "note"), "cp:/note")
     assert docker_ok(d, "cp", "cp:/note", "-")  # and back out (a tar)
@@ -206,14 +209,8 @@ def test_files_copied_in_before_the_start_are_there_when_it_runs(
 def test_a_user_is_looked_up_at_the_start_after_files_were_copied_in(
     engine_factory: Callable[..., RunningDaemon], tmp_path: Path
 ) -> None:
-    d = engine_factory()
-    seed(d)
-    s = one_standby(d)
-    docker_ok(
-        d, "create", "--name", "who", "--network", "none", "-u", "daemon", "busybox",
-        "sh", "-c", "id -u; echo $HOME",
-    )  # fmt: skip
-    assert container_id(d, "who") == s.id
+    d, s = seeded(engine_factory)
+    create_taking(d, s, "who", "-u", "daemon", "busybox", "sh", "-c", "id -u; echo $HOME")
     (tmp_path / "passwd").write_text("root:x:0:0::/root:/bin/sh\ndaemon:x:4242:1::/srv:/bin/sh\n")
     docker_ok(d, "cp", str(tmp_path / "passwd"), "who:/etc/passwd")
     assert docker_ok(d, "start", "-a", "who").split() == ["4242", "/srv"]
@@ -223,9 +220,7 @@ def test_a_user_is_looked_up_at_the_start_after_files_were_copied_in(
 def test_a_create_that_cannot_take_the_standby_leaves_nothing_of_it(
     engine_factory: Callable[..., RunningDaemon],
 ) -> None:
-    d = engine_factory()
-    seed(d)
-    s = one_standby(d)
+    d, s = seeded(engine_factory)
     # Nothing the standby was made with can say what "x" files are: the usual way.
     r = docker(d, "create", "--name", "odd", "--network", "none", "--log-opt", "max-file=x",
                "busybox", "true")  # fmt: skip
@@ -238,14 +233,8 @@ def test_a_create_that_cannot_take_the_standby_leaves_nothing_of_it(
 def test_an_update_before_the_start_lets_the_standby_go(
     engine_factory: Callable[..., RunningDaemon],
 ) -> None:
-    d = engine_factory()
-    seed(d)
-    s = one_standby(d)
-    docker_ok(
-        d, "create", "--name", "upd", "--network", "none", "busybox",
-        "cat", "/sys/fs/cgroup/pids/pids.max",
-    )  # fmt: skip
-    assert container_id(d, "upd") == s.id
+    d, s = seeded(engine_factory)
+    create_taking(d, s, "upd", "busybox", "cat", "/sys/fs/cgroup/pids/pids.max")
     docker_ok(d, "update", "--pids-limit", "77", "upd")
     wait_for(lambda: not os.path.exists(f"/proc/{s.init}"))
     docker_ok(d, "start", "upd")
@@ -257,9 +246,7 @@ def test_an_update_before_the_start_lets_the_standby_go(
 def test_a_command_that_cannot_run_fails_the_start_as_usual(
     engine_factory: Callable[..., RunningDaemon],
 ) -> None:
-    d = engine_factory()
-    seed(d)
-    s = one_standby(d)
+    d, s = seeded(engine_factory)
     r = docker(d, "run", "--name", "bad", "--network", "none", "busybox", "no-such-command")
     assert r.code == 127, r
     assert "executable file not found" in r.err
@@ -274,9 +261,7 @@ def test_a_command_that_cannot_run_fails_the_start_as_usual(
 def test_no_standby_is_left_by_a_stop_or_a_kill9(
     engine_factory: Callable[..., RunningDaemon],
 ) -> None:
-    d = engine_factory()
-    seed(d)
-    s = one_standby(d)
+    d, s = seeded(engine_factory)
     config = (d.root / "daemon.json").read_text()
     assert d.stop() == 0
     assert gone(s, d)
