@@ -217,6 +217,23 @@ def test_a_user_is_looked_up_at_the_start_after_files_were_copied_in(
     docker_ok(d, "rm", "who")
 
 
+def test_a_start_that_fails_before_init_has_its_process_ends_the_standby(
+    engine_factory: Callable[..., RunningDaemon], tmp_path: Path
+) -> None:
+    d, s = seeded(engine_factory)
+    create_taking(d, s, "nouser", "-u", "daemon", "busybox", "true")
+    (tmp_path / "passwd").write_text("root:x:0:0::/root:/bin/sh\n")
+    docker_ok(d, "cp", str(tmp_path / "passwd"), "nouser:/etc/passwd")
+    r = docker(d, "start", "nouser")
+    assert r.code != 0 and "daemon" in r.err, r
+    # Its init never ran anything: it is ended, its monitor done, its root let go.
+    assert not os.path.exists(f"/proc/{s.init}")
+    assert not (d.root / "exec" / "runtime" / s.id).exists()
+    assert not os.path.ismount(s.rootfs)
+    docker_ok(d, "rm", "nouser")
+    wait_for(lambda: gone(s, d))
+
+
 def test_a_create_that_cannot_take_the_standby_leaves_nothing_of_it(
     engine_factory: Callable[..., RunningDaemon],
 ) -> None:

@@ -539,28 +539,19 @@ class ContainerService:
         files = self.monitor_files(c)
         # Made ahead of need (taken at the create): its process comes with the start.
         standby, live.standby = live.standby, None
-        process = b""
         if standby is None:
             self.warmer.poke()
-        else:
-            standby.close_pidfds()
-            spec = standby.spec
-            if live.standby_stale:
-                # Files were copied in since the create: the user and home are
-                # resolved again from its root, as the usual start does.
-                live.standby_stale = False
-                spec = await asyncio.to_thread(self._spec, c, sb.netns_path(spec))
-            process = json.dumps(
-                {"process": spec["process"], "hostname": spec.get("hostname")}
-            ).encode()
         # With no attach client to connect first, the monitor starts the process
         # itself right after creating the container.
         start_now = not live.attach_waiters and standby is None
-        started: mon.Started | None = standby.started if standby is not None else None
+        started: mon.Started | None = None
+        process = b""
         try:
-            if started is None:
+            if standby is not None:
+                process = await self._standby_process(c, live, standby)
+                started = standby.started
+            else:
                 started, _ = await asyncio.to_thread(self._create_in_runtime, c, files, start_now)
-            assert started is not None
             # Attach clients connect to the monitor now, before the user process runs.
             waiters, live.attach_waiters = live.attach_waiters, []
             for waiter in waiters:
@@ -575,6 +566,7 @@ class ContainerService:
                 await mon.start_container(files, process, conn)
             elif not start_now:
                 await mon.start_container(files)
+            assert started is not None
             c.state.pid = started.pid
             c.state.monitor_pid = started.monitor_pid
             c.state.monitor_start = monitor_start or mon.start_time(started.monitor_pid)
@@ -586,7 +578,11 @@ class ContainerService:
             c.has_been_started = True
             self.save(c)
         except BaseException as err:
-            if started is not None and started.exit_fd >= 0:
+            if standby is not None:
+                # Its init ended (or is ended now, if it never got its process):
+                # the monitor has cleaned up before the clean-up below.
+                await asyncio.to_thread(standby.retire)
+            elif started is not None and started.exit_fd >= 0:
                 os.close(started.exit_fd)
             if not isinstance(err, SkiffError):
                 raise
@@ -596,6 +592,8 @@ class ContainerService:
                 raise InvalidArgument(err.message) from None
             raise
         assert started is not None
+        if standby is not None:
+            standby.close_pidfds()
         self._watch(c, started.exit_fd, started.exit_data)
         self.publish(c, "start")
         live.health_task = health.start(self, c)
@@ -682,6 +680,16 @@ class ContainerService:
             # The container's init holds the namespace from here.
             if netns_fd >= 0:
                 os.close(netns_fd)
+
+    async def _standby_process(self, c: Container, live: Live, standby: sb.Standby) -> bytes:
+        """What the start of a container that took ``standby`` sends its init."""
+        spec = standby.spec
+        if live.standby_stale:
+            # Files were copied in since the create: the user and home are
+            # resolved again from its root, as the usual start does.
+            live.standby_stale = False
+            spec = await asyncio.to_thread(self._spec, c, sb.netns_path(spec))
+        return json.dumps({"process": spec["process"], "hostname": spec.get("hostname")}).encode()
 
     def _spec(self, c: Container, netns_path: str | None) -> dict[str, Any]:
         spec = ocispec.build(
