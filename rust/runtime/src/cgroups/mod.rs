@@ -277,9 +277,8 @@ pub(crate) struct MountEntry {
     pub super_opts: Vec<String>,
 }
 
-/// The process's mountinfo. It lists every mount of the namespace (each running
-/// container's root among them): it is read once per runtime command, or once per
-/// process with [`pin_mounts`].
+/// The process's mountinfo, whole (tests; see [`read_cgroup_mounts`]).
+#[cfg(test)]
 pub(crate) fn read_mountinfo() -> Result<String> {
     crate::sys::read_small("/proc/self/mountinfo").ctx(|| "read /proc/self/mountinfo".to_string())
 }
@@ -298,10 +297,29 @@ pub(crate) fn cgroup_mounts() -> Result<Vec<MountEntry>> {
     Ok(slot.insert(mounts).clone())
 }
 
+/// The cgroup and cgroup2 lines of mountinfo, read a line at a time: the whole
+/// text (tens of KiB with many containers) would stay resident in a long-lived
+/// caller's heap once freed.
 fn read_cgroup_mounts() -> Result<Vec<MountEntry>> {
-    let mut mounts = parse_mountinfo(&read_mountinfo()?);
-    mounts.retain(|m| m.fstype == "cgroup" || m.fstype == "cgroup2");
-    Ok(mounts)
+    use std::io::BufRead;
+    let err = |e| Error::sys("read /proc/self/mountinfo", e);
+    let f = fs::File::open("/proc/self/mountinfo").map_err(err)?;
+    let mut reader = io::BufReader::with_capacity(4096, f);
+    let mut line = String::new();
+    let mut mounts = Vec::new();
+    loop {
+        line.clear();
+        if reader.read_line(&mut line).map_err(err)? == 0 {
+            return Ok(mounts);
+        }
+        if line.contains(" - cgroup") {
+            mounts.extend(
+                parse_mountinfo(&line)
+                    .into_iter()
+                    .filter(|m| m.fstype == "cgroup" || m.fstype == "cgroup2"),
+            );
+        }
+    }
 }
 
 /// Reads the cgroup mounts once for the rest of the process's life (skiff-monitor,
