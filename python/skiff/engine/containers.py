@@ -670,6 +670,7 @@ class ContainerService:
                 start=start,
                 pool=self.monitor_pool,
                 standby_nice=self._nice if standby else None,
+                pooled_only=standby,
             )
             return started, spec
         except BaseException:
@@ -710,6 +711,9 @@ class ContainerService:
 
     def _make_standby(self, t: sb.Template) -> sb.Standby:
         """A container like ``t``'s made ahead of need (in the standby thread)."""
+        if not self.monitor_pool.has_ready():
+            # Checked before anything is made (and again when one is taken).
+            raise mon.NoMonitorReady("no monitor started ahead of need is ready")
         cid = self._new_id()
         c = Container(
             id=cid,

@@ -34,6 +34,10 @@ class StartFailed(SkiffError):
     """The runtime could not create the container (bad command, mount, ...)."""
 
 
+class NoMonitorReady(StartFailed):
+    """(``pooled_only``) No monitor started ahead of need is ready just now."""
+
+
 def find_monitor() -> Path:
     runtime = find_runtime()
     beside = runtime.parent / "skiff-monitor"
@@ -85,6 +89,7 @@ def spawn(
     start: bool = False,
     pool: MonitorPool | None = None,
     standby_nice: int | None = None,
+    pooled_only: bool = False,
 ) -> Started:
     """Starts the monitor (which runs the runtime's ``create``) and waits until the
     container exists, blocked before its user process — or, with ``start``, running
@@ -92,7 +97,9 @@ def spawn(
     with nothing to attach first); raises StartFailed with the runtime's message
     otherwise. With ``standby_nice`` the container is made ahead of need (the
     monitor's ``--standby``): its process comes with :func:`start_container`, when
-    the monitor and init take that nice value."""
+    the monitor and init take that nice value. With ``pooled_only`` only a monitor
+    of ``pool`` is used (work done ahead of need, at a low priority, must not hold
+    the lock that starting one takes): NoMonitorReady when none is."""
     _native.remove_tree(files.dir)
     files.dir.mkdir(parents=True, mode=0o700)
     argv = [
@@ -130,6 +137,9 @@ def spawn(
     err_file = files.dir / "monitor.err"
     pid = 0
     r = pool.hand_over(argv[1:]) if pool is not None else -1
+    if r < 0 and pooled_only:
+        _native.remove_tree(files.dir)
+        raise NoMonitorReady("no monitor started ahead of need is ready")
     w = -1
     try:
         if r < 0:
@@ -203,6 +213,10 @@ class MonitorPool:
             except OSError:  # that monitor is gone: the next one
                 os.close(fd)
         return -1
+
+    def has_ready(self) -> bool:
+        """Whether a monitor is ready now (see :meth:`FdStock.has_ready`)."""
+        return self._stock.has_ready()
 
     def close(self) -> None:
         self._stock.close()

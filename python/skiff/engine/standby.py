@@ -43,6 +43,8 @@ RETIRE_TIMEOUT = 10.0
 MAX_PROCESS = 120 << 10
 #: Failures in a row after which a template is given up (until another comes).
 MAX_FAILURES = 3
+#: How long to wait for the monitor pool to have one ready again (seconds).
+RETRY_DELAY = 0.05
 #: How long after a start the next standby is made (seconds): the making takes the
 #: daemon's interpreter lock now and then, and the calls that follow a start (wait,
 #: logs, remove) come first.
@@ -307,6 +309,12 @@ class StandbyPool:
             self._discard(stale)
         try:
             made = self._make(t)
+        except mon.NoMonitorReady:
+            # Not a failure: the pool is being refilled (a burst of starts took
+            # them); try again shortly.
+            with self._cond:
+                self._cond.wait(RETRY_DELAY)
+            return
         except Exception as err:  # a standby is only ever a head start
             log.warning("making a container ahead of need: %s", err)
             with self._cond:

@@ -41,12 +41,21 @@ class FdStock:
         """A ready descriptor (now the caller's), or -1 when none is; the first call
         starts the filling thread."""
         with self._cond:
-            if self._thread is None and not self._closed and self.size > 0:
-                self._thread = threading.Thread(target=self._fill, name=self._name, daemon=True)
-                self._thread.start()
+            self._start_filling()
             fd = self._ready.pop() if self._ready else -1
             self._cond.notify()
         return fd
+
+    def has_ready(self) -> bool:
+        """Whether one is ready now (without taking it; starts the filling thread)."""
+        with self._cond:
+            self._start_filling()
+            return bool(self._ready)
+
+    def _start_filling(self) -> None:
+        if self._thread is None and not self._closed and self.size > 0:
+            self._thread = threading.Thread(target=self._fill, name=self._name, daemon=True)
+            self._thread.start()
 
     def close(self) -> None:
         """Stops filling and closes what is ready."""
