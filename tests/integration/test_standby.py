@@ -305,6 +305,32 @@ def test_no_standby_is_left_by_a_stop_or_a_kill9(
     assert str(d.root) not in Path("/proc/mounts").read_text()
 
 
+def test_a_start_the_daemon_did_not_record_is_adopted_at_its_next_start(
+    engine_factory: Callable[..., RunningDaemon],
+) -> None:
+    """Killed after a standby's init got its process but before the container was
+    recorded as running: the next start finds it running and adopts it."""
+    d, s = seeded(engine_factory)
+    create_taking(d, s, "window", "busybox", "sh", "-c", "echo up; sleep 30")
+    claimed = sqlite3.connect(d.root / "data" / "skiff.db")
+    row = claimed.execute("SELECT record FROM containers WHERE id = ?", (s.id,)).fetchone()[0]
+    claimed.close()
+    docker_ok(d, "start", "window")
+    config = (d.root / "daemon.json").read_text()
+    os.kill(d.proc.pid, signal.SIGKILL)
+    d.proc.wait()
+    with sqlite3.connect(d.root / "data" / "skiff.db") as db:  # back to the claim's row
+        db.execute("UPDATE containers SET record = ? WHERE id = ?", (row, s.id))
+    db.close()
+    d.proc = start_daemon(d.root, config=config).proc
+    state = docker_ok(d, "inspect", "-f", "{{.State.Status}} {{.State.Pid}}", "window").split()
+    assert state == ["running", str(s.init)]
+    assert docker_ok(d, "logs", "window") == "up\n"
+    docker_ok(d, "kill", "window")
+    assert docker_ok(d, "wait", "window").strip() == "137"
+    docker_ok(d, "rm", "window")
+
+
 def test_disabled_in_the_config_no_standby_is_made(
     engine_factory: Callable[..., RunningDaemon],
 ) -> None:

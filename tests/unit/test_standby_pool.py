@@ -53,6 +53,12 @@ class Maker:
             self.discarded.append(s)
 
 
+def ready(pool: sb.StandbyPool) -> bool:
+    """A standby is ready (made and kept), without taking it."""
+    with pool._cond:
+        return pool._ready is not None
+
+
 def wait_until(check: Any, timeout: float = 5) -> None:
     deadline = time.monotonic() + timeout
     while not check():
@@ -65,7 +71,8 @@ def test_one_is_made_like_the_template_and_taken_by_its_key() -> None:
     pool = sb.StandbyPool(m.make, m.discard)
     t = template()
     pool.want(t)
-    wait_until(lambda: pool.take(("sha256:b", ("/l1",), False)) is None and m.calls == 1)
+    wait_until(lambda: ready(pool))
+    assert pool.take(("sha256:b", ("/l1",), False)) is None  # another image: kept
     got = pool.take(t.key)
     assert got is not None and got.template is t
     assert pool.take(t.key) is None  # taken: one at a time
@@ -101,8 +108,7 @@ def test_a_new_template_replaces_the_ready_one_and_hold_flushes() -> None:
     pool = sb.StandbyPool(m.make, m.discard)
     first = template()
     pool.want(first)
-    wait_until(lambda: m.calls == 1)
-    time.sleep(0.05)
+    wait_until(lambda: ready(pool))
     second = template(Memory=1 << 26)  # same key, another host config
     pool.want(second)
     wait_until(lambda: m.calls == 2 and len(m.discarded) == 1)
@@ -123,8 +129,7 @@ def test_a_dead_one_is_not_given_and_is_replaced() -> None:
     pool = sb.StandbyPool(m.make, m.discard)
     t = template()
     pool.want(t)
-    wait_until(lambda: m.calls == 1)
-    time.sleep(0.05)
+    wait_until(lambda: ready(pool))
     with pool._cond:
         assert pool._ready is not None
         pool._ready.dead = True  # type: ignore[attr-defined]

@@ -1287,6 +1287,17 @@ class ContainerService:
         await asyncio.to_thread(self._sweep_leftovers)
         for c in list(self._containers.values()):
             if c.state.status == CREATED and c.state.monitor_pid:
+                init = self._standby_started_meanwhile(c)
+                if init:
+                    # Its start went through, and the daemon stopped before it
+                    # recorded it: it runs, and is adopted as such.
+                    c.state.status, c.state.pid, c.has_been_started = RUNNING, init, True
+                    c.state.started_at = rfc3339_nano()
+                    self.save(c)
+                    self._watch(c)
+                    self.live(c).health_task = health.start(self, c)
+                    log.info("adopted container %s, started as the daemon stopped", c.id[:12])
+                    continue
                 # It took a standby and the daemon stopped before its start: the
                 # start makes it the usual way.
                 await asyncio.to_thread(self._stop_leftover, c.id)
@@ -1313,6 +1324,21 @@ class ContainerService:
                     c.state.status = RESTARTING
                     task = asyncio.ensure_future(self._restart_later(c))
                     self.live(c).restart_task = task
+
+    def _standby_started_meanwhile(self, c: Container) -> int:
+        """The pid of the init of created container ``c`` if it took a standby
+        whose start went through (init runs its process: it is no monitor's copy
+        any more) while its monitor lives; else 0."""
+        if not mon.monitor_alive(c.state.monitor_pid, c.id, c.state.monitor_start):
+            return 0
+        state = Path(self.runtime.root) / c.id / "state.json"
+        try:
+            init = int(json.loads(state.read_bytes()).get("pid", 0))
+        except (OSError, ValueError, AttributeError):
+            return 0
+        if init <= 0 or mon.parent_of(init) != c.state.monitor_pid or mon.is_monitor(init):
+            return 0
+        return init
 
     def _stop_leftover(self, cid: str) -> None:
         """Deletes a container the runtime still has but the daemon no longer
