@@ -161,7 +161,7 @@ def engine(busybox_tar: Path, probe_tar: Path) -> Iterator[RunningDaemon]:
     ``probe:latest``; its containers run under the session's cgroup parent. Tests
     name their containers uniquely and remove them."""
     from tests.support.cgroups import remove_tree
-    from tests.support.engine import start_engine
+    from tests.support.engine import reap, start_engine
 
     root = short_tmpdir("skiffd-e-")
     daemon = start_engine(
@@ -169,9 +169,11 @@ def engine(busybox_tar: Path, probe_tar: Path) -> Iterator[RunningDaemon]:
     )
     yield daemon
     code = daemon.stop()
+    left = reap(root, CGROUP_PARENT)
     shutil.rmtree(root, ignore_errors=True)
     remove_tree(CGROUP_PARENT)
     assert code == 0, f"skiffd exited with {code}:\n{daemon.log()}"
+    assert not left, f"the stopped skiffd left (now removed): {left}"
 
 
 @pytest.fixture
@@ -179,7 +181,7 @@ def engine_factory(busybox_tar: Path, probe_tar: Path) -> Iterator[Callable[...,
     """Fresh daemons with the test images (``factory(config={...})``) for tests that
     restart or kill them; stopped and removed afterwards."""
     from tests.support.cgroups import remove_tree
-    from tests.support.engine import start_engine
+    from tests.support.engine import reap, start_engine
 
     started: list[tuple[RunningDaemon, Path]] = []
 
@@ -195,10 +197,14 @@ def engine_factory(busybox_tar: Path, probe_tar: Path) -> Iterator[Callable[...,
         return daemon
 
     yield factory
+    left = []
     for daemon, root in started:
         daemon.stop()
+        left += reap(root, CGROUP_PARENT)
         shutil.rmtree(root, ignore_errors=True)
     remove_tree(CGROUP_PARENT)
+    # A daemon that stops leaves none of its containers behind.
+    assert not left, f"a stopped skiffd left (now removed): {left}"
 
 
 @pytest.fixture

@@ -26,3 +26,14 @@ def remove_tree(relative: str) -> None:
         for dirpath, _dirs, _files in sorted(os.walk(top), key=lambda w: -len(w[0])):
             with contextlib.suppress(OSError):
                 os.rmdir(dirpath)
+
+
+def pids(relative: str) -> set[int]:
+    """The processes in ``relative`` and below it, in every hierarchy."""
+    found: set[int] = set()
+    for h in hierarchies():
+        top = h / relative.strip("/")
+        for dirpath, _dirs, _files in os.walk(top):
+            with contextlib.suppress(OSError):
+                found.update(int(p) for p in (Path(dirpath) / "cgroup.procs").read_text().split())
+    return found

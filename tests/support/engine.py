@@ -7,9 +7,12 @@ from __future__ import annotations
 
 import contextlib
 import json
+import os
 import secrets
 import shutil
+import signal
 import subprocess
+import time
 from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
@@ -21,6 +24,67 @@ from skiff.image.service import ImageService
 from tests.support.daemon import RunningDaemon, start_daemon
 
 DOCKER = shutil.which("docker")
+
+
+def reap(root: Path, cgroup_parent: str) -> list[str]:
+    """After the daemon under ``root`` stopped: ends what it left of its containers
+    (their cgroups under ``cgroup_parent`` are named by their ids) — processes, and
+    the monitors beside them, which clean up after them — and unmounts what is left
+    mounted under ``root``. Returns what there was: a daemon that stops leaves
+    nothing, so a test fails on it, and leaves the machine clean all the same."""
+    from tests.support import cgroups
+
+    left: list[str] = []
+    ids = {p.name for d in ("data/containers", "exec/runtime") if (root / d).is_dir()
+           for p in (root / d).iterdir() if not p.name.startswith(".")}  # fmt: skip
+    inits = {pid for cid in ids for pid in cgroups.pids(f"{cgroup_parent}/{cid}")}
+    monitors = {m for m in map(_parent, inits) if _comm(m) == "skiff-monitor"}
+    for pid in sorted(inits):
+        left.append(f"process {pid} ({_comm(pid)}) of a container")
+        with contextlib.suppress(ProcessLookupError):
+            os.kill(pid, signal.SIGKILL)
+    for pid in sorted(monitors):
+        left.append(f"its monitor {pid}")
+        if not _wait_gone(pid, 10):
+            _kill(pid)
+    mounts = [
+        line.split(" ")[4]
+        for line in Path("/proc/self/mountinfo").read_text().splitlines()
+        if line.split(" ")[4].startswith(f"{root}/")
+    ]
+    for target in sorted(mounts, key=len, reverse=True):
+        left.append(f"mount {target}")
+        subprocess.run(["umount", "-l", target], check=False)
+    return left
+
+
+def _parent(pid: int) -> int:
+    try:
+        stat = Path(f"/proc/{pid}/stat").read_text()
+    except OSError:
+        return 0
+    return int(stat[stat.rindex(")") + 2 :].split(" ")[1])
+
+
+def _comm(pid: int) -> str:
+    try:
+        return Path(f"/proc/{pid}/comm").read_text().strip()
+    except OSError:
+        return ""
+
+
+def _wait_gone(pid: int, timeout: float) -> bool:
+    deadline = time.monotonic() + timeout
+    while os.path.exists(f"/proc/{pid}"):
+        if time.monotonic() > deadline:
+            return False
+        time.sleep(0.02)
+    return True
+
+
+def _kill(pid: int) -> None:
+    with contextlib.suppress(ProcessLookupError):
+        os.kill(pid, signal.SIGKILL)
 
 
 def seed_images(data_root: Path, tars: dict[str, Path]) -> dict[str, str]:
