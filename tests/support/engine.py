@@ -20,6 +20,7 @@ from typing import Any
 
 import docker as dockerpy
 
+from skiff.engine import monitor as mon
 from skiff.image.service import ImageService
 from tests.support.daemon import RunningDaemon, start_daemon
 
@@ -38,9 +39,9 @@ def reap(root: Path, cgroup_parent: str) -> list[str]:
     ids = {p.name for d in ("data/containers", "exec/runtime") if (root / d).is_dir()
            for p in (root / d).iterdir() if not p.name.startswith(".")}  # fmt: skip
     inits = {pid for cid in ids for pid in cgroups.pids(f"{cgroup_parent}/{cid}")}
-    monitors = {m for m in map(_parent, inits) if _comm(m) == "skiff-monitor"}
+    monitors = {m for m in map(mon.parent_of, inits) if mon.is_monitor(m)}
     for pid in sorted(inits):
-        left.append(f"process {pid} ({_comm(pid)}) of a container")
+        left.append(f"process {pid} of a container")
         with contextlib.suppress(ProcessLookupError):
             os.kill(pid, signal.SIGKILL)
     for pid in sorted(monitors):
@@ -56,21 +57,6 @@ def reap(root: Path, cgroup_parent: str) -> list[str]:
         left.append(f"mount {target}")
         subprocess.run(["umount", "-l", target], check=False)
     return left
-
-
-def _parent(pid: int) -> int:
-    try:
-        stat = Path(f"/proc/{pid}/stat").read_text()
-    except OSError:
-        return 0
-    return int(stat[stat.rindex(")") + 2 :].split(" ")[1])
-
-
-def _comm(pid: int) -> str:
-    try:
-        return Path(f"/proc/{pid}/comm").read_text().strip()
-    except OSError:
-        return ""
 
 
 def _wait_gone(pid: int, timeout: float) -> bool:

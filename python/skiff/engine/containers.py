@@ -684,13 +684,13 @@ class ContainerService:
 
     async def _standby_process(self, c: Container, live: Live, standby: sb.Standby) -> bytes:
         """What the start of a container that took ``standby`` sends its init."""
-        spec = standby.spec
-        if live.standby_stale:
-            # Files were copied in since the create: the user and home are
-            # resolved again from its root, as the usual start does.
-            live.standby_stale = False
-            spec = await asyncio.to_thread(self._spec, c, sb.netns_path(spec))
-        return json.dumps({"process": spec["process"], "hostname": spec.get("hostname")}).encode()
+        if not live.standby_stale:
+            return standby.start_message  # made at the claim
+        # Files were copied in since the create: the user and home are resolved
+        # again from its root, as the usual start does.
+        live.standby_stale = False
+        spec = await asyncio.to_thread(self._spec, c, sb.netns_path(standby.spec))
+        return sb.start_message(spec)
 
     def _spec(self, c: Container, netns_path: str | None) -> dict[str, Any]:
         spec = ocispec.build(
@@ -764,7 +764,8 @@ class ContainerService:
             return False
         if not sb.same_container(spec, s.spec) or log_options != s.log_options:
             return False
-        if len(json.dumps(spec["process"])) > sb.MAX_PROCESS:
+        message = sb.start_message(spec)
+        if len(message) > sb.MAX_PROCESS:
             return False
         sysctl = spec["linux"].get("sysctl") or {}
         if {"kernel.hostname", "kernel.domainname"} & set(sysctl):
@@ -780,7 +781,7 @@ class ContainerService:
         c.state.monitor_start = s.monitor_start
         with self.images.db.transaction():
             self.store.add(c)
-        s.spec = spec
+        s.spec, s.start_message = spec, message
         return True
 
     def _discard_standby(self, s: sb.Standby) -> None:
@@ -1331,24 +1332,26 @@ class ContainerService:
         any more) while its monitor lives; else 0."""
         if not mon.monitor_alive(c.state.monitor_pid, c.id, c.state.monitor_start):
             return 0
-        state = Path(self.runtime.root) / c.id / "state.json"
-        try:
-            init = int(json.loads(state.read_bytes()).get("pid", 0))
-        except (OSError, ValueError, AttributeError):
-            return 0
+        init = self._runtime_init(c.id)
         if init <= 0 or mon.parent_of(init) != c.state.monitor_pid or mon.is_monitor(init):
             return 0
         return init
 
+    def _runtime_init(self, cid: str) -> int:
+        """The init pid in the runtime's state of container ``cid``; 0 without one."""
+        state = Path(self.runtime.root) / cid / "state.json"
+        try:
+            return int(json.loads(state.read_bytes()).get("pid", 0))
+        except (OSError, ValueError, AttributeError):
+            return 0
+
     def _stop_leftover(self, cid: str) -> None:
         """Deletes a container the runtime still has but the daemon no longer
         follows (killing its init), and waits for its monitor to be done."""
-        state = Path(self.runtime.root) / cid / "state.json"
-        try:
-            init = int(json.loads(state.read_bytes()).get("pid", 0))
-        except (OSError, ValueError, AttributeError):
+        init = self._runtime_init(cid)
+        if init <= 0:
             return
-        monitor = mon.parent_of(init) if init > 0 else 0
+        monitor = mon.parent_of(init)
         monitor_fd = mon.pidfd(monitor) if monitor > 1 and mon.is_monitor(monitor) else None
         with contextlib.suppress(SkiffError):
             self.runtime.delete(cid, force=True)

@@ -20,6 +20,7 @@ container is made the usual way.
 from __future__ import annotations
 
 import contextlib
+import json
 import logging
 import os
 import select
@@ -38,8 +39,8 @@ log = logging.getLogger(__name__)
 
 #: How long a standby's monitor may take to clean up after its init was killed.
 RETIRE_TIMEOUT = 10.0
-#: The largest process (JSON) a standby's init takes with its start (the runtime
-#: takes 128 KiB with its framing).
+#: The largest start message (JSON) a standby's init takes (the runtime takes 128
+#: KiB with its framing).
 MAX_PROCESS = 120 << 10
 #: Failures in a row after which a template is given up (until another comes).
 MAX_FAILURES = 3
@@ -73,6 +74,12 @@ def netns_path(spec: dict[str, Any]) -> str | None:
             path: str | None = ns.get("path")
             return path
     return None
+
+
+def start_message(spec: dict[str, Any]) -> bytes:
+    """What the start of a standby sends its init (the monitor's ``start-process``):
+    the process and hostname of ``spec``, as one line of JSON."""
+    return json.dumps({"process": spec["process"], "hostname": spec.get("hostname")}).encode()
 
 
 def same_container(spec: dict[str, Any], other: dict[str, Any]) -> bool:
@@ -132,6 +139,8 @@ class Standby:
     conn: socket.socket | None = None
     #: when the monitor started (see monitor.start_time)
     monitor_start: int = 0
+    #: what its start sends init (set when a container takes it)
+    start_message: bytes = b""
 
     def alive(self) -> bool:
         """Init still waits (nothing came on the sync pipe: no exit record)."""
