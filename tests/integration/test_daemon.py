@@ -171,3 +171,16 @@ def test_skiffd_version_flag() -> None:
     out = subprocess.run([*cmd, "--version"], capture_output=True, text=True, timeout=30)
     assert out.returncode == 0
     assert out.stdout.strip() == f"Skiff version {__version__}"
+
+
+def test_per_container_directories_are_spread_over_the_disk(engine: RunningDaemon) -> None:
+    """The parents of what is made per container carry ext4's top-directory flag
+    (dirspread): its children land in block groups of their own choosing."""
+    data = engine.root / "data" / "containers"
+    if subprocess.run(
+        ["stat", "-f", "-c", "%T", str(data)], capture_output=True, text=True, check=True
+    ).stdout.strip() not in ("ext2/ext3", "ext4"):
+        pytest.skip("the test daemon's root is not on ext4")
+    for d in (data, engine.root / "exec" / "m", engine.root / "exec" / "runtime"):
+        out = subprocess.run(["lsattr", "-d", str(d)], capture_output=True, text=True, check=True)
+        assert "T" in out.stdout.split()[0], (d, out.stdout)
