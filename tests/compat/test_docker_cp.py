@@ -262,6 +262,53 @@ def test_cp_into_and_out_of_a_stopped_container(
     assert str(data_root / "containers" / cid / "rootfs") not in mounts
 
 
+def _tar_until_whole(sock: socket.socket) -> bytes:
+    """Reads a chunked archive answer only until its tar is whole (one small member
+    and the zero blocks that end a tar), as the docker CLI stops reading."""
+    buf = b""
+    while b"\r\n\r\n" not in buf:
+        buf += sock.recv(65536)
+    head, buf = buf.split(b"\r\n\r\n", 1)
+    assert b" 200 " in head.split(b"\r\n")[0], head
+    payload = b""
+    while not (len(payload) >= 2048 and payload.endswith(b"\0" * 1024)):
+        size_line, _, rest = buf.partition(b"\r\n")
+        if not _ or len(rest) < int(size_line, 16) + 2:
+            buf += sock.recv(65536)
+            continue
+        size = int(size_line, 16)
+        assert size, f"the answer ended before its tar ({len(payload)} bytes)"
+        payload += rest[:size]
+        buf = rest[size + 2 :]
+    return payload
+
+
+def test_a_stopped_containers_view_is_gone_when_its_tar_is_whole(
+    engine: RunningDaemon, cleanup: list[str]
+) -> None:
+    """The docker CLI returns once it has the whole tar, before the answer's last
+    chunk: the read-only view of a stopped container is unmounted before the tar's
+    last bytes go out."""
+    name = uname("cpview")
+    cleanup.append(name)
+    docker_ok(engine, "run", "--name", name, "busybox", "sh", "-c", "echo kept > /tmp/note")
+    views = str(engine.root / "exec" / "cpview") + "/"
+    for _ in range(3):
+        with socket.socket(socket.AF_UNIX) as s:
+            s.settimeout(30)
+            s.connect(str(engine.socket))
+            s.sendall(
+                f"GET /v1.41/containers/{name}/archive?path=/tmp/note HTTP/1.1\r\n"
+                "Host: docker\r\n\r\n".encode()
+            )
+            payload = _tar_until_whole(s)
+            mounts = Path("/proc/self/mountinfo").read_text()
+        with tarfile.open(fileobj=io.BytesIO(payload)) as tar:
+            member = tar.extractfile("note")
+            assert member is not None and member.read() == b"kept\n"
+        assert views not in mounts
+
+
 def test_cp_errors_like_dockerd(
     engine: RunningDaemon, client: docker.DockerClient, cleanup: list[str], tmp: Path
 ) -> None:

@@ -524,7 +524,9 @@ def run_in_thread(fn: Callable[[], T]) -> asyncio.Future[T]:
 class ThreadStream:
     """An async iterator of the bytes ``produce(out)`` writes in a thread of its own,
     through a pipe; ``cleanup`` (the view) is closed once the thread has ended, when
-    the stream is read to its end or closed early (the client went away)."""
+    the stream is read to its end or closed early (the client went away). The last
+    bytes are handed out only after that: a client that stops reading at the tar's
+    end (the docker CLI does) finds the view already unmounted."""
 
     def __init__(
         self,
@@ -539,6 +541,7 @@ class ThreadStream:
         self._rfd = -1
         self._thread: asyncio.Future[None] | None = None
         self._closed = False
+        self._held = b""  # read, not yet handed out
 
     def __aiter__(self) -> ThreadStream:
         return self
@@ -566,15 +569,10 @@ class ThreadStream:
             raise StopAsyncIteration
         if self._thread is None:
             self._start()
-        while True:
-            try:
-                data = os.read(self._rfd, CHUNK)
-            except BlockingIOError:
-                await wait_fd(self._rfd, write=False)
-                continue
-            if data:
-                return data
-            break
+        while data := await self._read():
+            held, self._held = self._held, data
+            if held:
+                return held
         # The end of the stream: it is whole only if the writer finished.
         assert self._thread is not None
         try:
@@ -586,7 +584,18 @@ class ThreadStream:
             # stream rather than a short tar that looks whole.
             raise ConnectionAbortedError(str(err)) from err
         await self.aclose()
+        last, self._held = self._held, b""
+        if last:
+            return last
         raise StopAsyncIteration
+
+    async def _read(self) -> bytes:
+        """The next bytes from the pipe; empty at its end."""
+        while True:
+            try:
+                return os.read(self._rfd, CHUNK)
+            except BlockingIOError:
+                await wait_fd(self._rfd, write=False)
 
     async def aclose(self) -> None:
         if self._closed:
