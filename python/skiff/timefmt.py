@@ -8,11 +8,21 @@ import time
 ZERO_TIME = "0001-01-01T00:00:00Z"
 
 
+#: The last second formatted, and its text (strftime costs ~10 µs; a busy daemon
+#: stamps many events within one second).
+_last_second: tuple[int, str] = (-1, "")
+
+
 def rfc3339_nano(ns: int | None = None) -> str:
     """``ns`` (unix nanoseconds; now when None) with all nine fraction digits."""
+    global _last_second
     ns = time.time_ns() if ns is None else ns
     secs, frac = divmod(ns, 1_000_000_000)
-    return time.strftime("%Y-%m-%dT%H:%M:%S", time.gmtime(secs)) + f".{frac:09d}Z"
+    last = _last_second  # one read: another thread may replace it meanwhile
+    if last[0] != secs:
+        last = (secs, time.strftime("%Y-%m-%dT%H:%M:%S", time.gmtime(secs)))
+        _last_second = last
+    return f"{last[1]}.{frac:09d}Z"
 
 
 def parse_rfc3339(text: str, default: float | None = None) -> float:

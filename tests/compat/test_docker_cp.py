@@ -309,6 +309,25 @@ def test_a_stopped_containers_view_is_gone_when_its_tar_is_whole(
         assert views not in mounts
 
 
+def test_a_user_is_looked_up_inside_the_container_not_through_a_symlink_out(
+    engine: RunningDaemon, cleanup: list[str], tmp: Path
+) -> None:
+    """/etc/passwd made an absolute symlink to a host file: the user is looked up
+    in the container (where that path leads nowhere), never in the host's file."""
+    host_file = tmp / "passwd"
+    host_file.write_text("root:x:0:0::/root:/bin/sh\nintruder:x:4242:4242::/evil:/bin/sh\n")
+    name = uname("pwlink")
+    cleanup.append(name)
+    docker_ok(engine, "create", "--name", name, "--user", "intruder", "busybox", "id", "-u")
+    r = run_bytes(
+        engine, "cp", "-", f"{name}:/etc", input=tar_bytes([("passwd", "l", str(host_file))])
+    )
+    assert r.returncode == 0, r.stderr
+    started = docker_cli(engine, "start", "-a", name)
+    assert started.code != 0, started
+    assert "unable to find user intruder" in started.err, started
+
+
 def test_cp_errors_like_dockerd(
     engine: RunningDaemon, client: docker.DockerClient, cleanup: list[str], tmp: Path
 ) -> None:

@@ -284,7 +284,13 @@ class ContainerService:
         self.cgroup_parent = "/" + cgroup_parent.strip("/")
         self.init_binary = ocispec.find_init_binary()
         self.warmer = CgroupWarmer()
-        self.monitor_pool = mon.MonitorPool(MONITOR_POOL_SIZE, cgroup_parent=self.cgroup_parent)
+        try:  # looked up once (two stats and an access per start otherwise)
+            self.monitor_binary: Path | None = mon.find_monitor()
+        except (StartFailed, NotFound):
+            self.monitor_binary = None  # each start says what is missing
+        self.monitor_pool = mon.MonitorPool(
+            MONITOR_POOL_SIZE, self.monitor_binary, cgroup_parent=self.cgroup_parent
+        )
         self.netns_stock = FdStock(NETNS_POOL_SIZE, _native.new_netns, "netns-pool")
         # The daemon's own (this thread's): what a standby's monitor and init take
         # when used.
@@ -670,6 +676,7 @@ class ContainerService:
                     self.runtime.delete(c.id, force=True)
             started = mon.spawn(
                 container_id=c.id,
+                monitor=self.monitor_binary,
                 bundle=c.root,
                 files=files,
                 runtime=self.runtime.binary,

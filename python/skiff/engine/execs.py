@@ -279,7 +279,8 @@ class ExecService:
         if user:
             # Looked up now for an early error, as dockerd does (and again at start).
             try:
-                ocispec.resolve_user(c.rootfs, user, c.host_config.get("GroupAdd") or [])
+                db = ocispec.read_user_db(c.rootfs)
+                ocispec.resolve_user(db, user, c.host_config.get("GroupAdd") or [])
             except NotFound as err:
                 raise InvalidArgument(err.message) from None
         keys_text = body.get("DetachKeys") or ""
@@ -467,11 +468,12 @@ class ExecService:
             raise Conflict(f"container {c.id} has no runtime config: {err}") from None
         base: dict[str, Any] = dict(spec.get("process") or {})
         hc = c.host_config
+        db = ocispec.read_user_db(c.rootfs)
         try:
-            user = ocispec.resolve_user(c.rootfs, s.user, hc.get("GroupAdd") or [])
+            user = ocispec.resolve_user(db, s.user, hc.get("GroupAdd") or [])
         except NotFound as err:
             raise ExecStartFailed(err.message, 126) from None
-        env = self._env(s, list(base.get("env") or []), user["uid"])
+        env = self._env(s, list(base.get("env") or []), db, user["uid"])
         caps = ocispec.host_capabilities() if s.privileged else ocispec.capabilities(hc)
         process = dict(base)
         process.pop("consoleSize", None)
@@ -494,7 +496,7 @@ class ExecService:
             process["consoleSize"] = {"height": size[0], "width": size[1]}
         return process
 
-    def _env(self, s: ExecSession, base_env: list[str], uid: int) -> list[str]:
+    def _env(self, s: ExecSession, base_env: list[str], db: ocispec.UserDb, uid: int) -> list[str]:
         """The container's environment as the daemon made it for init (PATH,
         HOSTNAME, the config's Env), with TERM only for a tty exec, then the exec's
         own Env; HOME for the exec's user unless set."""
@@ -510,7 +512,7 @@ class ExecService:
             env.append("TERM=xterm")
         env = merge_env(env, s.env)
         if not any(e.partition("=")[0] == "HOME" for e in env):
-            env.append(f"HOME={ocispec.home_of(c.rootfs, uid)}")
+            env.append(f"HOME={ocispec.home_of(db, uid)}")
         return env
 
     async def _spawn_runtime(self, s: ExecSession, process: dict[str, Any]) -> None:

@@ -10,13 +10,18 @@ must be mounted), as Docker does.
 
 from __future__ import annotations
 
+import collections
 import contextlib
 import json
 import os
 import posixpath
+import stat
+import threading
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+from skiff.engine import inroot
 from skiff.engine.container import Container
 from skiff.engine.seccomp_default import default_profile
 from skiff.errors import InvalidArgument, NotFound
@@ -110,25 +115,86 @@ def capabilities(host_config: dict[str, Any]) -> list[str]:
 # ----------------------------------------------------------------------- users
 
 
-def _read_db(path: Path) -> list[list[str]]:
+#: The image's own /etc/passwd and /etc/group, by the container's layers (which never
+#: change once unpacked): a container whose own layer has no /etc reads the same.
+_IMAGE_USER_DBS: collections.OrderedDict[tuple[str, ...], UserDb] = collections.OrderedDict()
+_IMAGE_USER_DBS_MAX = 32
+_image_user_dbs_lock = threading.Lock()
+
+
+@dataclass(frozen=True)
+class UserDb:
+    """A container's /etc/passwd and /etc/group, as rows of fields."""
+
+    passwd: tuple[tuple[str, ...], ...]
+    group: tuple[tuple[str, ...], ...]
+
+
+def read_user_db(rootfs: Path) -> UserDb:
+    """The passwd and group files of the root filesystem mounted at ``rootfs``,
+    looked up inside it (a symlink there never leads to the host's); missing ones
+    are empty."""
     try:
-        text = path.read_text(errors="replace")
-    except (FileNotFoundError, NotADirectoryError, IsADirectoryError):
-        return []
-    return [line.split(":") for line in text.splitlines() if line and not line.startswith("#")]
+        fd = os.open(rootfs, os.O_PATH | os.O_DIRECTORY | os.O_CLOEXEC)
+    except OSError:
+        return UserDb((), ())
+    root = inroot.Root(fd)
+    try:
+        return UserDb(_read_rows(root, "/etc/passwd"), _read_rows(root, "/etc/group"))
+    finally:
+        root.close()
 
 
-def resolve_user(rootfs: Path, user: str, group_add: list[str]) -> dict[str, Any]:
+def _read_rows(root: inroot.Root, path: str) -> tuple[tuple[str, ...], ...]:
+    try:
+        node = root.lookup(path, follow=True)
+    except OSError:
+        return ()
+    try:
+        if not stat.S_ISREG(node.stat().st_mode):
+            return ()
+        with os.fdopen(inroot.reopen(node.fd, os.O_RDONLY | os.O_CLOEXEC), "rb") as f:
+            text = f.read().decode(errors="replace")
+    except OSError:
+        return ()
+    finally:
+        node.close()
+    return tuple(
+        tuple(line.split(":")) for line in text.splitlines() if line and not line.startswith("#")
+    )
+
+
+def user_db(c: Container) -> UserDb:
+    """``c``'s passwd and group: the image's, read once per image, while the
+    container's own layer has no /etc (nothing copied or written there)."""
+    if os.path.lexists(c.upper / "etc"):
+        return read_user_db(c.rootfs)
+    key = tuple(c.lowers)
+    with _image_user_dbs_lock:
+        db = _IMAGE_USER_DBS.get(key)
+        if db is not None:
+            _IMAGE_USER_DBS.move_to_end(key)
+            return db
+    db = read_user_db(c.rootfs)
+    if not os.path.ismount(c.rootfs):
+        return db  # not mounted: nothing of the image was read
+    with _image_user_dbs_lock:
+        _IMAGE_USER_DBS[key] = db
+        while len(_IMAGE_USER_DBS) > _IMAGE_USER_DBS_MAX:
+            _IMAGE_USER_DBS.popitem(last=False)
+    return db
+
+
+def resolve_user(db: UserDb, user: str, group_add: list[str]) -> dict[str, Any]:
     """``User`` ("name", "uid", "name:group", "uid:gid") and ``GroupAdd`` as the
     OCI user {uid, gid, additionalGids}, from the container's passwd and group."""
-    passwd = _read_db(rootfs / "etc/passwd")
-    groups = _read_db(rootfs / "etc/group")
+    passwd, groups = db.passwd, db.group
     name, _, group = (user or "").partition(":")
     uid, gid, home_user = 0, 0, "root"
     if name:
         by_name = [p for p in passwd if len(p) > 3 and p[0] == name]
         by_uid = [p for p in passwd if len(p) > 3 and p[2] == name] if name.isdigit() else []
-        entry: list[str] | None = (by_name or by_uid)[0] if by_name or by_uid else None
+        entry: tuple[str, ...] | None = (by_name or by_uid)[0] if by_name or by_uid else None
         if entry is not None:
             uid, gid, home_user = int(entry[2]), int(entry[3]), entry[0]
         elif name.isdigit():
@@ -163,8 +229,8 @@ def resolve_user(rootfs: Path, user: str, group_add: list[str]) -> dict[str, Any
     return out
 
 
-def home_of(rootfs: Path, uid: int) -> str:
-    for p in _read_db(rootfs / "etc/passwd"):
+def home_of(db: UserDb, uid: int) -> str:
+    for p in db.passwd:
         if len(p) > 5 and p[2] == str(uid):
             return p[5] or "/"
     return "/"
@@ -454,10 +520,11 @@ def build(
         cgroups_path=f"/skiff/{c.id}",
     )
     proc = spec["process"]
-    user = resolve_user(c.rootfs, cfg.get("User") or "", hc.get("GroupAdd") or [])
+    db = user_db(c)
+    user = resolve_user(db, cfg.get("User") or "", hc.get("GroupAdd") or [])
     proc["user"] = user
     if "HOME" not in names:
-        proc["env"].append(f"HOME={home_of(c.rootfs, user['uid'])}")
+        proc["env"].append(f"HOME={home_of(db, user['uid'])}")
     caps = capabilities(hc)
     proc["capabilities"] = {"bounding": caps, "effective": caps, "permitted": caps}
     if user["uid"] != 0:
