@@ -18,6 +18,7 @@ from typing import Any
 import docker
 
 import harness
+from _client_floor import stand_in
 from _engine_bench import engines
 
 #: Spoken by both (dockerd 20.10 tops out at 1.41).
@@ -98,6 +99,12 @@ def main(args: list[str]) -> dict[str, Any]:
             rounds=opts.rounds,
             warmup=3,
         )
+    # docker-py's own share: the same cycle against a server that answers at once.
+    with stand_in() as host:
+        floor_client = docker.APIClient(base_url=host)
+        floor = harness.measure(cycle(floor_client), rounds=opts.rounds, warmup=3).median
+        floor_client.close()
+    print(f"  docker-py alone (a stand-in server answering at once): {floor * 1e3:.2f} ms")
     mine, anchor = stats["skiffd"].median, stats["dockerd"].median
     harness.goal("create + start + wait + remove under 10 ms on skiffd", mine < 0.010)
     return harness.result(
@@ -107,4 +114,5 @@ def main(args: list[str]) -> dict[str, Any]:
         anchor_value=anchor,
         bare_ours=bare["skiffd bare"].median,
         bare_dockerd=bare["dockerd bare"].median,
+        docker_py_alone=floor,
     )

@@ -16,6 +16,7 @@ from concurrent.futures import ThreadPoolExecutor
 from typing import Any
 
 import harness
+from _client_floor import stand_in
 from _engine_bench import Engines, engines, parent_of, pids_named, pss_kib, rss_kib
 
 COUNT = 50
@@ -122,7 +123,19 @@ def main(args: list[str]) -> dict[str, Any]:
                 times.setdefault(f"{label} api x4", []).append(t)
                 print(f"  {label:<8} 4 API clients: {COUNT} starts in {t:.2f} s", flush=True)
                 clear(cli)
+    # The clients' own share: the same starts against a server that answers at once.
+    with stand_in() as host:
+        docker_cli = harness.need_tool("docker")
+        for _ in range(opts.rounds):
+            times.setdefault("clients alone x4", []).append(
+                start_many(lambda *a: [docker_cli, "-H", host, *a], 4)
+            )
+            times.setdefault("clients alone api x4", []).append(start_many_api(host, 4))
     med = {k: sorted(v)[len(v) // 2] for k, v in times.items()}
+    print(
+        f"  the clients alone (a stand-in server answering at once): 4 CLI clients"
+        f" {med['clients alone x4']:.2f} s, 4 API clients {med['clients alone api x4']:.2f} s"
+    )
     ours4, theirs4 = med["skiffd x4"], med["dockerd x4"]
     rss, pss, daemon_growth = memory["skiffd"]
     harness.goal("50 detached starts (4 CLI clients) under 0.5 s", ours4 < 0.5)
@@ -137,6 +150,8 @@ def main(args: list[str]) -> dict[str, Any]:
         dockerd_1_client=med["dockerd x1"],
         skiffd_4_api_clients=med["skiffd api x4"],
         dockerd_4_api_clients=med["dockerd api x4"],
+        cli_clients_alone=med["clients alone x4"],
+        api_clients_alone=med["clients alone api x4"],
         monitor_rss_mib=rss / 1024,
         monitor_pss_mib=pss / 1024,
         shim_rss_mib=memory["dockerd"][0] / 1024,

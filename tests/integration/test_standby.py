@@ -146,6 +146,21 @@ def test_the_next_container_like_the_last_started_takes_the_standby(
     assert not os.path.ismount(s.rootfs)
 
 
+def test_an_exec_in_a_container_that_took_a_standby_gets_its_config(
+    engine_factory: Callable[..., RunningDaemon],
+) -> None:
+    """An exec starts from the container's own process config (its bundle's
+    config.json, rewritten for it after the create is answered), not the one the
+    standby was made with."""
+    d, s = seeded(engine_factory)
+    create_taking(d, s, "ex", "-e", "FOO=mine", "-w", "/tmp", "busybox", "sleep", "60")
+    docker_ok(d, "start", "ex")
+    out = docker_ok(d, "exec", "ex", "sh", "-c", "echo $FOO; pwd")
+    assert out.split() == ["mine", "/tmp"]  # its env and working directory
+    docker_ok(d, "rm", "-f", "ex")
+    wait_for(lambda: gone(s, d))
+
+
 def test_a_container_unlike_the_standby_is_made_the_usual_way(
     engine_factory: Callable[..., RunningDaemon],
 ) -> None:
