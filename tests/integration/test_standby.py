@@ -161,6 +161,56 @@ def test_an_exec_in_a_container_that_took_a_standby_gets_its_config(
     wait_for(lambda: gone(s, d))
 
 
+def seccomp_mode(pid: int) -> str:
+    """The ``Seccomp:`` field of /proc/PID/status (0 none, 2 a filter)."""
+    for line in Path(f"/proc/{pid}/status").read_text().splitlines():
+        if line.startswith("Seccomp:"):
+            return line.split()[1]
+    raise AssertionError(f"no Seccomp line for {pid}")
+
+
+def test_a_standby_loads_a_profile_that_allows_what_is_left_before_it_waits(
+    engine_factory: Callable[..., RunningDaemon], tmp_path: Path
+) -> None:
+    d, s = seeded(engine_factory)
+    # The default profile lets through all that init does after it waits: the
+    # filter is on while it waits, and the process runs under it.
+    assert seccomp_mode(s.init) == "2"
+    create_taking(d, s, "sc", "busybox", "grep", "Seccomp:", "/proc/self/status")
+    assert docker_ok(d, "start", "-a", "sc").split() == ["Seccomp:", "2"]
+    docker_ok(d, "rm", "sc")
+    # A profile with a rule on a call init makes after it waits (umask): loaded
+    # at the start, the usual way.
+    profile = {
+        "defaultAction": "SCMP_ACT_ALLOW",
+        "syscalls": [
+            {"names": ["umask"], "action": "SCMP_ACT_ALLOW"},
+            {"names": ["mount"], "action": "SCMP_ACT_ERRNO", "errnoRet": 1},
+        ],
+    }
+    (tmp_path / "p.json").write_text(json.dumps(profile))
+    opts = ["--network", "none", "--security-opt", f"seccomp={tmp_path / 'p.json'}"]
+    docker_ok(d, "run", "--name", "cu", *opts, "busybox", "true")
+    docker_ok(d, "rm", "cu")
+
+    def like_cu() -> list[Standby]:
+        return [
+            x
+            for x in standbys(d)
+            if "umask" in (d.root / "data" / "containers" / x.id / "config.json").read_text()
+        ]
+
+    wait_for(lambda: len(like_cu()) == 1)
+    late = like_cu()[0]
+    assert seccomp_mode(late.init) == "0"
+    docker_ok(
+        d, "create", "--name", "cu2", *opts, "busybox", "grep", "Seccomp:", "/proc/self/status"
+    )
+    assert container_id(d, "cu2") == late.id
+    assert docker_ok(d, "start", "-a", "cu2").split() == ["Seccomp:", "2"]
+    docker_ok(d, "rm", "cu2")
+
+
 def test_a_container_unlike_the_standby_is_made_the_usual_way(
     engine_factory: Callable[..., RunningDaemon],
 ) -> None:

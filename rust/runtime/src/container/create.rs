@@ -226,6 +226,12 @@ pub fn create(g: &Global, o: &CreateOpts, run_mode: bool) -> Result<Created> {
         ns,
         stdio: o.stdio,
         defer_process: o.defer_process,
+        early_seccomp: o.defer_process
+            && hooks_spec.start_container.is_empty()
+            && linux
+                .seccomp
+                .as_ref()
+                .is_some_and(|p| seccomp::allows_all_of(p, crate::init::AFTER_PARK)),
     };
 
     // A pid namespace given by path is entered before the clone: setns(CLONE_NEWPID)

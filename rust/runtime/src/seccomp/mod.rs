@@ -120,6 +120,19 @@ pub fn operator_names() -> &'static [&'static str] {
     OPERATORS
 }
 
+/// Whether `profile` lets every one of `names` through, whatever its arguments:
+/// its default action allows, and no rule names any of them (rules are by name,
+/// so this holds on every architecture). Conservative: a rule that allows one of
+/// them explicitly also answers false.
+pub fn allows_all_of(profile: &Seccomp, names: &[&str]) -> bool {
+    profile.default_action == "SCMP_ACT_ALLOW"
+        && profile.listener_path.is_none()
+        && !profile
+            .syscalls
+            .iter()
+            .any(|rule| rule.names.iter().any(|n| names.contains(&n.as_str())))
+}
+
 /// Compiles a profile for this host's architecture.
 pub fn compile(profile: &Seccomp) -> Result<Program> {
     let native = Arch::native().ok_or_else(|| {

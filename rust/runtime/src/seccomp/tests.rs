@@ -1101,3 +1101,30 @@ fn seccomp_random_profiles_match_reference() {
         }
     }
 }
+
+// ------------------------------------------------------------ early loading
+
+#[test]
+fn seccomp_allows_all_of_needs_an_allowing_default_and_no_rule_on_them() {
+    let names = crate::init::AFTER_PARK;
+    // Skiff's default: allow, with rules on other calls (mount, clone flags...).
+    let deny_list = r#"{"defaultAction": "SCMP_ACT_ALLOW", "syscalls": [
+        {"names": ["mount", "keyctl"], "action": "SCMP_ACT_ERRNO", "errnoRet": 1},
+        {"names": ["clone"], "action": "SCMP_ACT_ERRNO",
+         "args": [{"index": 0, "value": 131072, "op": "SCMP_CMP_MASKED_EQ", "valueTwo": 131072}]}]}"#;
+    assert!(allows_all_of(&profile(deny_list), names));
+    // A rule on one of them, whatever its action, makes it a no.
+    for action in ["SCMP_ACT_ERRNO", "SCMP_ACT_LOG", "SCMP_ACT_ALLOW"] {
+        let p = format!(
+            r#"{{"defaultAction": "SCMP_ACT_ALLOW", "syscalls": [
+                {{"names": ["mount", "sethostname"], "action": "{action}"}}]}}"#
+        );
+        assert!(!allows_all_of(&profile(&p), names), "{action}");
+    }
+    // An allow list (Docker's own profile) never.
+    let allow_list = r#"{"defaultAction": "SCMP_ACT_ERRNO", "syscalls": [
+        {"names": ["read", "write"], "action": "SCMP_ACT_ALLOW"}]}"#;
+    assert!(!allows_all_of(&profile(allow_list), names));
+    let notify = r#"{"defaultAction": "SCMP_ACT_ALLOW", "listenerPath": "/run/x.sock"}"#;
+    assert!(!allows_all_of(&profile(notify), names));
+}
