@@ -125,6 +125,27 @@ pub const AFTER_PARK: &[&str] = &[
     "gettid",
     "exit",
     "exit_group",
+    // Not seen, but cheap to be sure of (a panic's abort, the C library's own).
+    "tgkill",
+    "kill",
+    "rt_sigreturn",
+    "sigaltstack",
+    "getppid",
+    "getuid",
+    "geteuid",
+    "getgid",
+    "getegid",
+    "getgroups",
+    "uname",
+    "sched_yield",
+    "nanosleep",
+    "clock_nanosleep",
+    "clock_gettime",
+    "gettimeofday",
+    "time",
+    "poll",
+    "ppoll",
+    "pipe2",
 ];
 
 /// What "start" carries to a container made ahead of need.
