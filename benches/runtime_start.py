@@ -108,6 +108,9 @@ def monitor_memory_kib(base: Path, tar: Path, runtime: str, root: Path) -> tuple
             str(state / "exit.json"),
             "--socket",
             str(state / "attach.sock"),
+            # It starts the container itself, as skiffd has it do (its builtin
+            # runtime creates without an exec fifo: no outside `start`).
+            "--start",
             "--sync-fd",
             str(w),
         ],
@@ -121,7 +124,6 @@ def monitor_memory_kib(base: Path, tar: Path, runtime: str, root: Path) -> tuple
         raise harness.BenchError(f"skiff-monitor: {info['error']}")
     pid = int(info["monitor_pid"])
     try:
-        subprocess.run([runtime, "--root", str(root), "start", cid], check=True)
         time.sleep(3)
         status = Path(f"/proc/{pid}/status").read_text()
         rss = float(next(ln.split()[1] for ln in status.splitlines() if ln.startswith("VmRSS:")))
