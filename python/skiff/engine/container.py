@@ -272,7 +272,9 @@ class Container:
         }
 
     def inspect(self) -> dict[str, Any]:
-        config = copy.deepcopy(self.config)
+        """``GET /containers/{id}/json``. It shares the container's own Config and
+        HostConfig (not copies: copying was ~40 % of an inspect): for serializing
+        at once, not for changing."""
         return {
             "Id": self.id,
             "Created": self.created,
@@ -292,7 +294,7 @@ class Container:
             "ProcessLabel": "",
             "AppArmorProfile": "",
             "ExecIDs": list(self.exec_ids) or None,
-            "HostConfig": copy.deepcopy(self.host_config),
+            "HostConfig": self.host_config,
             "GraphDriver": {
                 "Name": "overlay2",
                 "Data": {
@@ -303,7 +305,7 @@ class Container:
                 },
             },
             "Mounts": self.mounts_json(),
-            "Config": config,
+            "Config": self.config,
             "NetworkSettings": self.network_settings(),
         }
 
