@@ -291,7 +291,12 @@ class Writer:
         # A writer that aborts removes the directory while holding its lock; one that
         # opened it just before then holds a lock on a removed directory: retry.
         while True:
-            self.dir.mkdir(exist_ok=True)
+            try:
+                os.mkdir(self.dir)
+            except FileExistsError:
+                # There; or removed again since (pathlib's exist_ok raised then):
+                # the lock below finds out and this tries again.
+                pass
             try:
                 fd = _lock_dir(self.dir, self.ref)
             except FileNotFoundError:
