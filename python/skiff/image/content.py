@@ -291,12 +291,10 @@ class Writer:
         # A writer that aborts removes the directory while holding its lock; one that
         # opened it just before then holds a lock on a removed directory: retry.
         while True:
-            try:
+            # There already; or removed again since mkdir saw it (pathlib's exist_ok
+            # raised then): the lock below finds out, and this tries again.
+            with contextlib.suppress(FileExistsError):
                 os.mkdir(self.dir)
-            except FileExistsError:
-                # There; or removed again since (pathlib's exist_ok raised then):
-                # the lock below finds out and this tries again.
-                pass
             try:
                 fd = _lock_dir(self.dir, self.ref)
             except FileNotFoundError:
