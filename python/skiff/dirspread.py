@@ -31,7 +31,10 @@ _FLAGS = struct.Struct("i")
 def spread_children(path: Path) -> bool:
     """Flags the directory ``path`` so that the directories made in it are spread
     over the filesystem; False where the filesystem has no such flag."""
-    fd = os.open(path, os.O_RDONLY | os.O_DIRECTORY | os.O_CLOEXEC)
+    try:
+        fd = os.open(path, os.O_RDONLY | os.O_DIRECTORY | os.O_CLOEXEC)
+    except OSError:  # a placement hint: never a reason to fail
+        return False
     try:
         flags = _FLAGS.unpack(fcntl.ioctl(fd, FS_IOC_GETFLAGS, _FLAGS.pack(0)))[0]
         if not flags & FS_TOPDIR_FL:

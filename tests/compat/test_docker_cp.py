@@ -328,6 +328,44 @@ def test_a_user_is_looked_up_inside_the_container_not_through_a_symlink_out(
     assert "unable to find user intruder" in started.err, started
 
 
+def test_a_user_file_behind_a_symlink_is_read_again_for_each_container(
+    engine: RunningDaemon, cleanup: list[str]
+) -> None:
+    """An image whose /etc/passwd is a symlink: a container that changes its target
+    (in its own layer, with no /etc there) has its users looked up in its file, not
+    in what an earlier container of the image read."""
+    base, later = uname("pwbase"), uname("pwlater")
+    cleanup += [base, later]
+    docker_ok(engine, "create", "--name", base, "busybox", "true")
+    passwd = "root:x:0:0::/root:/bin/sh\nalpha:x:1234:1234::/:/bin/sh\n"
+    layer = tar_bytes(
+        [
+            ("usr/share", "d", b""),
+            ("usr/share/passwd", "f", passwd.encode()),
+            ("etc/passwd", "l", "/usr/share/passwd"),
+        ]
+    )
+    assert run_bytes(engine, "cp", "-", f"{base}:/", input=layer).returncode == 0
+    image = f"skiff-test-pwlink:{secrets.token_hex(3)}"
+    docker_ok(engine, "commit", base, image)
+    try:
+        assert docker_ok(engine, "run", "--rm", "-u", "alpha", image, "id", "-u").strip() == "1234"
+        docker_ok(engine, "create", "--name", later, "-u", "beta", image, "id", "-u")
+        newer = passwd + "beta:x:5678:5678::/:/bin/sh\n"
+        copied = run_bytes(
+            engine,
+            "cp",
+            "-",
+            f"{later}:/usr/share",
+            input=tar_bytes([("passwd", "f", newer.encode())]),
+        )
+        assert copied.returncode == 0, copied.stderr
+        assert docker_ok(engine, "start", "-a", later).strip() == "5678"
+    finally:
+        docker_cli(engine, "rm", "-f", base, later)
+        docker_cli(engine, "rmi", image)
+
+
 def test_cp_errors_like_dockerd(
     engine: RunningDaemon, client: docker.DockerClient, cleanup: list[str], tmp: Path
 ) -> None:

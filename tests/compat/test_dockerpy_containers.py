@@ -74,6 +74,18 @@ def test_stop_kill_restart_through_docker_py(client: docker.DockerClient) -> Non
         c.remove(force=True)
 
 
+def test_a_signal_the_kernel_has_not_is_a_bad_request(client: docker.DockerClient) -> None:
+    c = client.containers.run("busybox", ["sleep", "60"], detach=True, name=uname("sig"))
+    try:
+        with pytest.raises(APIError) as err:
+            c.kill(signal="SIGRTMAX+1")  # 65: parsed, but no such signal
+        assert err.value.status_code == 400, err.value
+        c.reload()
+        assert c.status == "running"
+    finally:
+        c.remove(force=True)
+
+
 def test_missing_image_is_image_not_found(client: docker.DockerClient) -> None:
     with pytest.raises(ImageNotFound):
         client.containers.create("no-such-image-" + secrets.token_hex(3))

@@ -521,12 +521,17 @@ def run_in_thread(fn: Callable[[], T]) -> asyncio.Future[T]:
     return future
 
 
+#: What an archive stream holds back until its view is closed: one tar record
+#: (tarfile's RECORDSIZE), which holds the end-of-archive blocks and their padding.
+HOLD_BACK = 20 * 512
+
+
 class ThreadStream:
     """An async iterator of the bytes ``produce(out)`` writes in a thread of its own,
     through a pipe; ``cleanup`` (the view) is closed once the thread has ended, when
     the stream is read to its end or closed early (the client went away). The last
-    bytes are handed out only after that: a client that stops reading at the tar's
-    end (the docker CLI does) finds the view already unmounted."""
+    bytes (one tar record) are handed out only after that: a client that stops
+    reading at the tar's end (the docker CLI does) finds the view already unmounted."""
 
     def __init__(
         self,
@@ -570,9 +575,12 @@ class ThreadStream:
         if self._thread is None:
             self._start()
         while data := await self._read():
-            held, self._held = self._held, data
-            if held:
-                return held
+            # The last tar record (the end-of-archive blocks and their padding may
+            # come in more than one write) stays back until the end.
+            held = self._held + data
+            self._held = held[-HOLD_BACK:]
+            if len(held) > HOLD_BACK:
+                return held[:-HOLD_BACK]
         # The end of the stream: it is whole only if the writer finished.
         assert self._thread is not None
         try:

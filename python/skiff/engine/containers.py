@@ -238,6 +238,17 @@ def signal_number(sig: str | int | None, default: int = signals.SIGTERM) -> int:
     raise InvalidArgument(f"Invalid signal: {sig}")
 
 
+def _init_pidfd(pid: int, monitor_pid: int) -> int | None:
+    """A pidfd of the container's init ``pid``, if that pid is still init: the
+    monitor (its parent) may already have reaped a short-lived one (it starts the
+    process itself), and the pid been taken by another process since."""
+    fd = mon.pidfd(pid)
+    if fd is not None and mon.parent_of(pid) != monitor_pid:
+        os.close(fd)  # the pidfd is of whatever has the pid now: not ours
+        return None
+    return fd
+
+
 def start_error_code(message: str) -> int:
     """The exit code of a container whose process could not be started, by dockerd's
     rule (and the docker CLI's): 127 not found, 126 not executable, else 128."""
@@ -459,6 +470,7 @@ class ContainerService:
             else:
                 self.standby.give_back(taken)
                 taken = None
+                self.warmer.poke()
         if taken is None:
             c = container(self._new_id())
             await asyncio.to_thread(self._prepare_dir, c, image.record.chain)
@@ -613,12 +625,12 @@ class ContainerService:
                 raise InvalidArgument(err.message) from None
             raise
         assert started is not None
+        self._close_init_fd(live)  # (none is left by an exit handled as usual)
         if standby is not None:
             live.init_fd, standby.init_fd = standby.init_fd, -1
             standby.close_pidfds()
         else:
-            # Its monitor has not reaped it (nor could have): the pid is init's.
-            live.init_fd = mon.pidfd(started.pid)
+            live.init_fd = _init_pidfd(started.pid, started.monitor_pid)
         self._watch(c, started.exit_fd, started.exit_data)
         self.publish(c, "start")
         live.health_task = health.start(self, c)
@@ -919,6 +931,8 @@ class ContainerService:
             signals.pidfd_send_signal(fd, number)
         except ProcessLookupError:
             raise Conflict(f"container {c.id} is not running") from None
+        except OSError as err:  # EINVAL: no such signal number
+            raise InvalidArgument(f"Invalid signal: {number}: {err.strerror}") from None
 
     @staticmethod
     def _unwatch(live: Live) -> int | None:

@@ -134,15 +134,42 @@ def read_user_db(rootfs: Path) -> UserDb:
     """The passwd and group files of the root filesystem mounted at ``rootfs``,
     looked up inside it (a symlink there never leads to the host's); missing ones
     are empty."""
+    return _read_user_db(rootfs)[0]
+
+
+def _read_user_db(rootfs: Path) -> tuple[UserDb, bool]:
+    """:func:`read_user_db`, and whether what was read is the image's own for sure:
+    ``rootfs`` was a mount point when opened, and neither /etc nor the two files
+    is a symlink (a target elsewhere could have been changed in the container's
+    own layer)."""
     try:
         fd = os.open(rootfs, os.O_PATH | os.O_DIRECTORY | os.O_CLOEXEC)
     except OSError:
-        return UserDb((), ())
+        return UserDb((), ()), False
     root = inroot.Root(fd)
     try:
-        return UserDb(_read_rows(root, "/etc/passwd"), _read_rows(root, "/etc/group"))
+        try:
+            mounted = os.fstat(fd).st_dev != os.stat(rootfs.parent).st_dev
+        except OSError:
+            mounted = False
+        plain = mounted and not any(
+            _is_link(root, p) for p in ("/etc", "/etc/passwd", "/etc/group")
+        )
+        db = UserDb(_read_rows(root, "/etc/passwd"), _read_rows(root, "/etc/group"))
+        return db, plain
     finally:
         root.close()
+
+
+def _is_link(root: inroot.Root, path: str) -> bool:
+    try:
+        node = root.lookup(path)
+    except OSError:
+        return False  # missing: nothing to follow
+    try:
+        return stat.S_ISLNK(node.stat().st_mode)
+    finally:
+        node.close()
 
 
 def _read_rows(root: inroot.Root, path: str) -> tuple[tuple[str, ...], ...]:
@@ -166,7 +193,8 @@ def _read_rows(root: inroot.Root, path: str) -> tuple[tuple[str, ...], ...]:
 
 def user_db(c: Container) -> UserDb:
     """``c``'s passwd and group: the image's, read once per image, while the
-    container's own layer has no /etc (nothing copied or written there)."""
+    container's own layer has no /etc (nothing copied or written there) and the
+    image's are plain files."""
     if os.path.lexists(c.upper / "etc"):
         return read_user_db(c.rootfs)
     key = tuple(c.lowers)
@@ -175,13 +203,12 @@ def user_db(c: Container) -> UserDb:
         if db is not None:
             _IMAGE_USER_DBS.move_to_end(key)
             return db
-    db = read_user_db(c.rootfs)
-    if not os.path.ismount(c.rootfs):
-        return db  # not mounted: nothing of the image was read
-    with _image_user_dbs_lock:
-        _IMAGE_USER_DBS[key] = db
-        while len(_IMAGE_USER_DBS) > _IMAGE_USER_DBS_MAX:
-            _IMAGE_USER_DBS.popitem(last=False)
+    db, plain = _read_user_db(c.rootfs)
+    if plain:
+        with _image_user_dbs_lock:
+            _IMAGE_USER_DBS[key] = db
+            while len(_IMAGE_USER_DBS) > _IMAGE_USER_DBS_MAX:
+                _IMAGE_USER_DBS.popitem(last=False)
     return db
 
 

@@ -64,7 +64,8 @@ pub struct Init {
 /// "ready" as a container made ahead of need and execve: a seccomp profile that
 /// lets all of them through (`seccomp::allows_all_of`) can be loaded before init
 /// waits (compiling and loading it takes ~0.2-0.3 ms, then off a start's path).
-/// Hooks run by init (startContainer) would add more: not with them.
+/// Hooks run by init (startContainer) would add more: not with them. Names, not
+/// numbers: a 32-bit host's own are listed too.
 pub const AFTER_PARK: &[&str] = &[
     "read",
     "write",
@@ -146,6 +147,32 @@ pub const AFTER_PARK: &[&str] = &[
     "poll",
     "ppoll",
     "pipe2",
+    // Their names on 32-bit hosts (x86, arm), where init calls these instead.
+    "mmap2",
+    "fcntl64",
+    "_llseek",
+    "fstat64",
+    "stat64",
+    "lstat64",
+    "fstatat64",
+    "ugetrlimit",
+    "setresuid32",
+    "setresgid32",
+    "setgroups32",
+    "setuid32",
+    "setgid32",
+    "getuid32",
+    "geteuid32",
+    "getgid32",
+    "getegid32",
+    "getgroups32",
+    "socketcall",
+    "send",
+    "recv",
+    "sigreturn",
+    "clock_gettime64",
+    "clock_nanosleep_time64",
+    "ppoll_time64",
 ];
 
 /// What "start" carries to a container made ahead of need.

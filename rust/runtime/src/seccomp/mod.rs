@@ -121,9 +121,9 @@ pub fn operator_names() -> &'static [&'static str] {
 }
 
 /// Whether `profile` lets every one of `names` through, whatever its arguments:
-/// its default action allows, and no rule names any of them (rules are by name,
-/// so this holds on every architecture). Conservative: a rule that allows one of
-/// them explicitly also answers false.
+/// its default action allows, and no rule names any of them (rules are by name:
+/// `names` must hold each architecture's own, `mmap2` beside `mmap`).
+/// Conservative: a rule that allows one of them explicitly also answers false.
 pub fn allows_all_of(profile: &Seccomp, names: &[&str]) -> bool {
     profile.default_action == "SCMP_ACT_ALLOW"
         && profile.listener_path.is_none()
