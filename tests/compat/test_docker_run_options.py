@@ -57,6 +57,18 @@ def test_seccomp_default_denies_and_unconfined_allows(engine: RunningDaemon) -> 
     assert probe(engine, "--security-opt", "seccomp=unconfined")["seccomp"] == 0
 
 
+def test_cgroup_mounts_are_read_only_like_dockers(engine: RunningDaemon) -> None:
+    """/sys/fs/cgroup and every hierarchy under it: read-only, nosuid, nodev, noexec
+    (as runc mounts them for dockerd)."""
+    script = "grep ' /sys/fs/cgroup' /proc/self/mountinfo; mkdir /sys/fs/cgroup/x 2>&1; true"
+    out = docker_ok(engine, "run", "--rm", "busybox", "sh", "-c", script)
+    mounts = [line.split() for line in out.splitlines() if " /sys/fs/cgroup" in line]
+    assert mounts, out
+    for fields in mounts:
+        assert {"ro", "nosuid", "nodev", "noexec"} <= set(fields[5].split(",")), fields
+    assert "Read-only file system" in out
+
+
 def test_custom_seccomp_profile(engine: RunningDaemon, tmp_path: Path) -> None:
     profile = {
         "defaultAction": "SCMP_ACT_ALLOW",

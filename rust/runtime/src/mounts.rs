@@ -423,6 +423,60 @@ fn bind_kind(source: &Path, target: &Path, o: &Options, dir: bool) -> Result<()>
     Ok(())
 }
 
+/// Sets the MS_RDONLY, MS_NOSUID, MS_NODEV and MS_NOEXEC of `flags` on the mount
+/// at `target` and every mount below it, in one call (mount_setattr, Linux 5.12;
+/// it only adds, so no flag the kernel locks is dropped). False where the kernel
+/// lacks it: the caller remounts each.
+fn set_attrs_recursive(target: &Path, flags: libc::c_ulong) -> Result<bool> {
+    #[repr(C)]
+    struct MountAttr {
+        attr_set: u64,
+        attr_clr: u64,
+        propagation: u64,
+        userns_fd: u64,
+    }
+    let mut set = 0u64;
+    for (ms, attr) in [
+        (libc::MS_RDONLY, 0x1u64), // MOUNT_ATTR_RDONLY
+        (libc::MS_NOSUID, 0x2),    // MOUNT_ATTR_NOSUID
+        (libc::MS_NODEV, 0x4),     // MOUNT_ATTR_NODEV
+        (libc::MS_NOEXEC, 0x8),    // MOUNT_ATTR_NOEXEC
+    ] {
+        if flags & ms != 0 {
+            set |= attr;
+        }
+    }
+    let attr = MountAttr {
+        attr_set: set,
+        attr_clr: 0,
+        propagation: 0,
+        userns_fd: 0,
+    };
+    let c = path_cstr(target)?;
+    // SAFETY: c is a valid C string and attr a mount_attr of the size given.
+    let r = unsafe {
+        libc::syscall(
+            libc::SYS_mount_setattr,
+            libc::AT_FDCWD,
+            c.as_ptr(),
+            libc::AT_RECURSIVE,
+            &attr as *const MountAttr,
+            std::mem::size_of::<MountAttr>(),
+        )
+    };
+    if r == 0 {
+        return Ok(true);
+    }
+    let err = std::io::Error::last_os_error();
+    if err.raw_os_error() == Some(libc::ENOSYS) {
+        return Ok(false);
+    }
+    Err(Error::sys(
+        format!("mount_setattr {}", target.display()),
+        err,
+    ))
+}
+
 /// Flags the kernel will not let a remount drop (nosuid, nodev, noexec, ro of the
 /// underlying mount in a user namespace).
 fn locked_flags(path: &Path) -> libc::c_ulong {
@@ -542,10 +596,11 @@ impl Plan {
             libc::MS_NOSUID | libc::MS_NODEV | libc::MS_NOEXEC,
             Some("mode=755"),
         )?;
+        let mut binds = Vec::new();
         for h in &self.cgroup_v1 {
             let dir = target.join(&h.name);
+            make_target(&dir, true)?;
             if self.cgroup_ns {
-                make_target(&dir, true)?;
                 mount(
                     Some("cgroup"),
                     &dir,
@@ -554,11 +609,21 @@ impl Plan {
                     Some(&h.options),
                 )?;
             } else {
-                let o = Options {
-                    flags: flags & REMOUNT_MASK,
-                    ..Default::default()
-                };
-                bind_kind(&h.host_dir, &dir, &o, true)?;
+                // Its flags come below, for all of them in one call.
+                let src = h.host_dir.to_string_lossy();
+                mount(Some(&src), &dir, None, libc::MS_BIND, None)?;
+                binds.push(dir);
+            }
+        }
+        if !binds.is_empty() {
+            // The tmpfs and every bind under it (was a remount and a statvfs each).
+            if set_attrs_recursive(target, flags & REMOUNT_MASK)? {
+                return Ok(());
+            }
+            for dir in &binds {
+                let extra = flags & REMOUNT_MASK;
+                let f = libc::MS_BIND | libc::MS_REMOUNT | extra | locked_flags(dir);
+                mount(None, dir, None, f, None)?;
             }
         }
         if e.options.flags & libc::MS_RDONLY != 0 {
