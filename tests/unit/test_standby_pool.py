@@ -59,6 +59,13 @@ def ready(pool: sb.StandbyPool) -> bool:
         return pool._ready is not None
 
 
+def wanting(m: Maker, t: sb.Template) -> sb.StandbyPool:
+    """A pool of ``m``'s standbys, asked for one like ``t``."""
+    pool = sb.StandbyPool(m.make, m.discard)
+    pool.want(t)
+    return pool
+
+
 def wait_until(check: Any, timeout: float = 5) -> None:
     deadline = time.monotonic() + timeout
     while not check():
@@ -68,9 +75,8 @@ def wait_until(check: Any, timeout: float = 5) -> None:
 
 def test_one_is_made_like_the_template_and_taken_by_its_key() -> None:
     m = Maker()
-    pool = sb.StandbyPool(m.make, m.discard)
     t = template()
-    pool.want(t)
+    pool = wanting(m, t)
     wait_until(lambda: ready(pool))
     assert pool.take(("sha256:b", ("/l1",), False)) is None  # another image: kept
     got = pool.take(t.key)
@@ -81,9 +87,8 @@ def test_one_is_made_like_the_template_and_taken_by_its_key() -> None:
 
 def test_an_empty_monitor_pool_is_waited_out_not_counted_as_a_failure() -> None:
     m = Maker(busy=sb.MAX_FAILURES + 2)
-    pool = sb.StandbyPool(m.make, m.discard)
     t = template()
-    pool.want(t)
+    pool = wanting(m, t)
     wait_until(lambda: m.calls == sb.MAX_FAILURES + 3)
     wait_until(lambda: pool.take(t.key) is not None)
     pool.close()
@@ -91,9 +96,8 @@ def test_an_empty_monitor_pool_is_waited_out_not_counted_as_a_failure() -> None:
 
 def test_failures_give_the_template_up_until_another_comes() -> None:
     m = Maker(broken=sb.MAX_FAILURES)
-    pool = sb.StandbyPool(m.make, m.discard)
     t = template()
-    pool.want(t)
+    pool = wanting(m, t)
     wait_until(lambda: m.calls == sb.MAX_FAILURES)
     time.sleep(0.1)
     assert m.calls == sb.MAX_FAILURES and pool.take(t.key) is None
@@ -105,9 +109,8 @@ def test_failures_give_the_template_up_until_another_comes() -> None:
 
 def test_a_new_template_replaces_the_ready_one_and_hold_flushes() -> None:
     m = Maker()
-    pool = sb.StandbyPool(m.make, m.discard)
     first = template()
-    pool.want(first)
+    pool = wanting(m, first)
     wait_until(lambda: ready(pool))
     second = template(Memory=1 << 26)  # same key, another host config
     pool.want(second)
@@ -126,9 +129,8 @@ def test_a_new_template_replaces_the_ready_one_and_hold_flushes() -> None:
 
 def test_a_dead_one_is_not_given_and_is_replaced() -> None:
     m = Maker()
-    pool = sb.StandbyPool(m.make, m.discard)
     t = template()
-    pool.want(t)
+    pool = wanting(m, t)
     wait_until(lambda: ready(pool))
     with pool._cond:
         assert pool._ready is not None

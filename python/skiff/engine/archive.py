@@ -546,7 +546,7 @@ class ThreadStream:
         self._rfd = -1
         self._thread: asyncio.Future[None] | None = None
         self._closed = False
-        self._held = b""  # read, not yet handed out
+        self._held = bytearray()  # read, not yet handed out
 
     def __aiter__(self) -> ThreadStream:
         return self
@@ -577,10 +577,11 @@ class ThreadStream:
         while data := await self._read():
             # The last tar record (the end-of-archive blocks and their padding may
             # come in more than one write) stays back until the end.
-            held = self._held + data
-            self._held = held[-HOLD_BACK:]
-            if len(held) > HOLD_BACK:
-                return held[:-HOLD_BACK]
+            self._held += data
+            if len(self._held) > HOLD_BACK:
+                out = bytes(self._held[:-HOLD_BACK])
+                del self._held[:-HOLD_BACK]
+                return out
         # The end of the stream: it is whole only if the writer finished.
         assert self._thread is not None
         try:
@@ -592,7 +593,7 @@ class ThreadStream:
             # stream rather than a short tar that looks whole.
             raise ConnectionAbortedError(str(err)) from err
         await self.aclose()
-        last, self._held = self._held, b""
+        last, self._held = bytes(self._held), bytearray()
         if last:
             return last
         raise StopAsyncIteration

@@ -450,11 +450,7 @@ class ContainerService:
                 tuple(argv[1:]),
             )
         taken = self.standby.take(template.key) if template is not None else None
-        if taken is None:
-            # A start usually follows a create; one that takes a standby moves no
-            # process into a cgroup.
-            self.warmer.poke()
-        else:
+        if taken is not None:
             # Made ahead of need: the container gets its id, if it comes out the same.
             # On the loop: a thread hop costs 0.1-0.4 ms here, the claim ~1 ms, and a
             # create is answered when it is done either way.
@@ -470,8 +466,10 @@ class ContainerService:
             else:
                 self.standby.give_back(taken)
                 taken = None
-                self.warmer.poke()
         if taken is None:
+            # A start usually follows a create (one that took a standby moves no
+            # process into a cgroup).
+            self.warmer.poke()
             c = container(self._new_id())
             await asyncio.to_thread(self._prepare_dir, c, image.record.chain)
             self._register(c)
@@ -627,7 +625,8 @@ class ContainerService:
         assert started is not None
         self._close_init_fd(live)  # (none is left by an exit handled as usual)
         if standby is not None:
-            live.init_fd, standby.init_fd = standby.init_fd, -1
+            if standby.init_fd >= 0:
+                live.init_fd, standby.init_fd = standby.init_fd, -1
             standby.close_pidfds()
         else:
             live.init_fd = _init_pidfd(started.pid, started.monitor_pid)
@@ -914,7 +913,7 @@ class ContainerService:
     @staticmethod
     def _close_init_fd(live: Live) -> None:
         fd, live.init_fd = live.init_fd, None
-        if fd is not None and fd >= 0:
+        if fd is not None:
             with contextlib.suppress(OSError):
                 os.close(fd)
 
@@ -924,7 +923,7 @@ class ContainerService:
         ``docker rm -f`` of many containers sends many), else through the runtime
         (a container adopted after a daemon restart)."""
         fd = self.live(c).init_fd
-        if fd is None or fd < 0:
+        if fd is None:
             await asyncio.to_thread(self.runtime.kill, c.id, str(number))
             return
         try:

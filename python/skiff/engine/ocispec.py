@@ -134,31 +134,37 @@ def read_user_db(rootfs: Path) -> UserDb:
     """The passwd and group files of the root filesystem mounted at ``rootfs``,
     looked up inside it (a symlink there never leads to the host's); missing ones
     are empty."""
-    return _read_user_db(rootfs)[0]
+    return _read_user_db(rootfs, check=False)[0]
 
 
-def _read_user_db(rootfs: Path) -> tuple[UserDb, bool]:
-    """:func:`read_user_db`, and whether what was read is the image's own for sure:
-    ``rootfs`` was a mount point when opened, and neither /etc nor the two files
-    is a symlink (a target elsewhere could have been changed in the container's
-    own layer)."""
+def _read_user_db(rootfs: Path, *, check: bool) -> tuple[UserDb, bool]:
+    """:func:`read_user_db`; with ``check``, also whether what was read is the
+    image's own for sure: ``rootfs`` was a mount point when opened, and neither
+    /etc nor the two files is a symlink (a target elsewhere could have been
+    changed in the container's own layer)."""
     try:
         fd = os.open(rootfs, os.O_PATH | os.O_DIRECTORY | os.O_CLOEXEC)
     except OSError:
         return UserDb((), ()), False
     root = inroot.Root(fd)
     try:
-        try:
-            mounted = os.fstat(fd).st_dev != os.stat(rootfs.parent).st_dev
-        except OSError:
-            mounted = False
-        plain = mounted and not any(
-            _is_link(root, p) for p in ("/etc", "/etc/passwd", "/etc/group")
+        plain = (
+            check
+            and _mounted(fd, rootfs)
+            and not any(_is_link(root, p) for p in ("/etc", "/etc/passwd", "/etc/group"))
         )
         db = UserDb(_read_rows(root, "/etc/passwd"), _read_rows(root, "/etc/group"))
         return db, plain
     finally:
         root.close()
+
+
+def _mounted(fd: int, path: Path) -> bool:
+    """Whether the directory ``fd`` (opened at ``path``) is a mount's root."""
+    try:
+        return os.fstat(fd).st_dev != os.stat(path.parent).st_dev
+    except OSError:
+        return False
 
 
 def _is_link(root: inroot.Root, path: str) -> bool:
@@ -203,7 +209,7 @@ def user_db(c: Container) -> UserDb:
         if db is not None:
             _IMAGE_USER_DBS.move_to_end(key)
             return db
-    db, plain = _read_user_db(c.rootfs)
+    db, plain = _read_user_db(c.rootfs, check=True)
     if plain:
         with _image_user_dbs_lock:
             _IMAGE_USER_DBS[key] = db

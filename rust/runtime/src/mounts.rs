@@ -410,17 +410,22 @@ fn bind_kind(source: &Path, target: &Path, o: &Options, dir: bool) -> Result<()>
     let rec = if o.recursive { libc::MS_REC } else { 0 };
     let src = source.to_string_lossy();
     mount(Some(&src), target, None, libc::MS_BIND | rec, None)?;
-    let extra = o.flags & REMOUNT_MASK;
-    if extra != 0 {
-        mount(
-            None,
-            target,
-            None,
-            libc::MS_BIND | libc::MS_REMOUNT | rec | extra | locked_flags(target),
-            None,
-        )?;
+    remount_bind(target, o.flags & REMOUNT_MASK, rec)
+}
+
+/// Gives the bind mount at `target` the `extra` flags (of REMOUNT_MASK; a bind
+/// takes none itself), keeping those the kernel locks.
+fn remount_bind(target: &Path, extra: libc::c_ulong, rec: libc::c_ulong) -> Result<()> {
+    if extra == 0 {
+        return Ok(());
     }
-    Ok(())
+    mount(
+        None,
+        target,
+        None,
+        libc::MS_BIND | libc::MS_REMOUNT | rec | extra | locked_flags(target),
+        None,
+    )
 }
 
 /// Sets the MS_RDONLY, MS_NOSUID, MS_NODEV and MS_NOEXEC of `flags` on the mount
@@ -621,9 +626,7 @@ impl Plan {
                 return Ok(());
             }
             for dir in &binds {
-                let extra = flags & REMOUNT_MASK;
-                let f = libc::MS_BIND | libc::MS_REMOUNT | extra | locked_flags(dir);
-                mount(None, dir, None, f, None)?;
+                remount_bind(dir, flags & REMOUNT_MASK, 0)?;
             }
         }
         if e.options.flags & libc::MS_RDONLY != 0 {
