@@ -158,3 +158,36 @@ def test_events_stream_reports_container_lifecycle(
     actions = [e["Action"] for e in events]
     assert actions[:1] == ["create"]
     assert "start" in actions and "die" in actions and actions[-1] == "destroy"
+
+
+def _wait_answer(engine: RunningDaemon, cid: str, timeout: float) -> tuple[bytes, bytes]:
+    """The head of a raw ``wait`` answer as soon as it comes, then the rest."""
+    with socket.socket(socket.AF_UNIX, socket.SOCK_STREAM) as s:
+        s.settimeout(timeout)
+        s.connect(str(engine.socket))
+        s.sendall(f"POST /v1.45/containers/{cid}/wait HTTP/1.1\r\nHost: x\r\n\r\n".encode())
+        data = b""
+        while b"\r\n\r\n" not in data:
+            data += s.recv(4096)
+        head, _, rest = data.partition(b"\r\n\r\n")
+        return head, rest
+
+
+def test_wait_streams_while_running_and_answers_at_once_after(
+    client: docker.DockerClient, engine: RunningDaemon
+) -> None:
+    c = client.containers.run("busybox", ["sleep", "30"], detach=True)
+    try:
+        # Running: the head comes at once (the docker CLI waits for it before it
+        # starts a container), the body at the exit.
+        head, _ = _wait_answer(engine, c.id, timeout=5)
+        assert head.startswith(b"HTTP/1.1 200") and b"Transfer-Encoding: chunked" in head
+        c.kill()
+        assert c.wait(timeout=10)["StatusCode"] == 137
+        # Exited: the whole answer at once, with its length.
+        head, body = _wait_answer(engine, c.id, timeout=5)
+        assert head.startswith(b"HTTP/1.1 200") and b"Transfer-Encoding" not in head
+        assert b"Content-Length: %d" % len(body) in head
+        assert json.loads(body) == {"StatusCode": 137, "Error": None}
+    finally:
+        c.remove(force=True)

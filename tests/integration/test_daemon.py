@@ -75,6 +75,13 @@ def test_keep_alive_serves_many_requests_on_one_connection(skiffd: RunningDaemon
     assert out.count(b"HTTP/1.1 200 OK") == 20
 
 
+def test_the_daemon_runs_on_uvloop(skiffd: RunningDaemon) -> None:
+    # A dependency (pyproject): asyncio's own loop is only a fallback, with a warning.
+    maps = Path(f"/proc/{skiffd.proc.pid}/maps").read_text()
+    assert "/uvloop/loop." in maps
+    assert "uvloop is not installed" not in skiffd.log()
+
+
 def test_socket_mode_and_pidfile(daemon_factory: Callable[..., RunningDaemon]) -> None:
     daemon = daemon_factory()
     mode = stat.S_IMODE(daemon.socket.stat().st_mode)

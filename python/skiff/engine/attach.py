@@ -10,7 +10,6 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
-import socket
 
 from skiff.engine.monitor import MonitorFiles
 from skiff.errors import Conflict
@@ -70,11 +69,10 @@ async def pump(
         while data := await c_reader.read(CHUNK):
             m_writer.write(data)
             await m_writer.drain()
-        # The client half-closed: pass it on (the monitor closes stdin if stdin-once).
+        # The client half-closed: pass it on (the monitor closes stdin if stdin-once),
+        # once what is buffered is sent.
         with contextlib.suppress(OSError):
-            sock = m_writer.get_extra_info("socket")
-            if sock is not None:
-                sock.shutdown(socket.SHUT_WR)
+            m_writer.write_eof()
 
     out_task = asyncio.ensure_future(output())
     in_task = asyncio.ensure_future(input()) if stdin else None

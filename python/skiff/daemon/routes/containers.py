@@ -106,7 +106,7 @@ def routes(daemon: Daemon) -> list[RouteSpec]:
         await svc.unpause(svc.get(request.params["id"]))
         return Response(204)
 
-    async def wait(request: Request) -> StreamResponse:
+    async def wait(request: Request) -> Response | StreamResponse:
         c = svc.get(request.params["id"])
         condition = request.arg("condition") or "not-running"
         if condition not in ("not-running", "next-exit", "removed"):
@@ -114,6 +114,12 @@ def routes(daemon: Daemon) -> list[RouteSpec]:
         # Registered now, so that a start right after this request is seen.
         waiting = asyncio.ensure_future(svc.wait(c, condition))
         await asyncio.sleep(0)
+        if waiting.done():
+            # Met already (the container is not running): the answer in one write,
+            # where a stream takes three (head, chunk, end) and the client as many
+            # wake-ups.
+            code, _ = waiting.result()
+            return json_response({"StatusCode": code, "Error": None})
 
         async def body() -> AsyncIterator[bytes]:
             try:
