@@ -140,7 +140,11 @@ class ImageService:
     # ------------------------------------------------------------------ reading
 
     def get(self, name: str) -> StoredImage:
-        record = self.meta.get_image(self.meta.resolve(name))
+        # resolve gives a whole ID (no prefix to look up again, as get_image would).
+        image_id = self.meta.resolve(name)
+        record = self.meta.find_image(image_id)
+        if record is None:  # deleted in between
+            raise NotFound(f"No such image: {name}")
         return StoredImage(record, mf.ImageConfig.from_json(record.config))
 
     def manifest_of(self, image_id: str) -> mf.Manifest:
