@@ -69,3 +69,26 @@ def test_exit_records_from_the_file_or_nothing(tmp_path: Path) -> None:
     assert mon.parse_exit(b"") is None
     assert mon.parse_exit(b"[1]") is None
     assert mon.parse_exit(b'{"exit_code": 1}\n{"exit_code": 2}\n') is None
+
+
+def test_subprocess_exec_waits_out_a_monitor_spawn() -> None:
+    # uvloop (the daemon's loop) does not close inherited descriptors in a child: a
+    # process started while a monitor's sync pipe is inheritable would keep it.
+    import asyncio
+
+    import uvloop
+
+    async def main() -> None:
+        assert mon._spawn_lock.acquire(timeout=5)
+        try:
+            task = asyncio.ensure_future(mon.subprocess_exec("true"))
+            await asyncio.sleep(0.05)
+            assert not task.done()
+        finally:
+            mon._spawn_lock.release()
+        proc = await asyncio.wait_for(task, 5)
+        assert await proc.wait() == 0
+        assert not mon._spawn_lock.locked()
+
+    with asyncio.Runner(loop_factory=uvloop.new_event_loop) as runner:
+        runner.run(main())

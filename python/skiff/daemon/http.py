@@ -21,6 +21,7 @@ from dataclasses import dataclass, field
 from typing import Any
 from urllib.parse import parse_qs, unquote, urlsplit
 
+from skiff.engine.fdio import send
 from skiff.errors import InvalidArgument, SkiffError, http_status
 
 log = logging.getLogger("skiff.daemon.http")
@@ -249,7 +250,7 @@ class HTTPServer:
 
         keep_alive = not request.http10 and request.headers.get("connection", "").lower() != "close"
         if request.headers.get("expect", "").lower() == "100-continue":
-            writer.write(b"HTTP/1.1 100 Continue\r\n\r\n")
+            await send(writer, b"HTTP/1.1 100 Continue\r\n\r\n")
 
         try:
             answer = await self._dispatch(request)
@@ -290,10 +291,9 @@ class HTTPServer:
             head = self._head(answer.status, headers)
             # One write: the client wakes once, with the whole answer.
             if method != "HEAD" and answer.status not in (204, 304):
-                writer.write(head + answer.body)
+                await send(writer, head + answer.body)
             else:
-                writer.write(head)
-            await writer.drain()
+                await send(writer, head)
             return keep_alive
         headers = {
             "Content-Type": answer.content_type,
@@ -301,19 +301,16 @@ class HTTPServer:
             "Transfer-Encoding": "chunked",
             "Connection": conn,
         }
-        writer.write(self._head(answer.status, headers))
-        await writer.drain()
+        await send(writer, self._head(answer.status, headers))
         try:
             async for chunk in answer.chunks:
                 if chunk:
-                    writer.write(b"%x\r\n%b\r\n" % (len(chunk), chunk))
-                    await writer.drain()
+                    await send(writer, b"%x\r\n%b\r\n" % (len(chunk), chunk))
         finally:
             aclose = getattr(answer.chunks, "aclose", None)
             if aclose is not None:
                 await aclose()
-        writer.write(b"0\r\n\r\n")
-        await writer.drain()
+        await send(writer, b"0\r\n\r\n")
         return keep_alive
 
     async def _hijack(
@@ -329,11 +326,11 @@ class HTTPServer:
                 "Connection": "Upgrade",
                 "Upgrade": "tcp",
             }
-            writer.write(self._head(101, headers))
+            head = self._head(101, headers)
         else:
             # Old clients: a plain 200 and then the raw stream, as dockerd does.
-            writer.write(self._head(200, {"Content-Type": answer.content_type}))
-        await writer.drain()
+            head = self._head(200, {"Content-Type": answer.content_type})
+        await send(writer, head)
         await answer.run(reader, writer)
 
 

@@ -11,6 +11,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 
+from skiff.engine.fdio import send
 from skiff.engine.monitor import MonitorFiles
 from skiff.errors import Conflict
 
@@ -62,17 +63,16 @@ async def pump(
 
     async def output() -> None:
         while data := await m_reader.read(CHUNK):
-            c_writer.write(data)
-            await c_writer.drain()
+            await send(c_writer, data)
 
     async def input() -> None:
         while data := await c_reader.read(CHUNK):
-            m_writer.write(data)
-            await m_writer.drain()
+            await send(m_writer, data)
         # The client half-closed: pass it on (the monitor closes stdin if stdin-once),
         # once what is buffered is sent.
         with contextlib.suppress(OSError):
-            m_writer.write_eof()
+            if not m_writer.is_closing():
+                m_writer.write_eof()
 
     out_task = asyncio.ensure_future(output())
     in_task = asyncio.ensure_future(input()) if stdin else None

@@ -47,10 +47,11 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
+from skiff.engine import monitor as mon
 from skiff.engine import ocispec
 from skiff.engine.container import PAUSED, RESTARTING, RUNNING, Container
 from skiff.engine.containers import start_error_code
-from skiff.engine.fdio import wait_fd, write_all
+from skiff.engine.fdio import send, wait_fd, write_all
 from skiff.engine.logs import frame
 from skiff.errors import Conflict, InvalidArgument, NotFound, SkiffError
 
@@ -354,8 +355,7 @@ class ExecService:
             # dockerd writes the error into the stream, as stdout.
             text = f"{err.message}\r\n".encode()
             with contextlib.suppress(ConnectionError, OSError):
-                writer.write(frame(STDOUT, text) if framed else text)
-                await writer.drain()
+                await send(writer, frame(STDOUT, text) if framed else text)
             return
         follow = self._spawn(self._follow(s))
         detached = asyncio.Event()
@@ -406,17 +406,15 @@ class ExecService:
             return
         proc = s.proc
         if proc is not None and proc.stdin is not None:
-            proc.stdin.write(data)
-            await proc.stdin.drain()
+            await send(proc.stdin, data)
 
     async def _send(self, s: ExecSession, stream: int, data: bytes) -> None:
         writer = s.sink
         if writer is None:
             return
         try:
-            writer.write(frame(stream, data) if s.frame_output else data)
-            await writer.drain()
-        except (ConnectionError, OSError, RuntimeError):
+            await send(writer, frame(stream, data) if s.frame_output else data)
+        except (ConnectionError, OSError):
             # The client went away; the output is drained to nowhere from now on.
             s.sink = None
 
@@ -556,7 +554,7 @@ class ExecService:
             }
         argv.append(c.id)
         try:
-            s.proc = await asyncio.create_subprocess_exec(*argv, **stdio)
+            s.proc = await mon.subprocess_exec(*argv, **stdio)
             if console is not None:
                 s.master = await self._receive_master(s, console)
         finally:

@@ -40,3 +40,14 @@ async def write_all(fd: int, data: bytes) -> None:
             await wait_fd(fd, write=True)
             continue
         view = view[n:]
+
+
+async def send(writer: asyncio.StreamWriter, data: bytes) -> None:
+    """Writes ``data`` to a stream and waits until the transport takes it;
+    ConnectionResetError when the peer is gone. (On a closed transport asyncio's
+    own loop drops the bytes and its ``drain`` raises; uvloop raises RuntimeError
+    from the write.)"""
+    if writer.is_closing():
+        raise ConnectionResetError("the connection is closed")
+    writer.write(data)
+    await writer.drain()

@@ -22,12 +22,15 @@ import socket
 import threading
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from skiff import _native
 from skiff.engine.stock import FdStock
 from skiff.errors import SkiffError
 from skiff.runtime.binary import find_runtime
+
+if TYPE_CHECKING:
+    import asyncio
 
 
 class StartFailed(SkiffError):
@@ -257,6 +260,23 @@ def _spawn(argv: list[str], sync_fd: int, err_file: Path) -> int:
                 os.close(null)
         finally:
             os.set_inheritable(sync_fd, False)
+
+
+async def subprocess_exec(*argv: str, **kwargs: Any) -> asyncio.subprocess.Process:
+    """``asyncio.create_subprocess_exec``, never while a monitor is being spawned:
+    uvloop does not close a child's inherited descriptors (its ``close_fds`` is not
+    implemented), and a process started then (an exec's runtime, ``ps``) would keep
+    the new monitor's sync pipe open, and with it that container's exit unseen, for
+    as long as it runs."""
+    import asyncio
+
+    while not _spawn_lock.acquire(blocking=False):
+        await asyncio.sleep(0.001)
+    try:
+        # (The child has exec'd when this returns.)
+        return await asyncio.create_subprocess_exec(*argv, **kwargs)
+    finally:
+        _spawn_lock.release()
 
 
 async def start_container(
