@@ -42,8 +42,7 @@ def reap(root: Path, cgroup_parent: str) -> list[str]:
     monitors = {m for m in map(mon.parent_of, inits) if mon.is_monitor(m)}
     for pid in sorted(inits):
         left.append(f"process {pid} of a container")
-        with contextlib.suppress(ProcessLookupError):
-            os.kill(pid, signal.SIGKILL)
+        _kill(pid)
     for pid in sorted(monitors):
         left.append(f"its monitor {pid}")
         if not _wait_gone(pid, 10):

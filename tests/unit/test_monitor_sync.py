@@ -71,24 +71,33 @@ def test_exit_records_from_the_file_or_nothing(tmp_path: Path) -> None:
     assert mon.parse_exit(b'{"exit_code": 1}\n{"exit_code": 2}\n') is None
 
 
-def test_subprocess_exec_waits_out_a_monitor_spawn() -> None:
-    # uvloop (the daemon's loop) does not close inherited descriptors in a child: a
-    # process started while a monitor's sync pipe is inheritable would keep it.
-    import asyncio
-
-    import uvloop
-
-    async def main() -> None:
-        assert mon._spawn_lock.acquire(timeout=5)
+def _inheritable_fds() -> set[int]:
+    out = set()
+    for name in os.listdir("/proc/self/fd"):
         try:
-            task = asyncio.ensure_future(mon.subprocess_exec("true"))
-            await asyncio.sleep(0.05)
-            assert not task.done()
-        finally:
-            mon._spawn_lock.release()
-        proc = await asyncio.wait_for(task, 5)
-        assert await proc.wait() == 0
-        assert not mon._spawn_lock.locked()
+            if int(name) > 2 and os.get_inheritable(int(name)):
+                out.add(int(name))
+        except OSError:  # the listing's own descriptor, closed since
+            pass
+    return out
 
-    with asyncio.Runner(loop_factory=uvloop.new_event_loop) as runner:
-        runner.run(main())
+
+def test_a_monitor_spawn_makes_no_descriptor_inheritable(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    # A process started meanwhile by another thread, or by uvloop (the daemon's loop,
+    # which does not close a child's descriptors), would keep an inheritable sync
+    # pipe, and the container's exit would go unseen while it runs.
+    before = _inheritable_fds()
+    during: list[set[int]] = []
+    real = mon._native.spawn_detached
+
+    def spawn_detached(argv: list[str], stdout_fd: int, stderr_path: Path) -> int:
+        during.append(_inheritable_fds())
+        return real(argv, stdout_fd, stderr_path)
+
+    monkeypatch.setattr(mon._native, "spawn_detached", spawn_detached)
+    started = _spawn(tmp_path, monkeypatch, '{"pid": 41, "monitor_pid": 42}\n')
+    os.close(started.exit_fd)
+    assert started.pid == 41
+    assert during and all(fds <= before for fds in during)

@@ -47,7 +47,6 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
-from skiff.engine import monitor as mon
 from skiff.engine import ocispec
 from skiff.engine.container import PAUSED, RESTARTING, RUNNING, Container
 from skiff.engine.containers import start_error_code
@@ -554,7 +553,7 @@ class ExecService:
             }
         argv.append(c.id)
         try:
-            s.proc = await mon.subprocess_exec(*argv, **stdio)
+            s.proc = await asyncio.create_subprocess_exec(*argv, **stdio)
             if console is not None:
                 s.master = await self._receive_master(s, console)
         finally:

@@ -19,18 +19,14 @@ import json
 import os
 import shutil
 import socket
-import threading
 from dataclasses import dataclass
 from pathlib import Path
-from typing import TYPE_CHECKING, Any
+from typing import Any
 
 from skiff import _native
 from skiff.engine.stock import FdStock
 from skiff.errors import SkiffError
 from skiff.runtime.binary import find_runtime
-
-if TYPE_CHECKING:
-    import asyncio
 
 
 class StartFailed(SkiffError):
@@ -147,7 +143,7 @@ def spawn(
     try:
         if r < 0:
             r, w = os.pipe()
-            argv += ["--sync-fd", str(w)]
+            argv += ["--sync-fd", "1"]
             pid = _spawn(argv, w, err_file)
             os.close(w)
             w = -1
@@ -227,14 +223,13 @@ class MonitorPool:
     def _start_one(self) -> int:
         ours, theirs = socket.socketpair(socket.AF_UNIX, socket.SOCK_STREAM)
         with ours, theirs:
-            fd = theirs.fileno()
             monitor = str(self._monitor or find_monitor())
-            argv = [monitor, "--wait-args", "--sync-fd", str(fd)]
+            argv = [monitor, "--wait-args", "--sync-fd", "1"]
             if self._cgroup_parent:
                 argv += ["--spare-cgroup", self._cgroup_parent]
             if self._nice:
                 argv += ["--nice", str(self._nice)]
-            pid = _spawn(argv, fd, Path(os.devnull))
+            pid = _spawn(argv, theirs.fileno(), Path(os.devnull))
             # The first process leaves at once (the monitor daemonizes).
             _, status = os.waitpid(pid, 0)
             if status != 0:
@@ -242,41 +237,14 @@ class MonitorPool:
             return ours.detach()
 
 
-#: Spawns one at a time: the sync pipe's write end is inheritable only meanwhile, so
-#: no other monitor started at the same moment gets a copy of it.
-_spawn_lock = threading.Lock()
-
-
 def _spawn(argv: list[str], sync_fd: int, err_file: Path) -> int:
     """Starts the monitor without holding the GIL (``Popen`` holds it until the
-    child has exec'd), with ``sync_fd`` inherited under its own number."""
-    with _spawn_lock:
-        os.set_inheritable(sync_fd, True)
-        try:
-            null = os.open(os.devnull, os.O_WRONLY | os.O_CLOEXEC)
-            try:
-                return _native.spawn_detached(argv, null, err_file)
-            finally:
-                os.close(null)
-        finally:
-            os.set_inheritable(sync_fd, False)
-
-
-async def subprocess_exec(*argv: str, **kwargs: Any) -> asyncio.subprocess.Process:
-    """``asyncio.create_subprocess_exec``, never while a monitor is being spawned:
-    uvloop does not close a child's inherited descriptors (its ``close_fds`` is not
-    implemented), and a process started then (an exec's runtime, ``ps``) would keep
-    the new monitor's sync pipe open, and with it that container's exit unseen, for
-    as long as it runs."""
-    import asyncio
-
-    while not _spawn_lock.acquire(blocking=False):
-        await asyncio.sleep(0.001)
-    try:
-        # (The child has exec'd when this returns.)
-        return await asyncio.create_subprocess_exec(*argv, **kwargs)
-    finally:
-        _spawn_lock.release()
+    child has exec'd), with ``sync_fd`` as its stdout (``argv`` says ``--sync-fd 1``:
+    the monitor moves it off the stdio descriptors at once). Nothing is made
+    inheritable for it, so a process started at the same moment by another thread,
+    or by uvloop (which does not close a child's descriptors), gets no copy of the
+    sync pipe, which would keep the container's exit from being seen."""
+    return _native.spawn_detached(argv, sync_fd, err_file)
 
 
 async def start_container(

@@ -46,7 +46,6 @@ from skiff.engine.container import (
     Container,
 )
 from skiff.engine.containers import RESTART_POLICIES
-from skiff.engine.monitor import subprocess_exec
 from skiff.errors import Conflict, InvalidArgument, NotFound, SkiffError
 from skiff.timefmt import ZERO_TIME, rfc3339_nano
 
@@ -539,7 +538,7 @@ async def top(svc: ContainerService, c: Container, ps_args: str) -> dict[str, An
 
 async def _run_ps(args: list[str]) -> str | SkiffError | None:
     try:
-        proc = await subprocess_exec(
+        proc = await asyncio.create_subprocess_exec(
             "ps",
             *args,
             stdin=asyncio.subprocess.DEVNULL,
