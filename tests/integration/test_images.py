@@ -21,6 +21,7 @@ import pytest
 
 from skiff import _native
 from skiff.errors import Conflict, InvalidArgument, NotFound
+from skiff.image import manifest as mf
 from skiff.image.archive import load, save, save_layout
 from skiff.image.commit import commit
 from skiff.image.rootfs import RootfsMounter
@@ -118,6 +119,27 @@ def test_import_inspect_list_tag_history(store: ImageService, busybox_tar: Path)
     # importing the same tar again gives the same layer, shared
     again = store.import_tar(busybox_tar)
     assert again.chain == rec.chain
+
+
+def test_container_defaults_are_parsed_once_per_image(
+    store: ImageService, busybox_tar: Path
+) -> None:
+    rec = store.import_tar(busybox_tar, tag="skiff-test/defaults:1")
+    record, defaults = store.container_defaults("skiff-test/defaults:1")
+    assert record.id == rec.id and defaults == store.get(rec.id).config.config
+    again = store.container_defaults(rec.id[7:19])[1]
+    assert again is defaults  # shared, not parsed again
+    # A tag moved to another image names that one, not what was cached.
+    other = store.import_tar(
+        busybox_tar,
+        tag="skiff-test/defaults:1",
+        container_config=mf.ContainerConfig(cmd=["echo", "other"]),
+    )
+    record, defaults = store.container_defaults("skiff-test/defaults:1")
+    assert record.id == other.id != rec.id and defaults.cmd == ["echo", "other"]
+    store.remove("skiff-test/defaults:1", force=True)
+    with pytest.raises(NotFound):
+        store.container_defaults("skiff-test/defaults:1")
 
 
 def test_containers_share_the_image_layers(

@@ -27,7 +27,7 @@ from typing import TYPE_CHECKING, Any
 
 from skiff import _native
 from skiff.dirspread import spread_children
-from skiff.engine import health, names, ocispec
+from skiff.engine import health, names, ocispec, textfiles
 from skiff.engine import monitor as mon
 from skiff.engine import standby as sb
 from skiff.engine.cgroup_warm import CgroupWarmer
@@ -397,11 +397,11 @@ class ContainerService:
             name = names.generate(set(self._names))
         try:
             # A few indexed SQLite reads: not worth a thread hop.
-            image = self.images.get(image_ref)
+            record, defaults = self.images.container_defaults(image_ref)
         except NotFound:
             raise NotFound(f"No such image: {_familiar(image_ref)}") from None
 
-        config = _merge_config(body, image.config.config)
+        config = _merge_config(body, defaults)
         entry = list(config.get("Entrypoint") or [])
         cmd = list(config.get("Cmd") or [])
         argv = entry + cmd
@@ -422,14 +422,14 @@ class ContainerService:
         _name_anonymous_volumes(config, host_config)
         # The shared init layer (the mount points) on top of the image's layers.
         lowers = [str(self.init_layer)]
-        lowers += [str(p) for p in self.images.snapshots.lowers(image.record.chain)]
+        lowers += [str(p) for p in self.images.snapshots.lowers(record.chain)]
 
         def container(cid: str) -> Container:
             return Container(
                 id=cid,
                 name=name or "",
                 created=rfc3339_nano(),
-                image_id=image.record.id,
+                image_id=record.id,
                 config=config,
                 host_config=host_config,
                 path=argv[0],
@@ -441,8 +441,8 @@ class ContainerService:
         template = None
         if sb.eligible(config, host_config):
             template = sb.Template(
-                image.record.id,
-                image.record.chain,
+                record.id,
+                record.chain,
                 tuple(lowers),
                 config,
                 host_config,
@@ -471,7 +471,7 @@ class ContainerService:
             # process into a cgroup).
             self.warmer.poke()
             c = container(self._new_id())
-            await asyncio.to_thread(self._prepare_dir, c, image.record.chain)
+            await asyncio.to_thread(self._prepare_dir, c, record.chain)
             self._register(c)
         self.live(c).template = template
         self.publish(c, "create")
@@ -520,7 +520,7 @@ class ContainerService:
         hc = c.host_config
         host_net = hc.get("NetworkMode") == "host"
         hostname = os.uname().nodename if host_net else (c.config.get("Hostname") or c.id[:12])
-        hosts = _read_text("/etc/hosts") if host_net else HOSTS_BASE
+        hosts = HOST_HOSTS.read() if host_net else HOSTS_BASE
         for entry in hc.get("ExtraHosts") or []:
             host, _, ip = entry.partition(":")
             if not ip:
@@ -809,10 +809,10 @@ class ContainerService:
             return False  # set after the hostname, as the usual way does
         for file, text in files.items():
             if s.files.get(file) != text:
-                (c.root / file).write_text(text)
+                textfiles.rewrite(c.root / file, text.encode())
         # In place (the runtime has read it; only a later `exec` reads it again): a
         # new file and a rename cost as much as the rest of the claim.
-        (c.root / "config.json").write_text(json.dumps(spec, separators=(",", ":")))
+        textfiles.rewrite(c.root / "config.json", json.dumps(spec, separators=(",", ":")).encode())
         # A restarted daemon finds its monitor (see restore).
         c.state.monitor_pid = s.started.monitor_pid
         c.state.monitor_start = s.monitor_start
@@ -1533,7 +1533,8 @@ def _validate_host_config(hc: dict[str, Any]) -> None:
 
 def _merge_config(body: dict[str, Any], image: Any) -> dict[str, Any]:
     """The container's Config: what the client sent, completed from the image's
-    config the way dockerd merges them."""
+    config the way dockerd merges them. Nothing of ``image`` (shared between
+    creates) is taken without a copy."""
     cfg: dict[str, Any] = {
         "Hostname": body.get("Hostname") or "",
         "Domainname": body.get("Domainname") or "",
@@ -1545,12 +1546,12 @@ def _merge_config(body: dict[str, Any], image: Any) -> dict[str, Any]:
         "OpenStdin": bool(body.get("OpenStdin")),
         "StdinOnce": bool(body.get("StdinOnce")),
         "Image": body["Image"],
-        "Volumes": {**(image.volumes or {}), **(body.get("Volumes") or {})} or None,
+        "Volumes": {**_copied(image.volumes), **(body.get("Volumes") or {})} or None,
         "WorkingDir": body.get("WorkingDir") or image.working_dir or "",
         "OnBuild": None,
         "Labels": {**(image.labels or {}), **(body.get("Labels") or {})},
     }
-    ports = {**(image.exposed_ports or {}), **(body.get("ExposedPorts") or {})}
+    ports = {**_copied(image.exposed_ports), **(body.get("ExposedPorts") or {})}
     if ports:
         cfg["ExposedPorts"] = ports
     env: dict[str, str] = {}
@@ -1576,10 +1577,10 @@ def _merge_config(body: dict[str, Any], image: Any) -> dict[str, Any]:
         cfg["Cmd"] = body_cmd
     elif body_entry == []:
         cfg["Entrypoint"] = None
-        cfg["Cmd"] = body_cmd if body_cmd else image.cmd
+        cfg["Cmd"] = body_cmd if body_cmd else _listed(image.cmd)
     else:
-        cfg["Entrypoint"] = image.entrypoint
-        cfg["Cmd"] = body_cmd if body_cmd else image.cmd
+        cfg["Entrypoint"] = _listed(image.entrypoint)
+        cfg["Cmd"] = body_cmd if body_cmd else _listed(image.cmd)
     stop_signal = body.get("StopSignal") or image.stop_signal
     if stop_signal:
         signal_number(stop_signal)
@@ -1588,21 +1589,28 @@ def _merge_config(body: dict[str, Any], image: Any) -> dict[str, Any]:
         cfg["StopTimeout"] = int(body["StopTimeout"])
     health = body.get("Healthcheck")
     if health is None and image.healthcheck is not None:
-        health = image.healthcheck.to_json()
+        health = copy.deepcopy(image.healthcheck.to_json())
     if health:
         cfg["Healthcheck"] = health
     return cfg
 
 
-def _read_text(path: str) -> str:
-    try:
-        return Path(path).read_text()
-    except OSError:
-        return ""
+def _copied(entries: dict[str, dict[str, Any]] | None) -> dict[str, dict[str, Any]]:
+    """A copy of an image's volumes or exposed ports (path or port -> {})."""
+    return {k: dict(v) for k, v in (entries or {}).items()}
+
+
+def _listed(argv: list[str] | None) -> list[str] | None:
+    return None if argv is None else list(argv)
+
+
+#: The host's files a container's /etc files are made from (read again when changed).
+HOST_HOSTS = textfiles.HostFile("/etc/hosts")
+HOST_RESOLV_CONF = textfiles.HostFile("/etc/resolv.conf")
 
 
 def _resolv_conf(hc: dict[str, Any], host_net: bool) -> str:
-    host = _read_text("/etc/resolv.conf")
+    host = HOST_RESOLV_CONF.read()
     servers = [
         line.split()[1]
         for line in host.splitlines()

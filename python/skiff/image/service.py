@@ -26,6 +26,9 @@ from skiff.image.snapshots import LayerSource, SnapshotStore
 from skiff.store.db import Database
 from skiff.timefmt import parse_rfc3339, rfc3339_nano
 
+#: Images whose parsed container defaults are kept (the oldest goes first).
+DEFAULTS_CACHED = 64
+
 
 @dataclass
 class StoredImage:
@@ -44,6 +47,9 @@ class ImageService:
         self.content = ContentStore(data_root)
         self.snapshots = SnapshotStore(data_root, self.meta)
         self._gc_lock = threading.Lock()  # one garbage collection at a time
+        # image ID -> its parsed container defaults (an ID is its config's digest)
+        self._defaults: dict[str, mf.ContainerConfig] = {}
+        self._defaults_lock = threading.Lock()
 
     def close(self) -> None:
         self.db.close()
@@ -146,6 +152,24 @@ class ImageService:
         if record is None:  # deleted in between
             raise NotFound(f"No such image: {name}")
         return StoredImage(record, mf.ImageConfig.from_json(record.config))
+
+    def container_defaults(self, name: str) -> tuple[ImageRecord, mf.ContainerConfig]:
+        """The record of the image ``name`` names and its defaults for containers
+        (its config's ``config``), parsed once per image (for each create): shared
+        between callers, which must not change it."""
+        image_id = self.meta.resolve(name)
+        record = self.meta.find_image(image_id)
+        if record is None:  # deleted in between
+            raise NotFound(f"No such image: {name}")
+        with self._defaults_lock:
+            defaults = self._defaults.get(record.id)
+        if defaults is None:
+            defaults = mf.ImageConfig.from_json(record.config).config
+            with self._defaults_lock:
+                if len(self._defaults) >= DEFAULTS_CACHED:
+                    del self._defaults[next(iter(self._defaults))]
+                self._defaults[record.id] = defaults
+        return record, defaults
 
     def manifest_of(self, image_id: str) -> mf.Manifest:
         """An OCI manifest of a stored image: its config and, per diff ID, the
