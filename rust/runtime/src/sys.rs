@@ -80,15 +80,17 @@ pub fn recv_msg(fd: &OwnedFd) -> io::Result<Vec<u8>> {
 
 /// Receives one message of up to `max` bytes (a longer one is an error).
 pub fn recv_msg_max(fd: &OwnedFd, max: usize) -> io::Result<Vec<u8>> {
-    let mut buf = vec![0u8; max];
+    // Not zeroed first: init takes its process in up to 128 KiB, and touching
+    // every page of that costs more than the rest of the receive.
+    let mut buf: Vec<u8> = Vec::with_capacity(max);
     loop {
-        // SAFETY: buf is valid for its length. With MSG_TRUNC a (seqpacket) message
-        // longer than buf is cut, and its whole length returned.
+        // SAFETY: the spare capacity is valid for `max` bytes. With MSG_TRUNC a
+        // (seqpacket) message longer than that is cut, and its whole length returned.
         let n = unsafe {
             libc::recv(
                 fd.as_raw_fd(),
-                buf.as_mut_ptr().cast(),
-                buf.len(),
+                buf.spare_capacity_mut().as_mut_ptr().cast(),
+                max,
                 libc::MSG_TRUNC,
             )
         };
@@ -105,7 +107,8 @@ pub fn recv_msg_max(fd: &OwnedFd, max: usize) -> io::Result<Vec<u8>> {
                 format!("a message of {n} bytes (at most {max})"),
             ));
         }
-        buf.truncate(n as usize);
+        // SAFETY: recv wrote these n (<= max, the capacity) bytes.
+        unsafe { buf.set_len(n as usize) };
         return Ok(buf);
     }
 }

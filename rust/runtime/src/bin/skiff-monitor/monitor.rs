@@ -16,6 +16,8 @@ const MAX_CLIENTS: usize = 64;
 /// How long output is still collected after init exited, for pipes that other
 /// processes (outside a pid namespace) keep open.
 const DRAIN_MS: i64 = 200;
+/// The nice value of the clean-up after the exit is reported.
+const CLEANUP_NICE: libc::c_int = 19;
 /// The longest command line a client may send (but `start-process`).
 const CMD_MAX: usize = 128;
 const START_PROCESS: &[u8] = b"start-process ";
@@ -524,8 +526,14 @@ impl Monitor {
         if let Some(fd) = self.exit_notify.take() {
             let _ = sys::write_all(fd.as_raw_fd(), &record);
         }
-        let _ = write_exit_file(&self.exit_file, &record);
         self.clients.clear();
+        // What is left nobody waits for: at the lowest priority, so that the
+        // processes just woken (the daemon, clients), often put on this CPU, go
+        // first. (A restarted daemon finds the monitor alive until the exit file
+        // is written, and waits for its end.)
+        // SAFETY: setpriority only changes this process's nice value.
+        unsafe { libc::setpriority(libc::PRIO_PROCESS, 0, CLEANUP_NICE) };
+        let _ = write_exit_file(&self.exit_file, &record);
         let _ = std::fs::remove_file(&self.socket_path);
         self.held_ns = None;
         if self.delete_on_exit {
