@@ -116,6 +116,32 @@ def test_migrations_apply_in_order_and_atomically(tmp_path: Path) -> None:
         Database(path, migrations=steps[:1])
 
 
+def test_the_containers_table_becomes_a_rowid_table_with_its_rows(tmp_path: Path) -> None:
+    path = tmp_path / "skiff.db"
+    with Database(path, migrations=dbmod.MIGRATIONS[:2]) as old:
+        old.execute(
+            "INSERT INTO containers (id, name, image_id, record, created_at)"
+            " VALUES ('c1', 'one', 'sha256:i', ?, 5)",
+            ("{" + '"x": 1, ' * 400 + '"y": 2}',),
+        )
+    with Database(path) as database:
+        sql = database.query_one("SELECT sql FROM sqlite_master WHERE name = 'containers'")
+        assert sql is not None and "WITHOUT ROWID" not in sql[0]
+        row = database.query_one("SELECT id, name, image_id, created_at FROM containers")
+        assert row is not None and tuple(row) == ("c1", "one", "sha256:i", 5)
+        for values in (("c1", "two"), ("c2", "one")):  # id and name stay unique
+            with pytest.raises(sqlite3.IntegrityError):
+                database.execute(
+                    "INSERT INTO containers (id, name, image_id, record, created_at)"
+                    " VALUES (?, ?, 'sha256:i', '{}', 6)",
+                    values,
+                )
+        plan = database.query(
+            "EXPLAIN QUERY PLAN SELECT 1 FROM containers WHERE image_id = 'sha256:i'"
+        )
+        assert any("containers_image_id" in r[3] for r in plan)
+
+
 def test_concurrent_openers_migrate_once(tmp_path: Path) -> None:
     path = tmp_path / "skiff.db"
     errors: list[BaseException] = []

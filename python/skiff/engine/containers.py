@@ -1294,7 +1294,7 @@ class ContainerService:
         old = c.name
         c.name = new
         try:
-            self.save(c)
+            self.store.rename(c)
         except BaseException:
             c.name = old
             raise

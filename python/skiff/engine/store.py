@@ -27,10 +27,20 @@ class ContainerStore:
             raise Conflict(f'the container name "/{c.name}" is already in use') from None
 
     def save(self, c: Container) -> None:
+        """Rewrites the record (not the name column: see rename)."""
         self.db.execute(
-            "UPDATE containers SET name = ?, record = ? WHERE id = ?",
-            (c.name, json.dumps(c.record()), c.id),
+            "UPDATE containers SET record = ? WHERE id = ?", (json.dumps(c.record()), c.id)
         )
+
+    def rename(self, c: Container) -> None:
+        """Saves the record of a container that has a new name."""
+        try:
+            self.db.execute(
+                "UPDATE containers SET name = ?, record = ? WHERE id = ?",
+                (c.name, json.dumps(c.record()), c.id),
+            )
+        except sqlite3.IntegrityError:
+            raise Conflict(f'the container name "/{c.name}" is already in use') from None
 
     def delete(self, container_id: str) -> None:
         self.db.execute("DELETE FROM containers WHERE id = ?", (container_id,))
