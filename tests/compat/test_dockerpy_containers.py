@@ -144,6 +144,46 @@ def test_name_in_use_is_409(engine: RunningDaemon, client: docker.DockerClient) 
         c.remove(force=True)
 
 
+def test_creates_that_come_together_with_one_name_make_one_container(
+    engine: RunningDaemon, client: docker.DockerClient
+) -> None:
+    # Not made ahead of need (a tty): each create awaits its directory, made in
+    # a thread, while the others are read.
+    name = uname("together")
+    body = json.dumps({"Image": "busybox", "Cmd": ["true"], "Tty": True}).encode()
+    conns = []
+    for _ in range(4):
+        sock = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
+        sock.connect(str(engine.socket))
+        conn = http.client.HTTPConnection("localhost")
+        conn.sock = sock
+        conns.append(conn)
+    for conn in conns:
+        conn.request(
+            "POST",
+            f"/v1.45/containers/create?name={name}",
+            body=body,
+            headers={"Content-Type": "application/json"},
+        )
+    answers = []
+    for conn in conns:
+        resp = conn.getresponse()
+        answers.append((resp.status, json.loads(resp.read())))
+        conn.close()
+    try:
+        assert sorted(status for status, _ in answers) == [201, 409, 409, 409], answers
+        for status, answer in answers:
+            if status == 409:
+                assert (
+                    f'The container name "/{name}" is already in use by container'
+                    in (answer["message"])
+                )
+    finally:
+        for status, answer in answers:
+            if status == 201:
+                client.api.remove_container(answer["Id"], force=True)
+
+
 def test_events_stream_reports_container_lifecycle(
     engine: RunningDaemon, client: docker.DockerClient
 ) -> None:

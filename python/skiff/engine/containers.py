@@ -313,6 +313,8 @@ class ContainerService:
         self._containers: dict[str, Container] = {}
         self._live: dict[str, Live] = {}
         self._names: dict[str, str] = {}
+        #: names of containers being created (taken, not yet in _names)
+        self._creating: set[str] = set()
         self._tasks: set[asyncio.Future[None]] = set()
         self.root.mkdir(parents=True, exist_ok=True, mode=0o711)
         self.monitors_root.mkdir(parents=True, exist_ok=True, mode=0o700)
@@ -386,15 +388,28 @@ class ContainerService:
         _validate_host_config(hc)
         if name:
             name = names.validate(name)
-            if name in self._names:
-                other = self._names[name]
-                raise Conflict(
-                    f'Conflict. The container name "/{name}" is already in use by container '
-                    f'"{other}". You have to remove (or rename) that container to be able '
-                    "to reuse that name."
-                )
+            self._check_name_free(name)
         else:
-            name = names.generate(set(self._names))
+            name = names.generate(set(self._names) | self._creating)
+        # Taken until the container is registered: another create that comes
+        # meanwhile (this one awaits its directory) cannot take it too.
+        self._creating.add(name)
+        try:
+            return await self._create(body, name, hc)
+        finally:
+            self._creating.discard(name)
+
+    def _check_name_free(self, name: str) -> None:
+        if name in self._names or name in self._creating:
+            other = self._names.get(name) or "being created"
+            raise Conflict(
+                f'Conflict. The container name "/{name}" is already in use by container '
+                f'"{other}". You have to remove (or rename) that container to be able '
+                "to reuse that name."
+            )
+
+    async def _create(self, body: dict[str, Any], name: str, hc: dict[str, Any]) -> Container:
+        image_ref = body["Image"]
         try:
             # A few indexed SQLite reads: not worth a thread hop.
             record, defaults = self.images.container_defaults(image_ref)
@@ -427,7 +442,7 @@ class ContainerService:
         def container(cid: str) -> Container:
             return Container(
                 id=cid,
-                name=name or "",
+                name=name,
                 created=rfc3339_nano(),
                 image_id=record.id,
                 config=config,
@@ -1285,12 +1300,7 @@ class ContainerService:
         new = names.validate(new)
         if new == c.name:
             raise InvalidArgument("Renaming a container with the same name as its current name")
-        if new in self._names:
-            raise Conflict(
-                f'Conflict. The container name "/{new}" is already in use by container '
-                f'"{self._names[new]}". You have to remove (or rename) that container to '
-                "be able to reuse that name."
-            )
+        self._check_name_free(new)
         old = c.name
         c.name = new
         try:
