@@ -157,3 +157,47 @@ def test_malformed_request_gets_400_and_close() -> None:
     out = asyncio.run(_serve(Router([]), b"NONSENSE\r\n\r\n")).decode()
     assert out.startswith("HTTP/1.1 400 ")
     assert "Connection: close" in out
+
+
+def test_a_single_chunk_stream_ends_in_the_write_of_its_chunk() -> None:
+    """A wait on a running container: the head at once, then its one chunk and the
+    end of the answer together (the client wakes once for them)."""
+
+    async def go() -> list[bytes]:
+        import socket
+
+        release = asyncio.Event()
+
+        async def wait(req: Request) -> StreamResponse:
+            async def gen():  # type: ignore[no-untyped-def]
+                await release.wait()
+                yield b'{"StatusCode":0}\n'
+
+            return StreamResponse(gen(), single=True)
+
+        server = HTTPServer(Router([("POST", "/wait", wait)]).dispatch, {})
+        ours, theirs = socket.socketpair()
+        reader, writer = await asyncio.open_connection(sock=ours)
+        writes: list[bytes] = []
+        transport_write = writer.transport.write
+
+        def recorded(data: bytes) -> None:  # type: ignore[override]
+            writes.append(bytes(data))
+            transport_write(data)
+
+        writer.transport.write = recorded  # type: ignore[method-assign]
+        task = asyncio.create_task(server._on_connection(reader, writer))
+        cr, cw = await asyncio.open_connection(sock=theirs)
+        cw.write(b"POST /wait HTTP/1.1\r\nConnection: close\r\n\r\n")
+        await cw.drain()
+        head = await asyncio.wait_for(cr.readuntil(b"\r\n\r\n"), 5)
+        assert b"Transfer-Encoding: chunked" in head
+        release.set()
+        rest = await asyncio.wait_for(cr.read(), 5)
+        assert rest == b'11\r\n{"StatusCode":0}\n\r\n0\r\n\r\n'
+        cw.close()
+        await task
+        return writes
+
+    writes = asyncio.run(go())
+    assert len(writes) == 2 and writes[1] == b'11\r\n{"StatusCode":0}\n\r\n0\r\n\r\n'

@@ -159,12 +159,15 @@ def error_response(status: int, message: str) -> Response:
 
 @dataclass
 class StreamResponse:
-    """A chunked answer; each item of ``chunks`` is sent and flushed at once."""
+    """A chunked answer; each item of ``chunks`` is sent and flushed at once.
+    ``single``: ``chunks`` gives one item, sent with the end of the answer in one
+    write (one wake-up of the client, not two)."""
 
     chunks: AsyncIterator[bytes]
     status: int = 200
     content_type: str = "application/json"
     headers: dict[str, str] = field(default_factory=dict)
+    single: bool = False
 
 
 @dataclass
@@ -302,15 +305,19 @@ class HTTPServer:
             "Connection": conn,
         }
         await send(writer, self._head(answer.status, headers))
+        end = b"0\r\n\r\n"
         try:
             async for chunk in answer.chunks:
+                if answer.single:
+                    end = (b"%x\r\n%b\r\n" % (len(chunk), chunk) if chunk else b"") + end
+                    break
                 if chunk:
                     await send(writer, b"%x\r\n%b\r\n" % (len(chunk), chunk))
         finally:
             aclose = getattr(answer.chunks, "aclose", None)
             if aclose is not None:
                 await aclose()
-        await send(writer, b"0\r\n\r\n")
+        await send(writer, end)
         return keep_alive
 
     async def _hijack(

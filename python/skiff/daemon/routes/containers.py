@@ -131,7 +131,7 @@ def routes(daemon: Daemon) -> list[RouteSpec]:
             out: dict[str, object] = {"StatusCode": code, "Error": None}
             yield json.dumps(out).encode() + b"\n"
 
-        return StreamResponse(body())
+        return StreamResponse(body(), single=True)
 
     async def remove(request: Request) -> Response:
         c = svc.get(request.params["id"])
