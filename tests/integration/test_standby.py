@@ -146,6 +146,27 @@ def test_the_next_container_like_the_last_started_takes_the_standby(
     assert not os.path.ismount(s.rootfs)
 
 
+def test_a_container_that_differs_in_its_command_only_gets_its_own_argv_and_name(
+    engine_factory: Callable[..., RunningDaemon],
+) -> None:
+    """Its spec is the standby's with its own argv and name (nothing else of a spec
+    follows from the command); the bundle says so for a later exec."""
+    d, s = seeded(engine_factory)  # like `docker run --network none busybox true`
+    made = json.loads((d.root / "data" / "containers" / s.id / "config.json").read_text())
+    out = docker_ok(
+        d, "run", "--name", "cmd-only", "--network", "none", "busybox", "echo", "its own"
+    )
+    assert container_id(d, "cmd-only") == s.id and out == "its own\n"
+    spec = json.loads((d.root / "data" / "containers" / s.id / "config.json").read_text())
+    assert spec["process"]["args"] == ["echo", "its own"]
+    assert spec["annotations"] == {"org.skiff.container.name": "cmd-only"}
+    for key in ("process", "annotations"):
+        made.pop(key), spec.pop(key)
+    assert spec == made
+    docker_ok(d, "rm", "cmd-only")
+    wait_for(lambda: gone(s, d))
+
+
 def test_an_exec_in_a_container_that_took_a_standby_gets_its_config(
     engine_factory: Callable[..., RunningDaemon],
 ) -> None:

@@ -809,7 +809,7 @@ class ContainerService:
         comes out the same but for its process and hostname: rewrites the files
         that differ and the bundle, adds the row. False (nothing changed) else."""
         try:
-            spec = self._spec(c, sb.netns_path(s.spec))
+            spec = self._claim_spec(c, s)
             files = self._dir_files(c)
             log_options = self._log_options(c)
         except Exception:  # it fails again the usual way (at the start, as dockerd)
@@ -835,6 +835,19 @@ class ContainerService:
             self.store.add(c)
         s.spec, s.start_message = spec, message
         return True
+
+    def _claim_spec(self, c: Container, s: sb.Standby) -> dict[str, Any]:
+        """The spec of ``c``, which has the id of standby ``s``: when their configs
+        differ in the command alone (all a spec holds follows from the config, host
+        config, id and name; the command goes only in the process's argv), the
+        standby's with ``c``'s argv and name; else built whole."""
+        made = s.container
+        if c.host_config == made.host_config and _but_command(c.config) == _but_command(
+            made.config
+        ):
+            process = {**s.spec["process"], "args": ocispec.process_args(c, self.init_binary)}
+            return {**s.spec, "process": process, "annotations": ocispec.spec_annotations(c)}
+        return self._spec(c, sb.netns_path(s.spec))
 
     def _discard_standby(self, s: sb.Standby) -> None:
         """Ends a standby nobody took and removes what it made."""
@@ -1603,6 +1616,10 @@ def _merge_config(body: dict[str, Any], image: Any) -> dict[str, Any]:
     if health:
         cfg["Healthcheck"] = health
     return cfg
+
+
+def _but_command(config: dict[str, Any]) -> dict[str, Any]:
+    return {k: v for k, v in config.items() if k not in ("Cmd", "Entrypoint")}
 
 
 def _copied(entries: dict[str, dict[str, Any]] | None) -> dict[str, dict[str, Any]]:

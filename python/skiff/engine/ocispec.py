@@ -525,13 +525,7 @@ def build(
     cfg, hc = c.config, c.host_config
     hostname = cfg.get("Hostname") or c.id[:12]
     net_mode = hc.get("NetworkMode") or "default"
-    args = [c.path, *c.args] if c.path else list(c.args)
-    if not args:
-        raise InvalidArgument("no command specified")
-    if hc.get("Init"):
-        if init_binary is None:
-            raise NotFound("the init binary (tini-static) is not installed: install Debian's tini")
-        args = [INIT_PATH, "--", *args]
+    args = process_args(c, init_binary)
 
     env = list(cfg.get("Env") or [])
     names = {e.partition("=")[0] for e in env}
@@ -635,8 +629,25 @@ def build(
     # Deeper destinations after shallower ones, so /a/b lands inside a mount at /a
     # (counted on the cleaned path, as dockerd does: /./a is no deeper than /a).
     spec["mounts"] = mounts + sorted(user_defined, key=lambda m: _depth(m["destination"]))
-    spec["annotations"] = {"org.skiff.container.name": c.name}
+    spec["annotations"] = spec_annotations(c)
     return spec
+
+
+def process_args(c: Container, init_binary: str | None = None) -> list[str]:
+    """The process's argv: the container's command (entrypoint and cmd), behind
+    the init binary with ``--init``. Nothing else of the container goes in it."""
+    args = [c.path, *c.args] if c.path else list(c.args)
+    if not args:
+        raise InvalidArgument("no command specified")
+    if c.host_config.get("Init"):
+        if init_binary is None:
+            raise NotFound("the init binary (tini-static) is not installed: install Debian's tini")
+        args = [INIT_PATH, "--", *args]
+    return args
+
+
+def spec_annotations(c: Container) -> dict[str, str]:
+    return {"org.skiff.container.name": c.name}
 
 
 def _depth(path: str) -> int:
