@@ -55,3 +55,12 @@ def test_staging_is_marked_and_remade_when_gone(tmp_path: Path) -> None:
     assert new_staging(store).is_dir()
     if supported:
         assert flags(store.staging) & FS_TOPDIR_FL
+
+
+def test_lower_paths_are_the_lower_dirs_as_text_and_kept(tmp_path: Path) -> None:
+    store = SnapshotStore(tmp_path / "root", ImageMetadata(Database(tmp_path / "db.sqlite")))
+    chain = ("sha256:" + "a" * 64, "sha256:" + "b" * 64)
+    paths = store.lower_paths(chain)
+    assert paths == tuple(str(p) for p in store.lowers(chain))
+    assert paths[0].endswith("b" * 64 + "/fs")  # top first
+    assert store.lower_paths(chain) is paths

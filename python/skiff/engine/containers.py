@@ -437,7 +437,7 @@ class ContainerService:
         _name_anonymous_volumes(config, host_config)
         # The shared init layer (the mount points) on top of the image's layers.
         lowers = [str(self.init_layer)]
-        lowers += [str(p) for p in self.images.snapshots.lowers(record.chain)]
+        lowers += self.images.snapshots.lower_paths(record.chain)
 
         def container(cid: str) -> Container:
             return Container(
@@ -831,8 +831,7 @@ class ContainerService:
         # A restarted daemon finds its monitor (see restore).
         c.state.monitor_pid = s.started.monitor_pid
         c.state.monitor_start = s.monitor_start
-        with self.images.db.transaction():
-            self.store.add(c)
+        self.store.add(c)  # (one statement: a transaction of its own)
         s.spec, s.start_message = spec, message
         return True
 

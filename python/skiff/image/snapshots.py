@@ -80,12 +80,17 @@ def mark_topdir(path: Path) -> bool:
         os.close(fd)
 
 
+#: Chains whose lower dirs are kept as text (the oldest goes first).
+LOWER_PATHS_KEPT = 64
+
+
 class SnapshotStore:
     def __init__(self, data_root: Path, meta: ImageMetadata) -> None:
         self.root = data_root / "snapshots"
         self.meta = meta
         self.staging = self.root / STAGING
         self._staging_marked = False
+        self._lower_paths: dict[tuple[str, ...], tuple[str, ...]] = {}
 
     def make_staging(self) -> Path:
         """A new empty directory in staging (which is made and marked when needed)."""
@@ -109,6 +114,16 @@ class SnapshotStore:
     def lowers(self, chain: Sequence[str]) -> list[Path]:
         """Lower dirs for an overlay of ``chain`` (base first), top first."""
         return [self.fs(c) for c in reversed(chain)]
+
+    def lower_paths(self, chain: tuple[str, ...]) -> tuple[str, ...]:
+        """:meth:`lowers` as text, kept for the chains used last (each create)."""
+        paths = self._lower_paths.get(chain)
+        if paths is None:
+            paths = tuple(str(p) for p in self.lowers(chain))
+            if len(self._lower_paths) >= LOWER_PATHS_KEPT:
+                self._lower_paths.pop(next(iter(self._lower_paths)), None)
+            self._lower_paths[chain] = paths
+        return paths
 
     def recover(self) -> int:
         """At start: remove staging leftovers and incomplete layers; returns how many."""
