@@ -5,7 +5,9 @@ from __future__ import annotations
 
 import http.client
 import json
+import os
 import secrets
+import signal
 import socket
 import time
 
@@ -182,6 +184,37 @@ def test_creates_that_come_together_with_one_name_make_one_container(
         for status, answer in answers:
             if status == 201:
                 client.api.remove_container(answer["Id"], force=True)
+
+
+def test_a_wait_that_meets_a_removal_on_its_way_answers_the_exit(
+    engine: RunningDaemon, client: docker.DockerClient
+) -> None:
+    """A wait looked up, then its container removed before the wait began (both
+    requests read in one turn of the daemon's loop: it is stopped while they are
+    sent): the removal meets its condition, as a removal during the wait does."""
+    c = client.containers.run("busybox", ["sh", "-c", "exit 3"], detach=True)
+    assert c.wait(timeout=10)["StatusCode"] == 3
+    conns = []
+    for _ in range(2):
+        sock = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
+        sock.connect(str(engine.socket))
+        conn = http.client.HTTPConnection("localhost")
+        conn.sock = sock
+        conn.request("GET", "/_ping")  # accepted and read from: both wake the loop alike
+        conn.getresponse().read()
+        conns.append(conn)
+    os.kill(engine.proc.pid, signal.SIGSTOP)
+    try:
+        conns[0].request("POST", f"/v1.45/containers/{c.id}/wait")
+        conns[1].request("DELETE", f"/v1.45/containers/{c.id}?force=1")
+    finally:
+        os.kill(engine.proc.pid, signal.SIGCONT)
+    waited, removed = (conn.getresponse() for conn in conns)
+    assert removed.status == 204
+    assert waited.status == 200, waited.read()
+    assert json.loads(waited.read()) == {"StatusCode": 3, "Error": None}
+    for conn in conns:
+        conn.close()
 
 
 def test_events_stream_reports_container_lifecycle(

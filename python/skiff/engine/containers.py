@@ -1194,7 +1194,11 @@ class ContainerService:
         """Waits for the condition; returns (exit code, error message)."""
         if condition not in ("not-running", "next-exit", "removed", ""):
             raise InvalidArgument(f"invalid condition: {condition!r}")
-        live = self.live(c)
+        live = self._live.get(c.id)
+        if live is None:
+            # Removed since the caller looked it up: that meets every condition,
+            # as a removal during the wait does.
+            return c.state.exit_code, c.state.error
         start_exits = live.exits
 
         def ready() -> bool:
