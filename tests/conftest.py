@@ -185,13 +185,16 @@ def engine_factory(busybox_tar: Path, probe_tar: Path) -> Iterator[Callable[...,
 
     started: list[tuple[RunningDaemon, Path]] = []
 
-    def factory(config: dict[str, object] | None = None) -> RunningDaemon:
+    def factory(
+        config: dict[str, object] | None = None, pass_fds: tuple[int, ...] = ()
+    ) -> RunningDaemon:
         root = short_tmpdir("skiffd-f-")
         daemon = start_engine(
             root,
             {"busybox:latest": busybox_tar, "probe:latest": probe_tar},
             CGROUP_PARENT,
             config,
+            pass_fds,
         )
         started.append((daemon, root))
         return daemon

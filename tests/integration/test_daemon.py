@@ -2,11 +2,14 @@
 
 from __future__ import annotations
 
+import contextlib
 import json
+import os
 import signal
 import socket
 import stat
 import subprocess
+import time
 from collections.abc import Callable
 from pathlib import Path
 
@@ -191,3 +194,68 @@ def test_per_container_directories_are_spread_over_the_disk(engine: RunningDaemo
     for d in (data, engine.root / "exec" / "m", engine.root / "exec" / "runtime"):
         out = subprocess.run(["lsattr", "-d", str(d)], capture_output=True, text=True, check=True)
         assert "T" in out.stdout.split()[0], (d, out.stdout)
+
+
+def test_descriptors_the_daemon_inherits_do_not_reach_what_it_starts(
+    engine_factory: Callable[..., RunningDaemon],
+) -> None:
+    """A pipe's write end left open to skiffd by whoever started it: an exec's
+    runtime, which the event loop starts and which lives as long as the exec runs,
+    does not keep it (the pipe's reader would wait on its end as long)."""
+    from tests.support.engine import DOCKER, docker_ok
+
+    if DOCKER is None:
+        pytest.skip("the docker CLI is not installed")
+    r, w = os.pipe()
+    try:
+        d = engine_factory(pass_fds=(w,))
+    finally:
+        os.close(w)
+    pipe = f"pipe:[{os.fstat(r).st_ino}]"
+    execing = None
+    try:
+        assert pipe in _links(d.proc.pid)  # inherited, as given
+        docker_ok(d, "run", "-d", "--name", "fds", "--network", "none", "busybox", "sleep", "60")
+        execing = subprocess.Popen([DOCKER, "exec", "fds", "sleep", "5"], env=d.env())
+        runtimes: list[int] = []
+        deadline = time.monotonic() + 5
+        while not runtimes and time.monotonic() < deadline:
+            runtimes = [pid for pid in _children(d.proc.pid) if _comm(pid) == "skiff-runtime"]
+            time.sleep(0.02)
+        assert runtimes, "no exec runtime seen"
+        for pid in runtimes:
+            assert pipe not in _links(pid), f"the exec's runtime {pid} holds {pipe}"
+    finally:
+        if execing is not None:
+            execing.kill()
+            execing.wait()
+        docker_ok(d, "rm", "-f", "fds")
+        os.close(r)
+
+
+def _links(pid: int) -> list[str]:
+    """What the open descriptors of process ``pid`` are (``pipe:[inode]``...)."""
+    links = []
+    with contextlib.suppress(OSError):
+        for name in os.listdir(f"/proc/{pid}/fd"):
+            with contextlib.suppress(OSError):  # closed meanwhile
+                links.append(os.readlink(f"/proc/{pid}/fd/{name}"))
+    return links
+
+
+def _children(pid: int) -> list[int]:
+    out = []
+    for name in os.listdir("/proc"):
+        if name.isdigit():
+            with contextlib.suppress(OSError, IndexError, ValueError):
+                stat_text = Path(f"/proc/{name}/stat").read_text()
+                if int(stat_text.rsplit(")", 1)[1].split()[1]) == pid:
+                    out.append(int(name))
+    return out
+
+
+def _comm(pid: int) -> str:
+    try:
+        return Path(f"/proc/{pid}/comm").read_text().strip()
+    except OSError:
+        return ""

@@ -77,13 +77,22 @@ def skiffd_command(root: Path, *extra: str) -> list[str]:
     ]
 
 
-def start_daemon(root: Path, *extra: str, config: str = "{}", timeout: float = 20) -> RunningDaemon:
-    """Starts skiffd under ``root`` and waits until it answers ``/_ping``."""
+def start_daemon(
+    root: Path,
+    *extra: str,
+    config: str = "{}",
+    timeout: float = 20,
+    pass_fds: tuple[int, ...] = (),
+) -> RunningDaemon:
+    """Starts skiffd under ``root`` (with ``pass_fds`` inherited) and waits until it
+    answers ``/_ping``."""
     root.mkdir(parents=True, exist_ok=True)
     (root / "daemon.json").write_text(config)
     log_path = root / "skiffd.log"
     with log_path.open("wb") as log:
-        proc = subprocess.Popen(skiffd_command(root, *extra), stdout=log, stderr=subprocess.STDOUT)
+        proc = subprocess.Popen(
+            skiffd_command(root, *extra), stdout=log, stderr=subprocess.STDOUT, pass_fds=pass_fds
+        )
     daemon = RunningDaemon(root, proc, log_path, list(extra))
     deadline = time.monotonic() + timeout
     while time.monotonic() < deadline:

@@ -11,7 +11,9 @@ from __future__ import annotations
 
 import argparse
 import asyncio
+import contextlib
 import logging
+import os
 import signal
 import sys
 import time
@@ -128,6 +130,7 @@ def main(argv: list[str] | None = None) -> int:
     level = "debug" if config.debug else config.log_level
     root.setLevel({"warn": "WARNING", "fatal": "CRITICAL"}.get(level, level.upper()))
 
+    _keep_inherited_descriptors_from_children()
     try:
         with asyncio.Runner(loop_factory=_loop_factory()) as runner:
             runner.run(_run(config))
@@ -135,6 +138,18 @@ def main(argv: list[str] | None = None) -> int:
         log.critical("%s", err.message)
         return 1
     return 0
+
+
+def _keep_inherited_descriptors_from_children() -> None:
+    """Makes the descriptors inherited from whoever started the daemon (above
+    stdio) close-on-exec: uvloop does not close a child's descriptors, so an exec's
+    runtime or a ``ps`` would keep them (a pipe its reader waits on to end, say)
+    for as long as they run. The daemon's own are close-on-exec already."""
+    for name in os.listdir("/proc/self/fd"):
+        fd = int(name)
+        if fd > 2:
+            with contextlib.suppress(OSError):  # (the listing's own, closed by now)
+                os.set_inheritable(fd, False)
 
 
 def _loop_factory() -> Callable[[], asyncio.AbstractEventLoop]:
