@@ -93,13 +93,19 @@ def test_missing_image_is_image_not_found(client: docker.DockerClient) -> None:
         client.containers.create("no-such-image-" + secrets.token_hex(3))
 
 
-def _raw(
-    engine: RunningDaemon, method: str, path: str, body: bytes | None = None
-) -> tuple[int, dict]:
+def _connection(engine: RunningDaemon) -> http.client.HTTPConnection:
+    """An HTTP connection to the daemon's socket, connected."""
     sock = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
     sock.connect(str(engine.socket))
     conn = http.client.HTTPConnection("localhost")
     conn.sock = sock
+    return conn
+
+
+def _raw(
+    engine: RunningDaemon, method: str, path: str, body: bytes | None = None
+) -> tuple[int, dict]:
+    conn = _connection(engine)
     headers = {"Content-Type": "application/json"} if body is not None else {}
     conn.request(method, path, body=body, headers=headers)
     resp = conn.getresponse()
@@ -153,13 +159,7 @@ def test_creates_that_come_together_with_one_name_make_one_container(
     # a thread, while the others are read.
     name = uname("together")
     body = json.dumps({"Image": "busybox", "Cmd": ["true"], "Tty": True}).encode()
-    conns = []
-    for _ in range(4):
-        sock = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
-        sock.connect(str(engine.socket))
-        conn = http.client.HTTPConnection("localhost")
-        conn.sock = sock
-        conns.append(conn)
+    conns = [_connection(engine) for _ in range(4)]
     for conn in conns:
         conn.request(
             "POST",
@@ -194,15 +194,10 @@ def test_a_wait_that_meets_a_removal_on_its_way_answers_the_exit(
     sent): the removal meets its condition, as a removal during the wait does."""
     c = client.containers.run("busybox", ["sh", "-c", "exit 3"], detach=True)
     assert c.wait(timeout=10)["StatusCode"] == 3
-    conns = []
-    for _ in range(2):
-        sock = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
-        sock.connect(str(engine.socket))
-        conn = http.client.HTTPConnection("localhost")
-        conn.sock = sock
+    conns = [_connection(engine) for _ in range(2)]
+    for conn in conns:
         conn.request("GET", "/_ping")  # accepted and read from: both wake the loop alike
         conn.getresponse().read()
-        conns.append(conn)
     os.kill(engine.proc.pid, signal.SIGSTOP)
     try:
         conns[0].request("POST", f"/v1.45/containers/{c.id}/wait")
