@@ -579,7 +579,8 @@ class ThreadStream:
             # come in more than one write) stays back until the end.
             self._held += data
             if len(self._held) > HOLD_BACK:
-                out = bytes(self._held[:-HOLD_BACK])
+                with memoryview(self._held) as view:
+                    out = bytes(view[:-HOLD_BACK])  # (one copy: a slice copies too)
                 del self._held[:-HOLD_BACK]
                 return out
         # The end of the stream: it is whole only if the writer finished.

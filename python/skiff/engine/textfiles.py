@@ -12,7 +12,6 @@ only when a ``stat`` of it tells that it changed."""
 from __future__ import annotations
 
 import os
-import threading
 
 
 def rewrite(path: str | os.PathLike[str], data: bytes) -> None:
@@ -36,9 +35,8 @@ class HostFile:
 
     def __init__(self, path: str) -> None:
         self.path = path
-        self._lock = threading.Lock()  # (read from the loop and from threads)
-        self._key: tuple[int, int, int, int, int] | None = None
-        self._text = ""
+        # (stat key, text), replaced whole: read from the loop and from threads
+        self._last: tuple[tuple[int, ...], str] = ((), "")
 
     def read(self) -> str:
         try:
@@ -46,14 +44,12 @@ class HostFile:
         except OSError:
             return ""
         key = (st.st_dev, st.st_ino, st.st_size, st.st_mtime_ns, st.st_ctime_ns)
-        with self._lock:
-            if key == self._key:
-                return self._text
-        try:
-            with open(self.path, encoding="utf-8", errors="replace") as f:
-                text = f.read()
-        except OSError:
-            return ""
-        with self._lock:
-            self._key, self._text = key, text
+        last_key, text = self._last
+        if key != last_key:
+            try:
+                with open(self.path, encoding="utf-8", errors="replace") as f:
+                    text = f.read()
+            except OSError:
+                return ""
+            self._last = (key, text)
         return text

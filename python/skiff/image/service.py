@@ -8,6 +8,7 @@ The store's parts, all under the data root: ``skiff.db`` (metadata), ``content/`
 
 from __future__ import annotations
 
+import functools
 import threading
 from collections.abc import Iterator
 from contextlib import contextmanager
@@ -26,8 +27,15 @@ from skiff.image.snapshots import LayerSource, SnapshotStore
 from skiff.store.db import Database
 from skiff.timefmt import parse_rfc3339, rfc3339_nano
 
-#: Images whose parsed container defaults are kept (the oldest goes first).
+#: Images whose parsed container defaults are kept (the least used go first).
 DEFAULTS_CACHED = 64
+
+
+@functools.lru_cache(maxsize=DEFAULTS_CACHED)
+def _defaults_of(config: bytes) -> mf.ContainerConfig:
+    """The container defaults of an image config (the bytes an image ID is the
+    digest of: one entry per image)."""
+    return mf.ImageConfig.from_json(config).config
 
 
 @dataclass
@@ -47,9 +55,6 @@ class ImageService:
         self.content = ContentStore(data_root)
         self.snapshots = SnapshotStore(data_root, self.meta)
         self._gc_lock = threading.Lock()  # one garbage collection at a time
-        # image ID -> its parsed container defaults (an ID is its config's digest)
-        self._defaults: dict[str, mf.ContainerConfig] = {}
-        self._defaults_lock = threading.Lock()
 
     def close(self) -> None:
         self.db.close()
@@ -146,30 +151,22 @@ class ImageService:
     # ------------------------------------------------------------------ reading
 
     def get(self, name: str) -> StoredImage:
-        # resolve gives a whole ID (no prefix to look up again, as get_image would).
-        image_id = self.meta.resolve(name)
-        record = self.meta.find_image(image_id)
-        if record is None:  # deleted in between
-            raise NotFound(f"No such image: {name}")
+        record = self._record(name)
         return StoredImage(record, mf.ImageConfig.from_json(record.config))
 
     def container_defaults(self, name: str) -> tuple[ImageRecord, mf.ContainerConfig]:
         """The record of the image ``name`` names and its defaults for containers
         (its config's ``config``), parsed once per image (for each create): shared
         between callers, which must not change it."""
-        image_id = self.meta.resolve(name)
-        record = self.meta.find_image(image_id)
+        record = self._record(name)
+        return record, _defaults_of(record.config)
+
+    def _record(self, name: str) -> ImageRecord:
+        # resolve gives a whole ID (no prefix to look up again, as get_image would).
+        record = self.meta.find_image(self.meta.resolve(name))
         if record is None:  # deleted in between
             raise NotFound(f"No such image: {name}")
-        with self._defaults_lock:
-            defaults = self._defaults.get(record.id)
-        if defaults is None:
-            defaults = mf.ImageConfig.from_json(record.config).config
-            with self._defaults_lock:
-                if len(self._defaults) >= DEFAULTS_CACHED:
-                    del self._defaults[next(iter(self._defaults))]
-                self._defaults[record.id] = defaults
-        return record, defaults
+        return record
 
     def manifest_of(self, image_id: str) -> mf.Manifest:
         """An OCI manifest of a stored image: its config and, per diff ID, the

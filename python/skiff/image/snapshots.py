@@ -25,6 +25,7 @@ from __future__ import annotations
 
 import array
 import fcntl
+import functools
 import os
 import shutil
 import tempfile
@@ -80,7 +81,7 @@ def mark_topdir(path: Path) -> bool:
         os.close(fd)
 
 
-#: Chains whose lower dirs are kept as text (the oldest goes first).
+#: Chains whose lower dirs are kept as text (the least used go first).
 LOWER_PATHS_KEPT = 64
 
 
@@ -90,7 +91,8 @@ class SnapshotStore:
         self.meta = meta
         self.staging = self.root / STAGING
         self._staging_marked = False
-        self._lower_paths: dict[tuple[str, ...], tuple[str, ...]] = {}
+        #: :meth:`lowers` as text, kept for the chains used last (each create)
+        self.lower_paths = functools.lru_cache(maxsize=LOWER_PATHS_KEPT)(self._lower_paths)
 
     def make_staging(self) -> Path:
         """A new empty directory in staging (which is made and marked when needed)."""
@@ -115,15 +117,8 @@ class SnapshotStore:
         """Lower dirs for an overlay of ``chain`` (base first), top first."""
         return [self.fs(c) for c in reversed(chain)]
 
-    def lower_paths(self, chain: tuple[str, ...]) -> tuple[str, ...]:
-        """:meth:`lowers` as text, kept for the chains used last (each create)."""
-        paths = self._lower_paths.get(chain)
-        if paths is None:
-            paths = tuple(str(p) for p in self.lowers(chain))
-            if len(self._lower_paths) >= LOWER_PATHS_KEPT:
-                self._lower_paths.pop(next(iter(self._lower_paths)), None)
-            self._lower_paths[chain] = paths
-        return paths
+    def _lower_paths(self, chain: tuple[str, ...]) -> tuple[str, ...]:
+        return tuple(str(p) for p in self.lowers(chain))
 
     def recover(self) -> int:
         """At start: remove staging leftovers and incomplete layers; returns how many."""

@@ -620,27 +620,26 @@ impl Plan {
                 binds.push(dir);
             }
         }
-        if !binds.is_empty() {
-            // The tmpfs and every bind under it (was a remount and a statvfs each).
-            if set_attrs_recursive(target, flags & REMOUNT_MASK)? {
-                return Ok(());
-            }
+        // The flags of the tmpfs and every bind under it in one call (was a remount
+        // and a statvfs each); else a remount of each bind, then of the tmpfs.
+        let set_at_once = !binds.is_empty() && set_attrs_recursive(target, flags & REMOUNT_MASK)?;
+        if !set_at_once {
             for dir in &binds {
                 remount_bind(dir, flags & REMOUNT_MASK, 0)?;
             }
-        }
-        if e.options.flags & libc::MS_RDONLY != 0 {
-            mount(
-                None,
-                target,
-                None,
-                libc::MS_REMOUNT
-                    | libc::MS_RDONLY
-                    | libc::MS_NOSUID
-                    | libc::MS_NODEV
-                    | libc::MS_NOEXEC,
-                Some("mode=755"),
-            )?;
+            if e.options.flags & libc::MS_RDONLY != 0 {
+                mount(
+                    None,
+                    target,
+                    None,
+                    libc::MS_REMOUNT
+                        | libc::MS_RDONLY
+                        | libc::MS_NOSUID
+                        | libc::MS_NODEV
+                        | libc::MS_NOEXEC,
+                    Some("mode=755"),
+                )?;
+            }
         }
         Ok(())
     }
