@@ -320,6 +320,47 @@ def test_a_start_that_fails_before_init_has_its_process_ends_the_standby(
     wait_for(lambda: gone(s, d))
 
 
+def test_a_command_its_init_cannot_run_fails_the_start_as_dockerd_says(
+    engine_factory: Callable[..., RunningDaemon],
+) -> None:
+    """The standby's init gets the process and cannot run it: the start fails with
+    init's own message (the docker CLI exits 127), the container stays created, and
+    nothing of the standby is left."""
+    d, s = seeded(engine_factory)
+    r = docker(d, "run", "--name", "nocmd", "--network", "none", "busybox", "/nonexistent")
+    assert r.code == 127, r
+    assert "/nonexistent" in r.err and "no such file or directory" in r.err, r
+    assert container_id(d, "nocmd") == s.id
+    state = json.loads(docker_ok(d, "inspect", "-f", "{{json .State}}", "nocmd"))
+    assert (state["Status"], state["ExitCode"], state["Pid"]) == ("created", 127, 0), state
+    assert "/nonexistent" in state["Error"]
+    assert not os.path.exists(f"/proc/{s.init}")
+    docker_ok(d, "rm", "nocmd")
+    wait_for(lambda: gone(s, d))
+
+
+def nice_of(pid: int) -> int:
+    stat = Path(f"/proc/{pid}/stat").read_text()
+    return int(stat[stat.rfind(")") + 2 :].split()[16])  # field 19
+
+
+def test_a_container_that_took_a_standby_runs_at_the_daemons_priority(
+    engine_factory: Callable[..., RunningDaemon],
+) -> None:
+    """A standby is made at a low priority; its init and monitor take the daemon's
+    when a container starts with it."""
+    d, s = seeded(engine_factory)
+    monitor = int(Path(f"/proc/{s.init}/stat").read_text().rsplit(")", 1)[1].split()[1])
+    assert nice_of(s.init) > nice_of(d.proc.pid) and nice_of(monitor) > nice_of(d.proc.pid)
+    docker_ok(d, "run", "-d", "--name", "prio", "--network", "none", "busybox", "sleep", "30")
+    assert container_id(d, "prio") == s.id
+    pid = int(docker_ok(d, "inspect", "-f", "{{.State.Pid}}", "prio"))
+    assert pid == s.init
+    assert nice_of(pid) == nice_of(monitor) == nice_of(d.proc.pid)
+    docker_ok(d, "rm", "-f", "prio")
+    wait_for(lambda: gone(s, d))
+
+
 def test_a_create_that_cannot_take_the_standby_leaves_nothing_of_it(
     engine_factory: Callable[..., RunningDaemon],
 ) -> None:

@@ -605,17 +605,23 @@ class ContainerService:
                     waiter.monitor.set_result(files)
             if waiters:
                 await asyncio.wait([w.connected for w in waiters], timeout=2)
-            monitor_start = 0
-            if standby is not None:
-                conn, standby.conn = standby.conn, None
-                monitor_start = c.state.monitor_start  # known since the claim
-                await mon.start_container(files, process, conn)
-            elif not start_now:
-                await mon.start_container(files)
             assert started is not None
+            if standby is not None:
+                sync, standby.sync = standby.sync, None
+                assert sync is not None
+                pids = [started.pid, started.monitor_pid]
+                # (Recording the start while init takes its process gains nothing:
+                # init is woken on this CPU, and waits for it.)
+                await mon.give_process(sync, process, pids, self._nice)
+                await mon.process_started(sync)
+                monitor_start = c.state.monitor_start  # known since the claim
+            else:
+                if not start_now:
+                    await mon.start_container(files)
+                monitor_start = mon.start_time(started.monitor_pid)
             c.state.pid = started.pid
             c.state.monitor_pid = started.monitor_pid
-            c.state.monitor_start = monitor_start or mon.start_time(started.monitor_pid)
+            c.state.monitor_start = monitor_start
             c.state.status = RUNNING
             c.state.started_at = rfc3339_nano()
             c.state.error = ""
@@ -797,11 +803,14 @@ class ContainerService:
             init_fd=-1 if init_fd is None else init_fd,
             monitor_fd=-1 if monitor_fd is None else monitor_fd,
         )
-        s.conn = mon.connect(self.monitor_files(c))
         s.monitor_start = mon.start_time(started.monitor_pid)
-        if init_fd is None or monitor_fd is None or s.conn is None:
+        try:
+            if init_fd is None or monitor_fd is None:
+                raise StartFailed("the container made ahead of need ended at once")
+            s.sync = mon.start_socket(self.monitor_files(c))
+        except BaseException:
             self._discard_standby(s)
-            raise StartFailed("the container made ahead of need ended at once")
+            raise
         return s
 
     def _claim(self, c: Container, s: sb.Standby) -> bool:

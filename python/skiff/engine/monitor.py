@@ -95,7 +95,7 @@ def spawn(
     it (the monitor runs the runtime's ``start`` too: one process less for callers
     with nothing to attach first); raises StartFailed with the runtime's message
     otherwise. With ``standby_nice`` the container is made ahead of need (the
-    monitor's ``--standby``): its process comes with :func:`start_container`, when
+    monitor's ``--standby``): its process comes with :func:`give_process`, when
     the monitor and init take that nice value. With ``pooled_only`` only a monitor
     of ``pool`` is used (work done ahead of need, at a low priority, must not hold
     the lock that starting one takes): NoMonitorReady when none is."""
@@ -247,33 +247,26 @@ def _spawn(argv: list[str], sync_fd: int, err_file: Path) -> int:
     return _native.spawn_detached(argv, sync_fd, err_file)
 
 
-async def start_container(
-    files: MonitorFiles, process: bytes = b"", conn: socket.socket | None = None
-) -> None:
-    """Has the monitor run the runtime's ``start`` (its ``start`` command; with
-    ``process``, JSON on one line, its ``start-process``, for a container made with
-    ``standby_nice``): the process runs once this returns; StartFailed with the
-    runtime's message else. ``conn``: a connection to the attach socket made before
-    (non-blocking; closed here)."""
+async def start_container(files: MonitorFiles) -> None:
+    """Has the monitor run the runtime's ``start`` (its ``start`` command): the
+    process runs once this returns; StartFailed with the runtime's message else."""
     import asyncio
 
     loop = asyncio.get_running_loop()
-    if conn is None:
-        conn = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
-        conn.setblocking(False)
+    conn = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
+    conn.setblocking(False)
+    answer = b""
+    try:
         try:
             await loop.sock_connect(conn, str(files.socket))
         except OSError as err:
-            conn.close()
             raise StartFailed(f"the container's monitor is gone: {err.strerror}") from None
-    answer = b""
-    try:
-        command = b"start-process " + process + b"\n" if process else b"start\n"
-        await loop.sock_sendall(conn, command)
-        while b"\n" not in answer and (chunk := await loop.sock_recv(conn, 1024)):
-            answer += chunk
-    except OSError:
-        pass  # hung up: told below
+        try:
+            await loop.sock_sendall(conn, b"start\n")
+            while b"\n" not in answer and (chunk := await loop.sock_recv(conn, 1024)):
+                answer += chunk
+        except OSError:
+            pass  # hung up: told below
     finally:
         conn.close()
     text = answer.decode(errors="replace").strip()
@@ -281,17 +274,74 @@ async def start_container(
         raise StartFailed(text.removeprefix("error ").strip() or "the monitor hung up")
 
 
-def connect(files: MonitorFiles) -> socket.socket | None:
-    """A non-blocking connection to the monitor's attach socket (for a later
-    :func:`start_container`); None when the monitor is gone."""
-    conn = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
+#: How long the monitor of a standby may take to hand over init's sync socket.
+HAND_OVER_TIMEOUT = 10.0
+
+
+def start_socket(files: MonitorFiles) -> socket.socket:
+    """Init's sync socket of a container made with ``standby_nice`` (the monitor's
+    ``start-socket``; blocking, for a thread): whoever holds it starts the
+    container, one hop shorter than through the monitor (see
+    :func:`give_process`). Non-blocking and close-on-exec; StartFailed when the
+    monitor refuses or is gone."""
+    fds: list[int] = []
     try:
-        conn.connect(str(files.socket))
+        with socket.socket(socket.AF_UNIX, socket.SOCK_STREAM) as conn:
+            conn.settimeout(HAND_OVER_TIMEOUT)
+            conn.connect(str(files.socket))
+            conn.sendall(b"start-socket\n")
+            msg, fds, _, _ = socket.recv_fds(conn, 1024, 1, socket.MSG_CMSG_CLOEXEC)
+    except OSError as err:
+        raise StartFailed(f"the container's monitor is gone: {err}") from None
+    if msg != b"ok\n" or len(fds) != 1:
+        for fd in fds:
+            os.close(fd)
+        text = msg.decode(errors="replace").strip().removeprefix("error ").strip()
+        raise StartFailed(text or "the monitor hung up")
+    sync = socket.socket(fileno=fds[0])
+    sync.setblocking(False)
+    return sync
+
+
+async def give_process(sync: socket.socket, process: bytes, pids: list[int], nice: int) -> None:
+    """Starts a container made with ``standby_nice`` through init's sync socket
+    (:func:`start_socket`), as the monitor's ``start-process`` would: gives its
+    init and monitor (``pids``) the nice value ``nice`` and sends init ``process``
+    (JSON: the process and hostname). :func:`process_started` reads init's answer;
+    the caller may do what the start needs meanwhile."""
+    import asyncio
+
+    for pid in pids:
+        with contextlib.suppress(OSError):
+            os.setpriority(os.PRIO_PROCESS, pid, nice)
+    message = b"start" + process
+    try:
+        try:
+            sync.send(message)  # far below the socket's buffer: all at once
+        except BlockingIOError:
+            await asyncio.get_running_loop().sock_sendall(sync, message)
+    except OSError as err:
+        sync.close()
+        raise StartFailed(f"the container's init is gone: {err.strerror}") from None
+
+
+async def process_started(sync: socket.socket) -> None:
+    """Init's answer to :func:`give_process` (then the socket is closed): its process
+    runs once this returns; StartFailed with init's message else."""
+    import asyncio
+
+    try:
+        answer = await asyncio.get_running_loop().sock_recv(sync, 65536)
     except OSError:
-        conn.close()
-        return None
-    conn.setblocking(False)
-    return conn
+        answer = b""
+    finally:
+        sync.close()
+    if answer == b"ready":
+        return
+    if answer.startswith(b"E"):
+        # As the runtime words it (container init: ...).
+        raise StartFailed("container init: " + answer[1:].decode(errors="replace"))
+    raise StartFailed("init exited before start" if not answer else f"init said {answer!r}")
 
 
 def read_exit(files: MonitorFiles) -> dict[str, Any] | None:

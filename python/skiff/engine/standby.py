@@ -4,7 +4,8 @@ namespaces and mounts set up by the runtime, init parked before its process
 (``skiff-monitor --standby``). The next create of the same image whose container
 would come out the same but for its process and hostname takes it: the container
 gets the standby's id (an id is random either way), and its start only sends init
-the process (the monitor's ``start-process``).
+the process, over init's sync socket, which the monitor handed over when the standby
+was made (``start-socket``).
 
 What may differ is decided on the runtime spec itself: the container's spec, built
 with the standby's id, must equal the standby's but for ``process``, ``hostname``
@@ -77,8 +78,8 @@ def netns_path(spec: dict[str, Any]) -> str | None:
 
 
 def start_message(spec: dict[str, Any]) -> bytes:
-    """What the start of a standby sends its init (the monitor's ``start-process``):
-    the process and hostname of ``spec``, as one line of JSON."""
+    """What the start of a standby sends its init (see monitor.give_process): the
+    process and hostname of ``spec``, as one line of JSON."""
     return json.dumps({"process": spec["process"], "hostname": spec.get("hostname")}).encode()
 
 
@@ -135,8 +136,8 @@ class Standby:
     #: pidfds of init and of the monitor
     init_fd: int
     monitor_fd: int
-    #: a connection to the monitor's attach socket, for the start
-    conn: socket.socket | None = None
+    #: init's sync socket, handed over by the monitor: the start goes there
+    sync: socket.socket | None = None
     #: when the monitor started (see monitor.start_time)
     monitor_start: int = 0
     #: what its start sends init (set when a container takes it)
@@ -161,8 +162,8 @@ class Standby:
         if not ready:
             log.warning("the monitor of standby %s did not end", self.container.id[:12])
         self.close_pidfds()
-        if self.conn is not None:
-            self.conn.close()
+        if self.sync is not None:
+            self.sync.close()
         with contextlib.suppress(OSError):
             os.close(self.started.exit_fd)
 

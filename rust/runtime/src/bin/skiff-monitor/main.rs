@@ -53,9 +53,10 @@
 //!    runtime (runc, crun) runs as a child process, as above.
 //!    With `--standby` (builtin runtime only; not with `--start` or `--terminal`)
 //!    the container is made ahead of need: init waits, its namespaces, cgroup and
-//!    mounts ready, for its process to come with the start (`start-process`
-//!    below). Such a monitor keeps its nice value (a caller makes it at a low
-//!    priority) and gives itself and init `--nice` (default 0) at the start.
+//!    mounts ready, for its process to come with the start (`start-process` or
+//!    `start-socket` below). Such a monitor keeps its nice value (a caller makes
+//!    it at a low priority) and gives itself and init `--nice` (default 0) at the
+//!    start.
 //! 5. Writes one line to `--sync-fd` and closes it: `{"pid": INIT, "monitor_pid":
 //!    PID}` once the runtime succeeded, or `{"error": "MESSAGE"}` (the last error
 //!    `msg` of the runtime's log, else its stderr, else its exit status; in
@@ -105,6 +106,12 @@
 //! - `start-process JSON\n` — with `--standby`, the same, giving init its process:
 //!   `{"process": OCI_PROCESS, "hostname": NAME}` on one line (up to 128 KiB; the
 //!   process's `terminal` as the spec's).
+//! - `start-socket\n` — with `--standby`, instead of the above: the answer `ok\n`
+//!   carries init's sync socket (SCM_RIGHTS), and the caller starts the container
+//!   itself, one hop shorter: it gives the monitor and init their nice value,
+//!   sends init `start` followed by that JSON as one message, and reads init's
+//!   answer (`ready`, or `E` and the error; nothing if init ended). The monitor
+//!   lets go of the socket, and its own start is used up.
 //!
 //! Anything else is answered `error MESSAGE\n` and the connection closed.
 

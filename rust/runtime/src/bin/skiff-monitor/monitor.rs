@@ -358,6 +358,7 @@ impl Monitor {
                 let msg = self.start(b"");
                 self.reply(i, &msg);
             }
+            (Some(b"start-socket"), None, ..) => self.hand_over_start(i),
             _ => self.reply(i, b"error unknown command\n"),
         }
     }
@@ -391,6 +392,28 @@ impl Monitor {
             Ok(()) => b"ok\n".to_vec(),
             Err(e) => format!("error {}\n", e.replace('\n', " ")).into_bytes(),
         }
+    }
+
+    /// The `start-socket` command (`--standby` only): init's sync socket goes to
+    /// the client with the answer `ok\n` (SCM_RIGHTS), which then starts the
+    /// container itself, as `start-process` would: it gives the monitor and init
+    /// their nice value, sends init `start` and the process, and reads init's
+    /// answer. The monitor's own start is used up.
+    fn hand_over_start(&mut self, i: usize) {
+        if self.start_nice.is_none() {
+            return self.reply(i, b"error not a standby container: start it with start\n");
+        }
+        if !self.startable {
+            return self.reply(i, b"error already started\n");
+        }
+        let Some(sync) = self.runtime.take_start_socket() else {
+            return self.reply(i, b"error init's sync socket is gone\n");
+        };
+        self.startable = false;
+        let c = &mut self.clients[i];
+        // (Far below a socket buffer: all or nothing.)
+        let _ = sys::send_with_fd(c.fd.as_raw_fd(), b"ok\n", sync.as_raw_fd());
+        c.dead = true;
     }
 
     /// Writes to the container's stdin without ever blocking; what does not fit

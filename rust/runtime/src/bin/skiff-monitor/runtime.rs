@@ -228,6 +228,13 @@ impl Runtime {
         }
     }
 
+    /// With `--standby`: init's sync socket, given up to a caller that starts the
+    /// container itself (sends `start` and the process, reads init's answer; see
+    /// skiff-runtime's init.rs). None without `--standby` or once given.
+    pub fn take_start_socket(&mut self) -> Option<OwnedFd> {
+        self.builtin.as_mut().filter(|b| b.deferred)?.sync.take()
+    }
+
     /// Runs `delete --force`; a failure is only logged (by the runtime).
     pub fn delete(&self) {
         if let Some(b) = &self.builtin {

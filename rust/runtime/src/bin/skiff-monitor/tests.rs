@@ -1337,3 +1337,56 @@ fn read_until(a: &mut impl Read, needle: &str) -> Vec<u8> {
     }
     seen
 }
+
+#[test]
+fn builtin_standby_start_socket_hands_the_start_to_the_caller() {
+    let Some(mut f) = bundle_fixture(&["sh", "-c", "echo template; exit 9"], false) else {
+        return;
+    };
+    let line = f.start_builtin(&["--standby", "--delete-on-exit"]);
+    assert!(json_int(&line, "\"pid\": ").is_some(), "{line}");
+    let mut out = f.attach("stdout,stderr");
+    let s = f.connect("start-socket\n");
+    let mut p = libc::pollfd {
+        fd: s.as_raw_fd(),
+        events: libc::POLLIN,
+        revents: 0,
+    };
+    // SAFETY: one valid pollfd.
+    assert_eq!(unsafe { libc::poll(&mut p, 1, 10_000) }, 1);
+    let sync = crate::sys::recv_fd(s.as_raw_fd())
+        .unwrap()
+        .expect("init's sync socket");
+    // The monitor's own start is used up, and the socket given once.
+    for cmd in ["start-process {\"process\": {}}\n", "start-socket\n"] {
+        let mut answer = String::new();
+        f.connect(cmd).read_to_string(&mut answer).unwrap();
+        assert_eq!(answer, "error already started\n", "{cmd}");
+    }
+    let process = serde_json::json!({
+        "process": {"args": ["sh", "-c", "echo given; exit 4"], "cwd": "/",
+                    "user": {"uid": 0, "gid": 0}, "env": ["PATH=/bin"]},
+    });
+    skiff_runtime::container::start::start_deferred(&sync, process.to_string().as_bytes()).unwrap();
+    let frames = read_frames(&mut out);
+    assert_eq!(stream(&frames, 1), "given\n");
+    assert_eq!(f.wait(), 0);
+    assert!(f.wait_file("exit.json").starts_with("{\"exit_code\": 4,"));
+    f.assert_deleted();
+    // Not from a container made the usual way.
+    let Some(mut f) = bundle_fixture(&["sh", "-c", "exit 0"], false) else {
+        return;
+    };
+    f.start_builtin(&["--delete-on-exit"]);
+    let mut answer = String::new();
+    f.connect("start-socket\n")
+        .read_to_string(&mut answer)
+        .unwrap();
+    assert_eq!(
+        answer,
+        "error not a standby container: start it with start\n"
+    );
+    f.connect("start\n").read_to_string(&mut answer).unwrap();
+    assert_eq!(f.wait(), 0);
+    f.assert_deleted();
+}
