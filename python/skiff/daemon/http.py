@@ -21,6 +21,7 @@ from dataclasses import dataclass, field
 from typing import Any
 from urllib.parse import parse_qs, unquote, urlsplit
 
+from skiff import jsontext
 from skiff.engine.fdio import send
 from skiff.errors import InvalidArgument, SkiffError, http_status
 
@@ -150,7 +151,7 @@ class Response:
 
 
 def json_response(obj: Any, status: int = 200) -> Response:
-    return Response(status, json.dumps(obj, separators=(",", ":")).encode() + b"\n")
+    return Response(status, jsontext.dumps(obj) + b"\n")
 
 
 def error_response(status: int, message: str) -> Response:

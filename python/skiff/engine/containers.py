@@ -25,7 +25,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
-from skiff import _native
+from skiff import _native, jsontext
 from skiff.dirspread import spread_children
 from skiff.engine import health, names, ocispec, textfiles
 from skiff.engine import monitor as mon
@@ -836,7 +836,7 @@ class ContainerService:
                 textfiles.rewrite(c.root / file, text.encode())
         # In place (the runtime has read it; only a later `exec` reads it again): a
         # new file and a rename cost as much as the rest of the claim.
-        textfiles.rewrite(c.root / "config.json", json.dumps(spec, separators=(",", ":")).encode())
+        textfiles.rewrite(c.root / "config.json", jsontext.dumps(spec))
         # A restarted daemon finds its monitor (see restore).
         c.state.monitor_pid = s.started.monitor_pid
         c.state.monitor_start = s.monitor_start

@@ -21,7 +21,6 @@ container is made the usual way.
 from __future__ import annotations
 
 import contextlib
-import json
 import logging
 import os
 import select
@@ -32,6 +31,7 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any
 
+from skiff import jsontext
 from skiff.engine import monitor as mon
 from skiff.engine.container import Container
 from skiff.engine.stock import lower_priority
@@ -80,7 +80,7 @@ def netns_path(spec: dict[str, Any]) -> str | None:
 def start_message(spec: dict[str, Any]) -> bytes:
     """What the start of a standby sends its init (see monitor.give_process): the
     process and hostname of ``spec``, as one line of JSON."""
-    return json.dumps({"process": spec["process"], "hostname": spec.get("hostname")}).encode()
+    return jsontext.dumps({"process": spec["process"], "hostname": spec.get("hostname")})
 
 
 def same_container(spec: dict[str, Any], other: dict[str, Any]) -> bool:

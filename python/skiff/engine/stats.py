@@ -28,7 +28,6 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import functools
-import json
 import os
 import re
 from collections.abc import AsyncIterator
@@ -36,6 +35,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
+from skiff import jsontext
 from skiff.engine import ocispec
 from skiff.engine.container import (
     DEAD,
@@ -437,7 +437,7 @@ async def _sample(c: Container) -> dict[str, Any]:
 
 
 def _dump(obj: dict[str, Any]) -> bytes:
-    return json.dumps(obj, separators=(",", ":")).encode() + b"\n"
+    return jsontext.dumps(obj) + b"\n"
 
 
 async def stats_stream(

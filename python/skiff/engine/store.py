@@ -7,6 +7,7 @@ import json
 import sqlite3
 import time
 
+from skiff import jsontext
 from skiff.engine.container import Container
 from skiff.errors import Conflict
 from skiff.store.db import Database
@@ -21,7 +22,7 @@ class ContainerStore:
             self.db.execute(
                 "INSERT INTO containers (id, name, image_id, record, created_at)"
                 " VALUES (?, ?, ?, ?, ?)",
-                (c.id, c.name, c.image_id, json.dumps(c.record()), time.time_ns()),
+                (c.id, c.name, c.image_id, jsontext.dumps(c.record()).decode(), time.time_ns()),
             )
         except sqlite3.IntegrityError:
             raise Conflict(f'the container name "/{c.name}" is already in use') from None
@@ -29,7 +30,8 @@ class ContainerStore:
     def save(self, c: Container) -> None:
         """Rewrites the record (not the name column: see rename)."""
         self.db.execute(
-            "UPDATE containers SET record = ? WHERE id = ?", (json.dumps(c.record()), c.id)
+            "UPDATE containers SET record = ? WHERE id = ?",
+            (jsontext.dumps(c.record()).decode(), c.id),
         )
 
     def rename(self, c: Container) -> None:
@@ -37,7 +39,7 @@ class ContainerStore:
         try:
             self.db.execute(
                 "UPDATE containers SET name = ?, record = ? WHERE id = ?",
-                (c.name, json.dumps(c.record()), c.id),
+                (c.name, jsontext.dumps(c.record()).decode(), c.id),
             )
         except sqlite3.IntegrityError:
             raise Conflict(f'the container name "/{c.name}" is already in use') from None

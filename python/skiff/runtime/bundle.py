@@ -13,6 +13,8 @@ import os
 from pathlib import Path
 from typing import Any
 
+from skiff import jsontext
+
 
 def write_bundle(bundle: Path, config: dict[str, Any]) -> Path:
     """Writes ``config.json`` atomically into ``bundle`` (created if missing)."""
@@ -20,7 +22,7 @@ def write_bundle(bundle: Path, config: dict[str, Any]) -> Path:
     tmp = bundle / "config.json.tmp"
     # Compact: json's C encoder serves only unindented output, and this file is
     # written on every container start.
-    tmp.write_text(json.dumps(config, separators=(",", ":")))
+    tmp.write_bytes(jsontext.dumps(config))
     os.replace(tmp, bundle / "config.json")
     return bundle
 

@@ -5,10 +5,10 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
-import json
 from collections.abc import AsyncIterator
 from typing import TYPE_CHECKING
 
+from skiff import jsontext
 from skiff.daemon.http import Hijack, Request, Response, StreamResponse, json_response
 from skiff.engine import attach as attaching
 from skiff.engine.containers import AttachWaiter
@@ -129,7 +129,7 @@ def routes(daemon: Daemon) -> list[RouteSpec]:
             # dockerd leaves Error empty for a start failure too: the start's own
             # answer reports it.
             out: dict[str, object] = {"StatusCode": code, "Error": None}
-            yield json.dumps(out).encode() + b"\n"
+            yield jsontext.dumps(out) + b"\n"
 
         return StreamResponse(body(), single=True)
 

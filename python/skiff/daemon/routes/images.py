@@ -14,13 +14,13 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
-import json
 import logging
 import threading
 from collections.abc import AsyncIterator, Callable
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, TypeVar
 
+from skiff import jsontext
 from skiff.daemon.http import Request, Response, StreamResponse, json_response
 from skiff.engine.filters import parse_filters
 from skiff.engine.images import ImageEngine, decode_registry_auth, error_message
@@ -129,7 +129,7 @@ class _Chunks:
 
 
 def _line(message: Message) -> bytes:
-    return json.dumps(message, separators=(",", ":")).encode() + b"\n"
+    return jsontext.dumps(message) + b"\n"
 
 
 async def run(fn: Callable[[], T], name: str) -> T:

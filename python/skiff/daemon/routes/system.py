@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
-import json
 import os
 import platform
 import threading
@@ -12,6 +11,7 @@ from collections.abc import AsyncIterator
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
+from skiff import jsontext
 from skiff.daemon.http import Request, Response, StreamResponse, json_response
 from skiff.engine.events import EventFilter
 from skiff.engine.filters import parse_filters
@@ -199,7 +199,7 @@ def routes(daemon: Daemon) -> list[RouteSpec]:
 
         async def body() -> AsyncIterator[bytes]:
             async for event in daemon.events.stream(accept, since, until):
-                yield json.dumps(event.to_json()).encode() + b"\n"
+                yield jsontext.dumps(event.to_json()) + b"\n"
 
         return StreamResponse(body())
 
