@@ -361,6 +361,36 @@ def test_a_container_that_took_a_standby_runs_at_the_daemons_priority(
     wait_for(lambda: gone(s, d))
 
 
+def test_a_start_saved_after_its_answer_is_adopted_by_a_daemon_killed_before(
+    engine_factory: Callable[..., RunningDaemon],
+) -> None:
+    """The start of a container that took a standby is saved after it is answered.
+    A daemon killed in between (its record put back here as the start left it:
+    created, its monitor known since the claim) finds at its next start that its
+    init runs the process, and adopts it as running."""
+    d, s = seeded(engine_factory)
+    script = "while [ ! -e /go ]; do sleep 0.05; done; exit 3"
+    docker_ok(d, "run", "-d", "--name", "late", "--network", "none", "busybox", "sh", "-c", script)
+    assert container_id(d, "late") == s.id
+    os.kill(d.proc.pid, signal.SIGKILL)
+    d.proc.wait()
+    with sqlite3.connect(d.root / "data" / "skiff.db") as db:
+        (text,) = db.execute("SELECT record FROM containers WHERE id = ?", (s.id,)).fetchone()
+        record = json.loads(text)
+        assert record["state"]["status"] == "running" and record["state"]["monitor_pid"]
+        record["state"].update(status="created", pid=0)
+        record["has_been_started"] = False
+        db.execute("UPDATE containers SET record = ? WHERE id = ?", (json.dumps(record), s.id))
+    db.close()
+    d.proc = start_daemon(d.root, config=(d.root / "daemon.json").read_text()).proc
+    state = json.loads(docker_ok(d, "inspect", "-f", "{{json .State}}", "late"))
+    assert (state["Status"], state["Pid"]) == ("running", s.init), state
+    (s.rootfs / "go").write_text("")
+    assert docker_ok(d, "wait", "late").strip() == "3"
+    docker_ok(d, "rm", "late")
+    wait_for(lambda: gone(s, d))
+
+
 def test_a_create_that_cannot_take_the_standby_leaves_nothing_of_it(
     engine_factory: Callable[..., RunningDaemon],
 ) -> None:

@@ -363,6 +363,14 @@ class ContainerService:
     def save(self, c: Container) -> None:
         self.store.save(c)
 
+    def _save_if_kept(self, c: Container) -> None:
+        """Saves ``c`` unless it was removed meanwhile."""
+        if self._containers.get(c.id) is c:
+            try:
+                self.save(c)
+            except Exception:  # saved again at its next change
+                log.exception("saving container %s", c.id[:12])
+
     async def settle(self, c: Container) -> None:
         """Waits for the clean-up after the container's last exit (the root
         unmounted), which runs on after the exit is reported."""
@@ -628,7 +636,13 @@ class ContainerService:
             c.state.exit_code = 0
             c.state.oom_killed = False
             c.has_been_started = True
-            self.save(c)
+            if standby is None:
+                self.save(c)
+            else:
+                # Saved once the start is answered: a daemon killed before that
+                # finds the container running all the same (restore: its init runs
+                # its process, its monitor is in the record since the claim).
+                asyncio.get_running_loop().call_soon(self._save_if_kept, c)
         except BaseException as err:
             if standby is not None:
                 # Its init ended (or is ended now, if it never got its process):
