@@ -129,6 +129,8 @@ def test_container_defaults_are_parsed_once_per_image(
     assert record.id == rec.id and defaults == store.get(rec.id).config.config
     again = store.container_defaults(rec.id[7:19])[1]
     assert again is defaults  # shared, not parsed again
+    # Nothing changed: the name is not looked up again either.
+    assert store.container_defaults("skiff-test/defaults:1")[0] is record
     # A tag moved to another image names that one, not what was cached.
     other = store.import_tar(
         busybox_tar,

@@ -327,6 +327,32 @@ def test_delete_image(meta: ImageMetadata) -> None:
         meta.delete_image(image_id)
 
 
+def test_each_change_of_images_tags_or_digests_moves_the_generation(
+    meta: ImageMetadata,
+) -> None:
+    seen = [meta.generation]
+
+    def moved() -> bool:
+        seen.append(meta.generation)
+        return seen[-1] != seen[-2]
+
+    image_id = add_image(meta)
+    assert moved()
+    meta.resolve(image_id)
+    meta.tags_of(image_id)
+    assert not moved()  # (reads)
+    meta.tag("app", image_id)
+    assert moved()
+    meta.add_digest("app", sha(b"manifest"), image_id)
+    assert moved()
+    meta.untag(f"app@{sha(b'manifest')}")
+    assert moved()
+    meta.untag("app")
+    assert moved()
+    meta.delete_image(image_id)
+    assert moved()
+
+
 # --- layers ---
 
 

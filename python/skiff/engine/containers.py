@@ -249,6 +249,17 @@ def _init_pidfd(pid: int, monitor_pid: int) -> int | None:
     return fd
 
 
+def _rewrite_quietly(path: Path, data: bytes) -> None:
+    """:func:`textfiles.rewrite` of a container's file, which is gone if the container
+    was removed meanwhile."""
+    try:
+        textfiles.rewrite(path, data)
+    except FileNotFoundError:
+        pass
+    except OSError as err:
+        log.warning("rewriting %s: %s", path, err)
+
+
 def start_error_code(message: str) -> int:
     """The exit code of a container whose process could not be started, by dockerd's
     rule (and the docker CLI's): 127 not found, 126 not executable, else 128."""
@@ -848,14 +859,17 @@ class ContainerService:
         for file, text in files.items():
             if s.files.get(file) != text:
                 textfiles.rewrite(c.root / file, text.encode())
-        # In place (the runtime has read it; only a later `exec` reads it again): a
-        # new file and a rename cost as much as the rest of the claim.
-        textfiles.rewrite(c.root / "config.json", jsontext.dumps(spec))
         # A restarted daemon finds its monitor (see restore).
         c.state.monitor_pid = s.started.monitor_pid
         c.state.monitor_start = s.monitor_start
         self.store.add(c)  # (one statement: a transaction of its own)
         s.spec, s.start_message = spec, message
+        # The bundle's config is read again only by what comes after the start
+        # (exec, health checks) or at least after this create is answered (archive):
+        # rewritten in place right after that answer. A daemon that stops first makes
+        # the container the usual way at its start (restore), bundle and all.
+        config = jsontext.dumps(spec)
+        asyncio.get_running_loop().call_soon(_rewrite_quietly, c.root / "config.json", config)
         return True
 
     def _claim_spec(self, c: Container, s: sb.Standby) -> dict[str, Any]:

@@ -93,6 +93,9 @@ def _ref(ref: Reference | str) -> Reference:
 class ImageMetadata:
     def __init__(self, db: Database) -> None:
         self.db = db
+        #: changes after each write of images, tags or repository digests (once it
+        #: is committed): what a name resolved to holds while this stays the same
+        self.generation = 0
 
     # --- images ---
 
@@ -146,7 +149,9 @@ class ImageMetadata:
                 "INSERT INTO image_layers (image_id, idx, chain_id) VALUES (?, ?, ?)",
                 [(config_digest, i, cid) for i, cid in enumerate(chain)],
             )
-            return self.get_image(config_digest)
+            record = self.get_image(config_digest)
+        self.generation += 1
+        return record
 
     def find_image(self, image_id: str) -> ImageRecord | None:
         """The image with exactly this ID, or None."""
@@ -203,6 +208,7 @@ class ImageMetadata:
             if self.image_children(image_id):
                 raise Conflict(f"image {image_id} has dependent child images")
             conn.execute("DELETE FROM images WHERE id = ?", (image_id,))
+        self.generation += 1
 
     # --- tags and repository digests ---
 
@@ -223,6 +229,7 @@ class ImageMetadata:
                 " tagged_at = excluded.tagged_at",
                 (key, image_id, time.time_ns()),
             )
+        self.generation += 1
         previous = None if row is None else str(row[0])
         return previous if previous != image_id else None
 
@@ -240,6 +247,7 @@ class ImageMetadata:
                 " ON CONFLICT (repository, digest) DO UPDATE SET image_id = excluded.image_id",
                 (name.name, digest, image_id),
             )
+        self.generation += 1
 
     def untag(self, ref: Reference | str) -> str:
         """Removes a tag or repository digest; returns the image it named."""
@@ -255,6 +263,7 @@ class ImageMetadata:
                 )
             else:
                 conn.execute("DELETE FROM tags WHERE ref = ?", (parsed.string(),))
+        self.generation += 1
         return image_id
 
     def lookup(self, ref: Reference) -> str | None:

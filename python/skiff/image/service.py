@@ -54,6 +54,9 @@ class ImageService:
         self.meta = ImageMetadata(self.db)
         self.content = ContentStore(data_root)
         self.snapshots = SnapshotStore(data_root, self.meta)
+        #: the image a name named, kept per name and metadata generation (each create
+        #: reads it; an image ID is its config's digest: the record cannot change)
+        self._records = functools.lru_cache(maxsize=DEFAULTS_CACHED)(self._read_record)
         self._gc_lock = threading.Lock()  # one garbage collection at a time
 
     def close(self) -> None:
@@ -162,6 +165,9 @@ class ImageService:
         return record, _defaults_of(record.config)
 
     def _record(self, name: str) -> ImageRecord:
+        return self._records(name, self.meta.generation)
+
+    def _read_record(self, name: str, generation: int) -> ImageRecord:
         # resolve gives a whole ID (no prefix to look up again, as get_image would).
         record = self.meta.find_image(self.meta.resolve(name))
         if record is None:  # deleted in between
