@@ -361,13 +361,13 @@ def test_a_container_that_took_a_standby_runs_at_the_daemons_priority(
     wait_for(lambda: gone(s, d))
 
 
-def test_a_start_saved_after_its_answer_is_adopted_by_a_daemon_killed_before(
+def test_a_start_not_yet_saved_is_adopted_by_the_next_daemon(
     engine_factory: Callable[..., RunningDaemon],
 ) -> None:
-    """The start of a container that took a standby is saved after it is answered.
-    A daemon killed in between (its record put back here as the start left it:
-    created, its monitor known since the claim) finds at its next start that its
-    init runs the process, and adopts it as running."""
+    """A daemon killed after init took its process and before the start was saved
+    (the record put back here as it was then: created, its monitor known since the
+    claim) leaves a container the next daemon finds running its process: it is
+    adopted as running, and its exit reported."""
     d, s = seeded(engine_factory)
     script = "while [ ! -e /go ]; do sleep 0.05; done; exit 3"
     docker_ok(d, "run", "-d", "--name", "late", "--network", "none", "busybox", "sh", "-c", script)

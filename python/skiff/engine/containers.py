@@ -249,17 +249,6 @@ def _init_pidfd(pid: int, monitor_pid: int) -> int | None:
     return fd
 
 
-def _rewrite_quietly(path: Path, data: bytes) -> None:
-    """:func:`textfiles.rewrite` of a container's file, which is gone if the container
-    was removed meanwhile."""
-    try:
-        textfiles.rewrite(path, data)
-    except FileNotFoundError:
-        pass
-    except OSError as err:
-        log.warning("rewriting %s: %s", path, err)
-
-
 def start_error_code(message: str) -> int:
     """The exit code of a container whose process could not be started, by dockerd's
     rule (and the docker CLI's): 127 not found, 126 not executable, else 128."""
@@ -373,14 +362,6 @@ class ContainerService:
 
     def save(self, c: Container) -> None:
         self.store.save(c)
-
-    def _save_if_kept(self, c: Container) -> None:
-        """Saves ``c`` unless it was removed meanwhile."""
-        if self._containers.get(c.id) is c:
-            try:
-                self.save(c)
-            except Exception:  # saved again at its next change
-                log.exception("saving container %s", c.id[:12])
 
     async def settle(self, c: Container) -> None:
         """Waits for the clean-up after the container's last exit (the root
@@ -647,13 +628,7 @@ class ContainerService:
             c.state.exit_code = 0
             c.state.oom_killed = False
             c.has_been_started = True
-            if standby is None:
-                self.save(c)
-            else:
-                # Saved once the start is answered: a daemon killed before that
-                # finds the container running all the same (restore: its init runs
-                # its process, its monitor is in the record since the claim).
-                asyncio.get_running_loop().call_soon(self._save_if_kept, c)
+            self.save(c)
         except BaseException as err:
             if standby is not None:
                 # Its init ended (or is ended now, if it never got its process):
@@ -859,17 +834,14 @@ class ContainerService:
         for file, text in files.items():
             if s.files.get(file) != text:
                 textfiles.rewrite(c.root / file, text.encode())
+        # In place (the runtime has read it; only a later `exec` reads it again): a
+        # new file and a rename cost as much as the rest of the claim.
+        textfiles.rewrite(c.root / "config.json", jsontext.dumps(spec))
         # A restarted daemon finds its monitor (see restore).
         c.state.monitor_pid = s.started.monitor_pid
         c.state.monitor_start = s.monitor_start
         self.store.add(c)  # (one statement: a transaction of its own)
         s.spec, s.start_message = spec, message
-        # The bundle's config is read again only by what comes after the start
-        # (exec, health checks) or at least after this create is answered (archive):
-        # rewritten in place right after that answer. A daemon that stops first makes
-        # the container the usual way at its start (restore), bundle and all.
-        config = jsontext.dumps(spec)
-        asyncio.get_running_loop().call_soon(_rewrite_quietly, c.root / "config.json", config)
         return True
 
     def _claim_spec(self, c: Container, s: sb.Standby) -> dict[str, Any]:
