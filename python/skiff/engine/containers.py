@@ -676,11 +676,13 @@ class ContainerService:
         await asyncio.to_thread(self._cleanup_after_exit, c)
 
     def _create_in_runtime(
-        self, c: Container, files: mon.MonitorFiles, start: bool = False, standby: bool = False
+        self, c: Container, files: mon.MonitorFiles, start: bool = False, monitor: int = -1
     ) -> tuple[mon.Started, dict[str, Any]]:
         """Mount the rootfs, write the bundle and start the monitor (runtime create);
-        with ``standby``, a container made ahead of need (its init parked before its
-        process). Returns the monitor's answer and the spec."""
+        with ``monitor`` (taken from the pool: this closes or uses it), a container
+        made ahead of need by that monitor (its init parked before its process).
+        Returns the monitor's answer and the spec."""
+        standby = monitor >= 0
         if not os.path.ismount(c.rootfs):
             lowers = [Path(p) for p in c.lowers]
             self.mounter.mount(
@@ -713,6 +715,7 @@ class ContainerService:
                 # Left by a crash between the runtime's create and our cleanup.
                 with contextlib.suppress(SkiffError):
                     self.runtime.delete(c.id, force=True)
+            reserved, monitor = monitor, -1  # (spawn's from here)
             started = mon.spawn(
                 container_id=c.id,
                 monitor=self.monitor_binary,
@@ -728,10 +731,12 @@ class ContainerService:
                 start=start,
                 pool=self.monitor_pool,
                 standby_nice=self._nice if standby else None,
-                pooled_only=standby,
+                reserved=reserved,
             )
             return started, spec
         except BaseException:
+            if monitor >= 0:
+                os.close(monitor)
             with contextlib.suppress(OSError):
                 self.mounter.unmount(c.rootfs, detach=True)
             raise
@@ -769,8 +774,10 @@ class ContainerService:
 
     def _make_standby(self, t: sb.Template) -> sb.Standby:
         """A container like ``t``'s made ahead of need (in the standby thread)."""
-        if not self.monitor_pool.has_ready():
-            # Checked before anything is made (and again when one is taken).
+        # Taken before anything is made: in a burst of starts, which take them too,
+        # none may be left by the time it is needed.
+        monitor = self.monitor_pool.take()
+        if monitor < 0:
             raise mon.NoMonitorReady("no monitor started ahead of need is ready")
         cid = self._new_id()
         c = Container(
@@ -785,9 +792,13 @@ class ContainerService:
             root=self.root / cid,
             lowers=list(t.lowers),
         )
-        files = self._prepare_dir(c, t.chain, row=False)
         try:
-            started, spec = self._create_in_runtime(c, self.monitor_files(c), standby=True)
+            files = self._prepare_dir(c, t.chain, row=False)
+        except BaseException:
+            os.close(monitor)
+            raise
+        try:
+            started, spec = self._create_in_runtime(c, self.monitor_files(c), monitor=monitor)
         except BaseException:
             self._remove_standby_files(c)
             raise

@@ -34,7 +34,8 @@ class StartFailed(SkiffError):
 
 
 class NoMonitorReady(StartFailed):
-    """(``pooled_only``) No monitor started ahead of need is ready just now."""
+    """No monitor started ahead of need is ready just now (for work done ahead of
+    need, which uses only those)."""
 
 
 def find_monitor() -> Path:
@@ -88,7 +89,7 @@ def spawn(
     start: bool = False,
     pool: MonitorPool | None = None,
     standby_nice: int | None = None,
-    pooled_only: bool = False,
+    reserved: int = -1,
 ) -> Started:
     """Starts the monitor (which runs the runtime's ``create``) and waits until the
     container exists, blocked before its user process — or, with ``start``, running
@@ -96,9 +97,10 @@ def spawn(
     with nothing to attach first); raises StartFailed with the runtime's message
     otherwise. With ``standby_nice`` the container is made ahead of need (the
     monitor's ``--standby``): its process comes with :func:`give_process`, when
-    the monitor and init take that nice value. With ``pooled_only`` only a monitor
-    of ``pool`` is used (work done ahead of need, at a low priority, must not hold
-    the lock that starting one takes): NoMonitorReady when none is."""
+    the monitor and init take that nice value. With ``reserved`` (a monitor taken
+    from ``pool`` with :meth:`MonitorPool.take`, now spawn's) that monitor is used,
+    and no other (work done ahead of need, at a low priority, must not start one):
+    NoMonitorReady when it is gone."""
     _native.remove_tree(files.dir)
     files.dir.mkdir(parents=True, mode=0o700)
     argv = [
@@ -135,10 +137,13 @@ def spawn(
         argv += ["--log-max-size", str(log_max_size), "--log-max-files", str(max(1, log_max_files))]
     err_file = files.dir / "monitor.err"
     pid = 0
-    r = pool.hand_over(argv[1:]) if pool is not None else -1
-    if r < 0 and pooled_only:
-        _native.remove_tree(files.dir)
-        raise NoMonitorReady("no monitor started ahead of need is ready")
+    if reserved >= 0:
+        r = reserved if give_args(reserved, argv[1:]) else -1
+        if r < 0:
+            _native.remove_tree(files.dir)
+            raise NoMonitorReady("the monitor taken for it is gone")
+    else:
+        r = pool.hand_over(argv[1:]) if pool is not None else -1
     w = -1
     try:
         if r < 0:
@@ -200,22 +205,18 @@ class MonitorPool:
         self._nice = os.getpriority(os.PRIO_PROCESS, 0)
         self._stock = FdStock(size, self._start_one, "monitor-pool")
 
+    def take(self) -> int:
+        """An idle monitor's sync socket (the caller's: give it a command line with
+        :func:`give_args`, or close it), or -1 when none is ready."""
+        return self._stock.take()
+
     def hand_over(self, args: list[str]) -> int:
         """Gives ``args`` to an idle monitor; returns its sync socket (the
         caller's, to read the sync line from), or -1 when none is ready."""
-        payload = b"".join(os.fsencode(a) + b"\0" for a in args)
-        message = b"%d\n" % len(payload) + payload
-        while (fd := self._stock.take()) >= 0:
-            try:
-                os.write(fd, message)  # far below a socket buffer: one write
+        while (fd := self.take()) >= 0:
+            if give_args(fd, args):
                 return fd
-            except OSError:  # that monitor is gone: the next one
-                os.close(fd)
         return -1
-
-    def has_ready(self) -> bool:
-        """Whether a monitor is ready now (see :meth:`FdStock.has_ready`)."""
-        return self._stock.has_ready()
 
     def close(self) -> None:
         self._stock.close()
@@ -235,6 +236,18 @@ class MonitorPool:
             if status != 0:
                 raise StartFailed(f"skiff-monitor exited with status {status}")
             return ours.detach()
+
+
+def give_args(fd: int, args: list[str]) -> bool:
+    """Gives an idle monitor (its sync socket ``fd``) its command line; False (and
+    ``fd`` closed) when that monitor is gone."""
+    payload = b"".join(os.fsencode(a) + b"\0" for a in args)
+    try:
+        os.write(fd, b"%d\n" % len(payload) + payload)  # far below a socket buffer
+        return True
+    except OSError:
+        os.close(fd)
+        return False
 
 
 def _spawn(argv: list[str], sync_fd: int, err_file: Path) -> int:

@@ -46,12 +46,6 @@ class FdStock:
             self._cond.notify()
         return fd
 
-    def has_ready(self) -> bool:
-        """Whether one is ready now (without taking it; starts the filling thread)."""
-        with self._cond:
-            self._start_filling()
-            return bool(self._ready)
-
     def _start_filling(self) -> None:
         if self._thread is None and not self._closed and self.size > 0:
             self._thread = threading.Thread(target=self._fill, name=self._name, daemon=True)
