@@ -945,7 +945,11 @@ class ContainerService:
                     chunk = b""
                 if chunk:
                     live.exit_data += chunk
-                    return
+                    if not chunk.endswith(b"\n"):
+                        return
+                    # The whole record (one line): the end that follows is not
+                    # awaited (the monitor is often preempted by this wake-up
+                    # between the two, and its end would cost another).
                 record = mon.parse_exit(live.exit_data)
             monitor_fd = self._unwatch(live)
         c = self._containers.get(cid)
