@@ -8,8 +8,9 @@ the monitor's main.rs), ``exit.json`` (written when init exits), ``runtime.log``
 runs in the monitor, which has the pid at once). The daemon learns that a container
 ended from the monitor's sync pipe, which the monitor holds while the container runs:
 the exit record (one line, acted on once whole) comes there, then its end, before the
-exit file and the monitor's own clean-up (the runtime's delete); a monitor adopted after a daemon restart is followed
-through a pidfd instead (it exits after that clean-up), and its exit file read.
+exit file and the monitor's own clean-up (the runtime's delete); a monitor adopted
+after a daemon restart is followed through a pidfd instead (it exits after that
+clean-up), and its exit file read.
 """
 
 from __future__ import annotations
