@@ -73,6 +73,42 @@ pub fn send_msg(fd: &OwnedFd, msg: &[u8]) -> io::Result<()> {
     Ok(())
 }
 
+/// Sends `data` with the descriptor `fd` (SCM_RIGHTS) as one message on `sock`,
+/// with `flags` (MSG_NOSIGNAL always); how many bytes went out.
+pub fn send_with_fd(sock: RawFd, data: &[u8], fd: RawFd, flags: libc::c_int) -> io::Result<usize> {
+    let mut iov = libc::iovec {
+        iov_base: data.as_ptr() as *mut libc::c_void,
+        iov_len: data.len(),
+    };
+    let mut cbuf = [0u64; 4]; // aligned room for one descriptor's cmsghdr
+                              // SAFETY: a zeroed msghdr is valid; the pointers below outlive the call.
+    let mut msg: libc::msghdr = unsafe { std::mem::zeroed() };
+    msg.msg_iov = &mut iov;
+    msg.msg_iovlen = 1;
+    msg.msg_control = cbuf.as_mut_ptr().cast();
+    // SAFETY: CMSG_SPACE and CMSG_LEN are pure computations.
+    msg.msg_controllen = unsafe { libc::CMSG_SPACE(std::mem::size_of::<RawFd>() as u32) } as _;
+    // SAFETY: the control buffer holds one cmsghdr with one descriptor.
+    unsafe {
+        let c = libc::CMSG_FIRSTHDR(&msg);
+        (*c).cmsg_level = libc::SOL_SOCKET;
+        (*c).cmsg_type = libc::SCM_RIGHTS;
+        (*c).cmsg_len = libc::CMSG_LEN(std::mem::size_of::<RawFd>() as u32) as _;
+        std::ptr::write_unaligned(libc::CMSG_DATA(c) as *mut RawFd, fd);
+    }
+    loop {
+        // SAFETY: `msg` and what it points to are valid for the call.
+        let n = unsafe { libc::sendmsg(sock, &msg, flags | libc::MSG_NOSIGNAL) };
+        if n >= 0 {
+            return Ok(n as usize);
+        }
+        let e = io::Error::last_os_error();
+        if e.kind() != io::ErrorKind::Interrupted {
+            return Err(e);
+        }
+    }
+}
+
 /// Receives one message (up to 4 KiB); an empty vector means the peer closed.
 pub fn recv_msg(fd: &OwnedFd) -> io::Result<Vec<u8>> {
     recv_msg_max(fd, 4096)

@@ -86,32 +86,9 @@ pub fn set_size(fd: &OwnedFd, sz: ConsoleSize) -> Result<()> {
 
 /// Sends `fd` over the console socket with SCM_RIGHTS (the payload names the pty).
 pub fn send_fd(sock: &OwnedFd, fd: RawFd) -> Result<()> {
-    let name = b"/dev/ptmx";
-    let mut iov = libc::iovec {
-        iov_base: name.as_ptr() as *mut libc::c_void,
-        iov_len: name.len(),
-    };
-    // SAFETY: CMSG_SPACE is a pure computation.
-    let space = unsafe { libc::CMSG_SPACE(std::mem::size_of::<RawFd>() as u32) } as usize;
-    // u64s: the control buffer must be aligned for a cmsghdr.
-    let mut cbuf = vec![0u64; space.div_ceil(8)];
-    let mut msg: libc::msghdr = unsafe { std::mem::zeroed() };
-    msg.msg_iov = &mut iov;
-    msg.msg_iovlen = 1;
-    msg.msg_control = cbuf.as_mut_ptr().cast();
-    msg.msg_controllen = space;
-    // SAFETY: msg has a control buffer large enough for one fd.
-    unsafe {
-        let cmsg = libc::CMSG_FIRSTHDR(&msg);
-        (*cmsg).cmsg_level = libc::SOL_SOCKET;
-        (*cmsg).cmsg_type = libc::SCM_RIGHTS;
-        (*cmsg).cmsg_len = libc::CMSG_LEN(std::mem::size_of::<RawFd>() as u32) as usize;
-        std::ptr::write_unaligned(libc::CMSG_DATA(cmsg) as *mut RawFd, fd);
-        if libc::sendmsg(sock.as_raw_fd(), &msg, 0) < 0 {
-            return Err(Error::last("send the pty master to the console socket"));
-        }
-    }
-    Ok(())
+    crate::sys::send_with_fd(sock.as_raw_fd(), b"/dev/ptmx", fd, 0)
+        .map(drop)
+        .map_err(|e| Error::sys("send the pty master to the console socket", e))
 }
 
 /// Makes `slave` the stdio and controlling terminal of this (new session) process.

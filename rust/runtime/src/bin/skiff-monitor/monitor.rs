@@ -412,7 +412,8 @@ impl Monitor {
         self.startable = false;
         let c = &mut self.clients[i];
         // (Far below a socket buffer: all or nothing.)
-        let _ = sys::send_with_fd(c.fd.as_raw_fd(), b"ok\n", sync.as_raw_fd());
+        let (fd, flags) = (c.fd.as_raw_fd(), libc::MSG_DONTWAIT);
+        let _ = skiff_runtime::sys::send_with_fd(fd, b"ok\n", sync.as_raw_fd(), flags);
         c.dead = true;
     }
 
