@@ -1,7 +1,9 @@
 """JSON out, fast: what the daemon writes on every request and state change (answers,
 container records, runtime specs) goes through orjson, ~10x quicker than the
 standard library on a container's record. Compact, UTF-8; what orjson refuses
-(integers past 64 bits) is written by the standard library instead."""
+(integers past 64 bits, strings with lone surrogates, as a client's non-UTF-8
+environment gives) is written by the standard library instead, ASCII-escaped as
+it always was."""
 
 from __future__ import annotations
 
@@ -18,4 +20,4 @@ def dumps(obj: Any) -> bytes:
     try:
         return orjson.dumps(obj, option=_OPTIONS)
     except TypeError:  # (orjson.JSONEncodeError is one)
-        return json.dumps(obj, separators=(",", ":"), ensure_ascii=False).encode()
+        return json.dumps(obj, separators=(",", ":")).encode()

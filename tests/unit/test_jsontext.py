@@ -18,3 +18,7 @@ def test_compact_utf8_json_that_reads_back_the_same() -> None:
 def test_what_orjson_refuses_is_written_by_the_standard_library() -> None:
     big = {"Size": 2**70, "Keys": {1: "one"}}
     assert json.loads(jsontext.dumps(big)) == {"Size": 2**70, "Keys": {"1": "one"}}
+    # A lone surrogate (what json.loads makes of a client's non-UTF-8 text).
+    env = {"Env": ["X=\udcff", "Y=é"]}
+    assert jsontext.dumps(env) == b'{"Env":["X=\\udcff","Y=\\u00e9"]}'
+    assert json.loads(jsontext.dumps(env)) == env

@@ -683,17 +683,17 @@ class ContainerService:
         made ahead of need by that monitor (its init parked before its process).
         Returns the monitor's answer and the spec."""
         standby = monitor >= 0
-        if not os.path.ismount(c.rootfs):
-            lowers = [Path(p) for p in c.lowers]
-            self.mounter.mount(
-                lowers,
-                c.rootfs,
-                upper=c.upper,
-                work=c.work,
-                volatile=bool(c.host_config.get("AutoRemove")),
-            )
         netns_fd = -1
         try:
+            if not os.path.ismount(c.rootfs):
+                lowers = [Path(p) for p in c.lowers]
+                self.mounter.mount(
+                    lowers,
+                    c.rootfs,
+                    upper=c.upper,
+                    work=c.work,
+                    volatile=bool(c.host_config.get("AutoRemove")),
+                )
             net_ns = None
             mode = c.host_config.get("NetworkMode") or ""
             if mode.startswith("container:"):
@@ -909,10 +909,10 @@ class ContainerService:
     # ------------------------------------------------------------------ exits
 
     def _watch(self, c: Container, exit_fd: int = -1, exit_data: bytes = b"") -> None:
-        """Calls :meth:`_on_monitor_exit` when the container has exited: at the end
-        of the monitor's sync pipe ``exit_fd`` when there is one (the exit record
-        comes there first; the monitor's clean-up goes on after), else when the
-        monitor ends (its pidfd)."""
+        """Calls :meth:`_on_monitor_exit` when the container has exited: when the
+        exit record has come whole on the monitor's sync pipe ``exit_fd`` (or the
+        pipe ended without one) when there is one (the monitor's clean-up goes on
+        after), else when the monitor ends (its pidfd)."""
         live = self.live(c)
         loop = asyncio.get_running_loop()
         fd = mon.pidfd(c.state.monitor_pid) if c.state.monitor_pid else None
@@ -938,7 +938,8 @@ class ContainerService:
         record = None
         if live is not None:
             if live.exit_fd is not None:
-                # Readable: the exit record (gathered until the end), or the end.
+                # Readable: the exit record (gathered until its line is whole), or
+                # the end.
                 try:
                     chunk = os.read(live.exit_fd, 4096)
                 except OSError:

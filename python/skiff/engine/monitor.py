@@ -102,10 +102,16 @@ def spawn(
     from ``pool`` with :meth:`MonitorPool.take`, now spawn's) that monitor is used,
     and no other (work done ahead of need, at a low priority, must not start one):
     NoMonitorReady when it is gone."""
-    _native.remove_tree(files.dir)
-    files.dir.mkdir(parents=True, mode=0o700)
+    try:
+        _native.remove_tree(files.dir)
+        files.dir.mkdir(parents=True, mode=0o700)
+        binary = str(monitor or find_monitor())
+    except BaseException:
+        if reserved >= 0:
+            os.close(reserved)
+        raise
     argv = [
-        str(monitor or find_monitor()),
+        binary,
         "--id",
         container_id,
         "--bundle",
@@ -334,9 +340,11 @@ async def give_process(sync: socket.socket, process: bytes, pids: list[int], nic
             sync.send(message)  # far below the socket's buffer: all at once
         except BlockingIOError:
             await asyncio.get_running_loop().sock_sendall(sync, message)
-    except OSError as err:
+    except BaseException as err:
         sync.close()
-        raise StartFailed(f"the container's init is gone: {err.strerror}") from None
+        if isinstance(err, OSError):
+            raise StartFailed(f"the container's init is gone: {err.strerror}") from None
+        raise
 
 
 async def process_started(sync: socket.socket) -> None:
@@ -352,10 +360,13 @@ async def process_started(sync: socket.socket) -> None:
         sync.close()
     if answer == b"ready":
         return
+    # Worded as the runtime words it, on one line as the monitor passed it on.
+    text = " ".join(answer[1:].decode(errors="replace").split())
     if answer.startswith(b"E"):
-        # As the runtime words it (container init: ...).
-        raise StartFailed("container init: " + answer[1:].decode(errors="replace"))
-    raise StartFailed("init exited before start" if not answer else f"init said {answer!r}")
+        raise StartFailed(f"container init: {text}")
+    if not answer:
+        raise StartFailed("init exited before start")
+    raise StartFailed(f"container init: unexpected message {answer.decode(errors='replace')!r}")
 
 
 def read_exit(files: MonitorFiles) -> dict[str, Any] | None:

@@ -80,8 +80,9 @@ pub fn send_with_fd(sock: RawFd, data: &[u8], fd: RawFd, flags: libc::c_int) -> 
         iov_base: data.as_ptr() as *mut libc::c_void,
         iov_len: data.len(),
     };
-    let mut cbuf = [0u64; 4]; // aligned room for one descriptor's cmsghdr
-                              // SAFETY: a zeroed msghdr is valid; the pointers below outlive the call.
+    // Aligned room for one descriptor's cmsghdr.
+    let mut cbuf = [0u64; 4];
+    // SAFETY: a zeroed msghdr is valid; the pointers below outlive the call.
     let mut msg: libc::msghdr = unsafe { std::mem::zeroed() };
     msg.msg_iov = &mut iov;
     msg.msg_iovlen = 1;
