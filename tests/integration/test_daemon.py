@@ -244,14 +244,9 @@ def _links(pid: int) -> list[str]:
 
 
 def _children(pid: int) -> list[int]:
-    out = []
-    for name in os.listdir("/proc"):
-        if name.isdigit():
-            with contextlib.suppress(OSError, IndexError, ValueError):
-                stat_text = Path(f"/proc/{name}/stat").read_text()
-                if int(stat_text.rsplit(")", 1)[1].split()[1]) == pid:
-                    out.append(int(name))
-    return out
+    from skiff.engine.monitor import parent_of
+
+    return [int(n) for n in os.listdir("/proc") if n.isdigit() and parent_of(int(n)) == pid]
 
 
 def _comm(pid: int) -> str:

@@ -18,6 +18,7 @@ from pathlib import Path
 
 import pytest
 
+from skiff.engine import monitor as mon
 from tests.support.daemon import RunningDaemon, start_daemon
 from tests.support.engine import DOCKER, docker, docker_ok
 
@@ -339,18 +340,17 @@ def test_a_command_its_init_cannot_run_fails_the_start_as_dockerd_says(
     wait_for(lambda: gone(s, d))
 
 
-def nice_of(pid: int) -> int:
-    stat = Path(f"/proc/{pid}/stat").read_text()
-    return int(stat[stat.rfind(")") + 2 :].split()[16])  # field 19
-
-
 def test_a_container_that_took_a_standby_runs_at_the_daemons_priority(
     engine_factory: Callable[..., RunningDaemon],
 ) -> None:
     """A standby is made at a low priority; its init and monitor take the daemon's
     when a container starts with it."""
     d, s = seeded(engine_factory)
-    monitor = int(Path(f"/proc/{s.init}/stat").read_text().rsplit(")", 1)[1].split()[1])
+    monitor = mon.parent_of(s.init)
+
+    def nice_of(pid: int) -> int:
+        return os.getpriority(os.PRIO_PROCESS, pid)
+
     assert nice_of(s.init) > nice_of(d.proc.pid) and nice_of(monitor) > nice_of(d.proc.pid)
     docker_ok(d, "run", "-d", "--name", "prio", "--network", "none", "busybox", "sleep", "30")
     assert container_id(d, "prio") == s.id

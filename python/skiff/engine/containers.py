@@ -610,10 +610,7 @@ class ContainerService:
                 sync, standby.sync = standby.sync, None
                 assert sync is not None
                 pids = [started.pid, started.monitor_pid]
-                # (Recording the start while init takes its process gains nothing:
-                # init is woken on this CPU, and waits for it.)
-                await mon.give_process(sync, process, pids, self._nice)
-                await mon.process_started(sync)
+                await mon.start_standby(sync, process, pids, self._nice)
                 monitor_start = c.state.monitor_start  # known since the claim
             else:
                 if not start_now:
@@ -946,7 +943,7 @@ class ContainerService:
                     chunk = b""
                 if chunk:
                     live.exit_data += chunk
-                    if not chunk.endswith(b"\n"):
+                    if not live.exit_data.endswith(b"\n"):
                         return
                     # The whole record (one line): the end that follows is not
                     # awaited (the monitor is often preempted by this wake-up

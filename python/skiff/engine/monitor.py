@@ -97,7 +97,7 @@ def spawn(
     it (the monitor runs the runtime's ``start`` too: one process less for callers
     with nothing to attach first); raises StartFailed with the runtime's message
     otherwise. With ``standby_nice`` the container is made ahead of need (the
-    monitor's ``--standby``): its process comes with :func:`give_process`, when
+    monitor's ``--standby``): its process comes with :func:`start_standby`, when
     the monitor and init take that nice value. With ``reserved`` (a monitor taken
     from ``pool`` with :meth:`MonitorPool.take`, now spawn's) that monitor is used,
     and no other (work done ahead of need, at a low priority, must not start one):
@@ -145,10 +145,10 @@ def spawn(
     err_file = files.dir / "monitor.err"
     pid = 0
     if reserved >= 0:
-        r = reserved if give_args(reserved, argv[1:]) else -1
-        if r < 0:
+        if not give_args(reserved, argv[1:]):
             _native.remove_tree(files.dir)
             raise NoMonitorReady("the monitor taken for it is gone")
+        r = reserved
     else:
         r = pool.hand_over(argv[1:]) if pool is not None else -1
     w = -1
@@ -302,7 +302,7 @@ def start_socket(files: MonitorFiles) -> socket.socket:
     """Init's sync socket of a container made with ``standby_nice`` (the monitor's
     ``start-socket``; blocking, for a thread): whoever holds it starts the
     container, one hop shorter than through the monitor (see
-    :func:`give_process`). Non-blocking and close-on-exec; StartFailed when the
+    :func:`start_standby`). Non-blocking and close-on-exec; StartFailed when the
     monitor refuses or is gone."""
     fds: list[int] = []
     try:
@@ -323,14 +323,15 @@ def start_socket(files: MonitorFiles) -> socket.socket:
     return sync
 
 
-async def give_process(sync: socket.socket, process: bytes, pids: list[int], nice: int) -> None:
+async def start_standby(sync: socket.socket, process: bytes, pids: list[int], nice: int) -> None:
     """Starts a container made with ``standby_nice`` through init's sync socket
-    (:func:`start_socket`), as the monitor's ``start-process`` would: gives its
-    init and monitor (``pids``) the nice value ``nice`` and sends init ``process``
-    (JSON: the process and hostname). :func:`process_started` reads init's answer;
-    the caller may do what the start needs meanwhile."""
+    (:func:`start_socket`; closed here), as the monitor's ``start-process`` would:
+    gives its init and monitor (``pids``) the nice value ``nice``, sends init
+    ``process`` (JSON: the process and hostname) and reads its answer. The process
+    runs once this returns; StartFailed with init's message else."""
     import asyncio
 
+    loop = asyncio.get_running_loop()
     for pid in pids:
         with contextlib.suppress(OSError):
             os.setpriority(os.PRIO_PROCESS, pid, nice)
@@ -339,33 +340,24 @@ async def give_process(sync: socket.socket, process: bytes, pids: list[int], nic
         try:
             sync.send(message)  # far below the socket's buffer: all at once
         except BlockingIOError:
-            await asyncio.get_running_loop().sock_sendall(sync, message)
-    except BaseException as err:
-        sync.close()
-        if isinstance(err, OSError):
-            raise StartFailed(f"the container's init is gone: {err.strerror}") from None
-        raise
-
-
-async def process_started(sync: socket.socket) -> None:
-    """Init's answer to :func:`give_process` (then the socket is closed): its process
-    runs once this returns; StartFailed with init's message else."""
-    import asyncio
-
-    try:
-        answer = await asyncio.get_running_loop().sock_recv(sync, 65536)
-    except OSError:
-        answer = b""
+            await loop.sock_sendall(sync, message)
+        try:
+            answer = await loop.sock_recv(sync, 65536)
+        except OSError:
+            answer = b""
+    except OSError as err:
+        raise StartFailed(f"the container's init is gone: {err.strerror}") from None
     finally:
         sync.close()
     if answer == b"ready":
         return
-    # Worded as the runtime words it, on one line as the monitor passed it on.
-    text = " ".join(answer[1:].decode(errors="replace").split())
-    if answer.startswith(b"E"):
-        raise StartFailed(f"container init: {text}")
     if not answer:
         raise StartFailed("init exited before start")
+    # Worded as the runtime words it, on one line as the monitor passed it on.
+    if answer.startswith(b"E"):
+        raise StartFailed(
+            "container init: " + " ".join(answer[1:].decode(errors="replace").split())
+        )
     raise StartFailed(f"container init: unexpected message {answer.decode(errors='replace')!r}")
 
 

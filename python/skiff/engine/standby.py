@@ -78,7 +78,7 @@ def netns_path(spec: dict[str, Any]) -> str | None:
 
 
 def start_message(spec: dict[str, Any]) -> bytes:
-    """What the start of a standby sends its init (see monitor.give_process): the
+    """What the start of a standby sends its init (see monitor.start_standby): the
     process and hostname of ``spec``, as one line of JSON."""
     return jsontext.dumps({"process": spec["process"], "hostname": spec.get("hostname")})
 

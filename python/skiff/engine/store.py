@@ -22,24 +22,21 @@ class ContainerStore:
             self.db.execute(
                 "INSERT INTO containers (id, name, image_id, record, created_at)"
                 " VALUES (?, ?, ?, ?, ?)",
-                (c.id, c.name, c.image_id, jsontext.dumps(c.record()).decode(), time.time_ns()),
+                (c.id, c.name, c.image_id, _record_text(c), time.time_ns()),
             )
         except sqlite3.IntegrityError:
             raise Conflict(f'the container name "/{c.name}" is already in use') from None
 
     def save(self, c: Container) -> None:
         """Rewrites the record (not the name column: see rename)."""
-        self.db.execute(
-            "UPDATE containers SET record = ? WHERE id = ?",
-            (jsontext.dumps(c.record()).decode(), c.id),
-        )
+        self.db.execute("UPDATE containers SET record = ? WHERE id = ?", (_record_text(c), c.id))
 
     def rename(self, c: Container) -> None:
         """Saves the record of a container that has a new name."""
         try:
             self.db.execute(
                 "UPDATE containers SET name = ?, record = ? WHERE id = ?",
-                (c.name, jsontext.dumps(c.record()).decode(), c.id),
+                (c.name, _record_text(c), c.id),
             )
         except sqlite3.IntegrityError:
             raise Conflict(f'the container name "/{c.name}" is already in use') from None
@@ -54,3 +51,7 @@ class ContainerStore:
     def image_in_use(self, image_id: str) -> bool:
         row = self.db.query_one("SELECT 1 FROM containers WHERE image_id = ? LIMIT 1", (image_id,))
         return row is not None
+
+
+def _record_text(c: Container) -> str:
+    return jsontext.dumps(c.record()).decode()
