@@ -6,13 +6,15 @@ from __future__ import annotations
 import json
 import os
 import secrets
+import socket
+import subprocess
 import time
 from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
 
-from skiff.engine.monitor import MonitorPool, find_monitor
+from skiff.engine.monitor import MonitorPool, find_monitor, write_cgroup_mounts
 from tests.support import cgroups
 
 pytestmark = pytest.mark.root
@@ -119,3 +121,44 @@ def test_each_idle_monitor_keeps_a_spare_cgroup_and_removes_it_when_unused(
     finally:
         pool.close()
         cgroups.remove_tree(parent)
+
+
+def _opens_mountinfo(argv: list[str], tmp_path: Path) -> bool:
+    """Runs a waiting monitor (``--wait-args``) under strace until it has read its
+    cgroup mounts and left (its sync socket closed unused); whether it opened
+    mountinfo."""
+    trace = tmp_path / f"strace-{secrets.token_hex(4)}"
+    ours, theirs = socket.socketpair(socket.AF_UNIX, socket.SOCK_STREAM)
+    with ours, theirs:
+        proc = subprocess.Popen(
+            ["strace", "-f", "-qq", "-e", "trace=openat", "-o", str(trace), *argv],
+            stdout=theirs.fileno(),
+        )
+    try:
+        assert proc.wait(timeout=20) == 0
+    finally:
+        if proc.poll() is None:
+            proc.kill()
+            proc.wait()
+    return "/proc/self/mountinfo" in trace.read_text()
+
+
+def test_a_monitor_reads_the_cgroup_mounts_it_is_given_while_they_hold(tmp_path: Path) -> None:
+    """The daemon writes its cgroup mounts once (``write_cgroup_mounts``); a monitor
+    given them does not read mountinfo (which lists every running container's
+    root), unless they no longer describe the host's hierarchies."""
+    hint = write_cgroup_mounts(tmp_path / "cgroup-mounts")
+    assert hint is not None
+    lines = hint.read_text().splitlines(keepends=True)
+    mountinfo = Path("/proc/self/mountinfo").read_text().splitlines(keepends=True)
+    assert lines and lines == [
+        line for line in mountinfo if line.split(" - ")[1].split()[0] in ("cgroup", "cgroup2")
+    ]
+    base = [str(find_monitor()), "--wait-args", "--sync-fd", "1"]
+    assert _opens_mountinfo(base, tmp_path)
+    assert not _opens_mountinfo([*base, "--cgroup-mounts", str(hint)], tmp_path)
+    # A hierarchy the file does not have (mounted since): mountinfo is read.
+    stale = tmp_path / "stale"
+    stale.write_text("".join(lines[1:]))
+    assert _opens_mountinfo([*base, "--cgroup-mounts", str(stale)], tmp_path)
+    assert _opens_mountinfo([*base, "--cgroup-mounts", str(tmp_path / "none")], tmp_path)

@@ -302,8 +302,13 @@ class ContainerService:
             self.monitor_binary: Path | None = mon.find_monitor()
         except (StartFailed, NotFound):
             self.monitor_binary = None  # each start says what is missing
+        exec_root.mkdir(parents=True, exist_ok=True, mode=0o700)
+        self.cgroup_mounts = mon.write_cgroup_mounts(exec_root / "cgroup-mounts")
         self.monitor_pool = mon.MonitorPool(
-            MONITOR_POOL_SIZE, self.monitor_binary, cgroup_parent=self.cgroup_parent
+            MONITOR_POOL_SIZE,
+            self.monitor_binary,
+            cgroup_parent=self.cgroup_parent,
+            cgroup_mounts=self.cgroup_mounts,
         )
         self.netns_stock = FdStock(NETNS_POOL_SIZE, _native.new_netns, "netns-pool")
         # The daemon's own (this thread's): what a standby's monitor and init take
@@ -729,6 +734,7 @@ class ContainerService:
                 pool=self.monitor_pool,
                 standby_nice=self._nice if standby else None,
                 reserved=reserved,
+                cgroup_mounts=self.cgroup_mounts,
             )
             return started, spec
         except BaseException:

@@ -17,6 +17,7 @@ from __future__ import annotations
 
 import contextlib
 import json
+import logging
 import os
 import shutil
 import socket
@@ -28,6 +29,8 @@ from skiff import _native
 from skiff.engine.stock import FdStock
 from skiff.errors import SkiffError
 from skiff.runtime.binary import find_runtime
+
+log = logging.getLogger(__name__)
 
 
 class StartFailed(SkiffError):
@@ -91,6 +94,7 @@ def spawn(
     pool: MonitorPool | None = None,
     standby_nice: int | None = None,
     reserved: int = -1,
+    cgroup_mounts: Path | None = None,
 ) -> Started:
     """Starts the monitor (which runs the runtime's ``create``) and waits until the
     container exists, blocked before its user process — or, with ``start``, running
@@ -101,7 +105,8 @@ def spawn(
     the monitor and init take that nice value. With ``reserved`` (a monitor taken
     from ``pool`` with :meth:`MonitorPool.take`, now spawn's) that monitor is used,
     and no other (work done ahead of need, at a low priority, must not start one):
-    NoMonitorReady when it is gone."""
+    NoMonitorReady when it is gone. ``cgroup_mounts``: see
+    :func:`write_cgroup_mounts` (a pooled monitor has its own)."""
     try:
         _native.remove_tree(files.dir)
         files.dir.mkdir(parents=True, mode=0o700)
@@ -156,6 +161,8 @@ def spawn(
         if r < 0:
             r, w = os.pipe()
             argv += ["--sync-fd", "1"]
+            if cgroup_mounts:
+                argv += ["--cgroup-mounts", str(cgroup_mounts)]
             pid = _spawn(argv, w, err_file)
             os.close(w)
             w = -1
@@ -195,6 +202,28 @@ def spawn(
     )
 
 
+def write_cgroup_mounts(path: Path) -> Path | None:
+    """Writes the cgroup and cgroup2 lines of this process's mountinfo to ``path``
+    (atomically) for monitors (``--cgroup-mounts``): a monitor reading them there
+    does not read mountinfo, which lists every running container's root. A monitor
+    checks they still hold and reads mountinfo when they do not. None if either
+    file cannot be read or written."""
+    try:
+        with open("/proc/self/mountinfo", "rb") as f:
+            lines = [
+                line
+                for line in f
+                if line.partition(b" - ")[2].split(b" ", 1)[0] in (b"cgroup", b"cgroup2")
+            ]
+        tmp = path.with_name(path.name + ".tmp")
+        tmp.write_bytes(b"".join(lines))
+        tmp.replace(path)
+    except OSError as err:
+        log.warning("cannot write %s: %s", path, err)
+        return None
+    return path
+
+
 class MonitorPool:
     """Monitors started ahead of need (``skiff-monitor --wait-args``, see its
     main.rs): a container start hands one its command line over its sync socket
@@ -202,9 +231,14 @@ class MonitorPool:
     leaves by itself when its socket closes: at :meth:`close`, or with the daemon."""
 
     def __init__(
-        self, size: int, monitor: Path | None = None, cgroup_parent: str | None = None
+        self,
+        size: int,
+        monitor: Path | None = None,
+        cgroup_parent: str | None = None,
+        cgroup_mounts: Path | None = None,
     ) -> None:
         self._monitor = monitor
+        self._cgroup_mounts = cgroup_mounts
         # Each makes a spare cgroup there while it waits (cgroup v1: the runtime
         # renames it into place instead of making ~10 directories).
         self._cgroup_parent = cgroup_parent
@@ -235,6 +269,8 @@ class MonitorPool:
             argv = [monitor, "--wait-args", "--sync-fd", "1"]
             if self._cgroup_parent:
                 argv += ["--spare-cgroup", self._cgroup_parent]
+            if self._cgroup_mounts:
+                argv += ["--cgroup-mounts", str(self._cgroup_mounts)]
             if self._nice:
                 argv += ["--nice", str(self._nice)]
             pid = _spawn(argv, theirs.fileno(), Path(os.devnull))

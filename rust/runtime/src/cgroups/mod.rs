@@ -333,6 +333,51 @@ pub fn pin_mounts() -> Result<()> {
     Ok(())
 }
 
+/// Like [`pin_mounts`], from `hint` instead of mountinfo when it may: the cgroup
+/// lines of mountinfo as a caller read them before (skiffd, once at its start),
+/// used while every hierarchy of /proc/self/cgroup has a mount there (cgroup2 for
+/// the `0::` line) and each is a cgroup filesystem still. Mountinfo lists every
+/// running container's root: reading it was a monitor's largest single cost when
+/// many containers start at once.
+pub fn pin_mounts_from(hint: &Path) -> Result<()> {
+    match hinted_mounts(hint) {
+        Some(mounts) => {
+            let _ = PINNED.set(mounts);
+            Ok(())
+        }
+        None => pin_mounts(),
+    }
+}
+
+/// The cgroup mounts of `hint` (mountinfo lines) if they still describe this
+/// process's cgroup hierarchies (see [`pin_mounts_from`]).
+fn hinted_mounts(hint: &Path) -> Option<Vec<MountEntry>> {
+    let text = crate::sys::read_small(hint).ok()?;
+    let mounts: Vec<MountEntry> = parse_mountinfo(&text)
+        .into_iter()
+        .filter(|m| m.fstype == "cgroup" || m.fstype == "cgroup2")
+        .collect();
+    let own = crate::sys::read_small("/proc/self/cgroup").ok()?;
+    (covers_hierarchies(&mounts, &own) && still_mounted(&mounts)).then_some(mounts)
+}
+
+/// Whether each hierarchy of `own_cgroup` (/proc/self/cgroup) has a mount among
+/// `mounts`: one with all of its controllers (or its `name=`), cgroup2 for `0::`.
+fn covers_hierarchies(mounts: &[MountEntry], own_cgroup: &str) -> bool {
+    own_cgroup.lines().filter(|l| !l.is_empty()).all(|line| {
+        let controllers = line.split(':').nth(1).unwrap_or("");
+        if controllers.is_empty() {
+            return mounts.iter().any(|m| m.fstype == "cgroup2");
+        }
+        mounts.iter().any(|m| {
+            m.fstype == "cgroup"
+                && controllers
+                    .split(',')
+                    .all(|c| m.super_opts.iter().any(|o| o == c))
+        })
+    })
+}
+
 fn still_mounted(mounts: &[MountEntry]) -> bool {
     const CGROUP_SUPER_MAGIC: i64 = 0x0027_e0eb;
     const CGROUP2_SUPER_MAGIC: i64 = 0x6367_7270;
@@ -881,6 +926,48 @@ mod tests {
 40 31 0:37 / /sys/fs/cgroup/systemd rw,relatime - cgroup cgroup rw,xattr,name=systemd
 41 31 0:38 / /sys/fs/cgroup/unified rw,relatime - cgroup2 cgroup2 rw
 ";
+
+    #[test]
+    fn a_hint_covers_the_hierarchies_it_has_mounts_for() {
+        let m = parse_mountinfo(HYBRID_MOUNTINFO);
+        let own = "5:memory:/a\n4:cpuset:/\n3:cpuacct:/\n2:cpu:/\n1:name=systemd:/x\n0::/x\n";
+        assert!(covers_hierarchies(&m, own));
+        // A hierarchy mounted since (freezer), or a controller pair on one mount.
+        assert!(!covers_hierarchies(&m, &format!("6:freezer:/\n{own}")));
+        assert!(!covers_hierarchies(&m, "2:cpu,cpuacct:/\n"));
+        // No cgroup2 mount for the 0:: line.
+        let v1: Vec<MountEntry> = m.iter().filter(|e| e.fstype == "cgroup").cloned().collect();
+        assert!(!covers_hierarchies(&v1, own));
+        assert!(covers_hierarchies(&v1, "2:cpu:/\n"));
+    }
+
+    #[test]
+    fn hinted_mounts_are_used_only_while_they_still_hold() {
+        let dir = testutil::TempDir::new();
+        let hint = dir.path().join("cgroup-mounts");
+        let real = read_cgroup_mounts().unwrap();
+        let lines: Vec<String> = read_mountinfo()
+            .unwrap()
+            .lines()
+            .filter(|l| l.contains(" - cgroup"))
+            .map(|l| format!("{l}\n"))
+            .collect();
+        fs::write(&hint, lines.concat()).unwrap();
+        assert_eq!(hinted_mounts(&hint), Some(real.clone()));
+        // Not there, a hierarchy missing, or a mount that is no cgroup filesystem.
+        assert_eq!(hinted_mounts(&dir.path().join("none")), None);
+        if lines.len() > 1 {
+            fs::write(&hint, lines[1..].concat()).unwrap();
+            assert_eq!(hinted_mounts(&hint), None);
+        }
+        let moved = lines[0].replacen(
+            &format!(" {} ", real[0].mount_point.display()),
+            &format!(" {} ", dir.path().display()),
+            1,
+        );
+        fs::write(&hint, [moved].concat() + &lines[1..].concat()).unwrap();
+        assert_eq!(hinted_mounts(&hint), None);
+    }
 
     #[test]
     fn detect_modes() {

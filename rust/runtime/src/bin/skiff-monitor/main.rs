@@ -14,6 +14,11 @@
 //! skiff-monitor --wait-args --sync-fd N [--spare-cgroup PARENT] [--nice N]
 //! ```
 //!
+//! Either form takes `--cgroup-mounts FILE`: the cgroup lines of mountinfo as the
+//! caller read them (skiffd, at its start), used instead of reading mountinfo,
+//! which lists every running container's root, while they still describe this
+//! process's cgroup hierarchies (skiff-runtime's cgroups::pin_mounts_from).
+//!
 //! With `--wait-args` the monitor is started ahead of need (skiffd keeps a few
 //! ready): it daemonizes, then reads its real command line from `--sync-fd` (a
 //! unix stream socket): the payload's length in decimal and a newline, then the
@@ -141,7 +146,8 @@ const USAGE: &str =
 --log FILE --exit-file FILE --socket PATH [--terminal] [--stdin] [--log-max-size BYTES] \
 [--log-max-files N] [--sync-fd N] [--pid-file FILE] [--runtime-arg ARG]... [--no-daemonize] \
 [--delete-on-exit] [--start] [--builtin-runtime | --exec-runtime] [--sync-until-exit] \
-[--standby [--nice N]]\n       skiff-monitor --wait-args --sync-fd N [--spare-cgroup PARENT] [--nice N]\n";
+[--standby [--nice N]] [--cgroup-mounts FILE]\n       skiff-monitor --wait-args --sync-fd N \
+[--spare-cgroup PARENT] [--nice N] [--cgroup-mounts FILE]\n";
 
 fn main() {
     std::process::exit(run(std::env::args_os().skip(1).collect()));
@@ -172,6 +178,7 @@ struct Args {
     wait_args: bool,
     standby: bool,
     spare_cgroup: Option<String>,
+    cgroup_mounts: Option<PathBuf>,
     /// `--nice N`: the nice value to take when used (with `--wait-args`), or at
     /// the start (with `--standby`).
     nice: i32,
@@ -228,6 +235,7 @@ impl Args {
                         "--exit-file" => a.exit_file = value.into(),
                         "--socket" => a.socket = value.into(),
                         "--pid-file" => a.pid_file = Some(value.into()),
+                        "--cgroup-mounts" => a.cgroup_mounts = Some(value.into()),
                         "--spare-cgroup" => {
                             a.spare_cgroup = Some(value.to_string_lossy().into_owned())
                         }
@@ -250,6 +258,12 @@ impl Args {
                         _ => return Err(format!("unknown option {name}")),
                     }
                 }
+            }
+        }
+        // Read after daemonizing, in "/" (a hint that cannot be read is not used).
+        if let Some(p) = a.cgroup_mounts.as_mut().filter(|p| p.is_relative()) {
+            if let Ok(cwd) = std::env::current_dir() {
+                *p = cwd.join(&*p);
             }
         }
         if a.wait_args {
@@ -367,7 +381,10 @@ pub fn run(argv: Vec<OsString>) -> i32 {
     // would read lists every running container's root (a pooled monitor reads it
     // while it waits).
     if args.wait_args || args.builtin() {
-        let _ = skiff_runtime::cgroups::pin_mounts();
+        let _ = match &args.cgroup_mounts {
+            Some(hint) => skiff_runtime::cgroups::pin_mounts_from(hint),
+            None => skiff_runtime::cgroups::pin_mounts(),
+        };
     }
     if args.wait_args {
         let fd = args.sync_fd.unwrap_or(-1);
