@@ -1,12 +1,12 @@
 //! Thin, checked wrappers over the libc calls the runtime makes everywhere.
 //! Each returns `Result` with the call and its argument named in the error.
 
-use std::ffi::{CStr, CString, OsStr};
+use std::ffi::{CStr, CString, OsStr, OsString};
 use std::fs;
 use std::io::{self, Write};
 use std::os::fd::{AsRawFd, FromRawFd, OwnedFd, RawFd};
-use std::os::unix::ffi::OsStrExt;
-use std::path::Path;
+use std::os::unix::ffi::{OsStrExt, OsStringExt};
+use std::path::{Path, PathBuf};
 
 use crate::error::{check, Context, Error, Result};
 
@@ -244,6 +244,48 @@ pub fn exit_code(status: libc::c_int) -> i32 {
     } else {
         255
     }
+}
+
+/// `fstatat(dir, rel, AT_SYMLINK_NOFOLLOW)`: (is a symlink, is a directory).
+pub fn lstat_kind_at(dir: &impl AsRawFd, rel: &Path) -> io::Result<(bool, bool)> {
+    let c = CString::new(rel.as_os_str().as_bytes())
+        .map_err(|_| io::Error::from(io::ErrorKind::InvalidInput))?;
+    // SAFETY: c is a valid C string; st is written by the kernel.
+    let mut st: libc::stat = unsafe { std::mem::zeroed() };
+    if unsafe {
+        libc::fstatat(
+            dir.as_raw_fd(),
+            c.as_ptr(),
+            &mut st,
+            libc::AT_SYMLINK_NOFOLLOW,
+        )
+    } != 0
+    {
+        return Err(io::Error::last_os_error());
+    }
+    let kind = st.st_mode & libc::S_IFMT;
+    Ok((kind == libc::S_IFLNK, kind == libc::S_IFDIR))
+}
+
+/// `readlinkat(dir, rel)`.
+pub fn read_link_at(dir: &impl AsRawFd, rel: &Path) -> io::Result<PathBuf> {
+    let c = CString::new(rel.as_os_str().as_bytes())
+        .map_err(|_| io::Error::from(io::ErrorKind::InvalidInput))?;
+    let mut buf = vec![0u8; libc::PATH_MAX as usize];
+    // SAFETY: c is a valid C string; buf has buf.len() writable bytes.
+    let n = unsafe {
+        libc::readlinkat(
+            dir.as_raw_fd(),
+            c.as_ptr(),
+            buf.as_mut_ptr().cast(),
+            buf.len(),
+        )
+    };
+    if n < 0 {
+        return Err(io::Error::last_os_error());
+    }
+    buf.truncate(n as usize);
+    Ok(PathBuf::from(OsString::from_vec(buf)))
 }
 
 /// `open(2)` with flags, as an owned fd.
