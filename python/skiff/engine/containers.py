@@ -732,7 +732,7 @@ class ContainerService:
                 log_max_files=max_files,
                 start=start,
                 pool=self.monitor_pool,
-                standby_nice=self._nice if standby else None,
+                standby=standby,
                 reserved=reserved,
                 cgroup_mounts=self.cgroup_mounts,
             )

@@ -92,7 +92,7 @@ def spawn(
     monitor: Path | None = None,
     start: bool = False,
     pool: MonitorPool | None = None,
-    standby_nice: int | None = None,
+    standby: bool = False,
     reserved: int = -1,
     cgroup_mounts: Path | None = None,
 ) -> Started:
@@ -100,9 +100,9 @@ def spawn(
     container exists, blocked before its user process — or, with ``start``, running
     it (the monitor runs the runtime's ``start`` too: one process less for callers
     with nothing to attach first); raises StartFailed with the runtime's message
-    otherwise. With ``standby_nice`` the container is made ahead of need (the
-    monitor's ``--standby``): its process comes with :func:`start_standby`, when
-    the monitor and init take that nice value. With ``reserved`` (a monitor taken
+    otherwise. With ``standby`` the container is made ahead of need (the
+    monitor's ``--standby``): its process comes with :func:`start_standby`, which
+    gives the monitor and init their nice value. With ``reserved`` (a monitor taken
     from ``pool`` with :meth:`MonitorPool.take`, now spawn's) that monitor is used,
     and no other (work done ahead of need, at a low priority, must not start one):
     NoMonitorReady when it is gone. ``cgroup_mounts``: see
@@ -139,8 +139,8 @@ def spawn(
     ]
     if start:
         argv.append("--start")
-    if standby_nice is not None:
-        argv += ["--standby", "--nice", str(standby_nice)]
+    if standby:
+        argv.append("--standby")
     if terminal:
         argv.append("--terminal")
     if stdin:
@@ -335,10 +335,9 @@ HAND_OVER_TIMEOUT = 10.0
 
 
 def start_socket(files: MonitorFiles) -> socket.socket:
-    """Init's sync socket of a container made with ``standby_nice`` (the monitor's
+    """Init's sync socket of a container made with ``standby`` (the monitor's
     ``start-socket``; blocking, for a thread): whoever holds it starts the
-    container, one hop shorter than through the monitor (see
-    :func:`start_standby`). Non-blocking and close-on-exec; StartFailed when the
+    container (see :func:`start_standby`). Non-blocking and close-on-exec; StartFailed when the
     monitor refuses or is gone."""
     fds: list[int] = []
     try:
@@ -360,9 +359,9 @@ def start_socket(files: MonitorFiles) -> socket.socket:
 
 
 async def start_standby(sync: socket.socket, process: bytes, pids: list[int], nice: int) -> None:
-    """Starts a container made with ``standby_nice`` through init's sync socket
-    (:func:`start_socket`; closed here), as the monitor's ``start-process`` would:
-    gives its init and monitor (``pids``) the nice value ``nice``, sends init
+    """Starts a container made with ``standby`` through init's sync socket
+    (:func:`start_socket`; closed here): gives its init and monitor (``pids``)
+    the nice value ``nice`` (they were made at a low one), sends init
     ``process`` (JSON: the process and hostname) and reads its answer. The process
     runs once this returns; StartFailed with init's message else."""
     import asyncio

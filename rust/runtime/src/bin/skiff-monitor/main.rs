@@ -10,7 +10,7 @@
 //!               [--log-max-size BYTES] [--log-max-files N] [--sync-fd N]
 //!               [--pid-file FILE] [--runtime-arg ARG]... [--no-daemonize]
 //!               [--delete-on-exit] [--start] [--builtin-runtime | --exec-runtime]
-//!               [--sync-until-exit] [--standby [--nice N]]
+//!               [--sync-until-exit] [--standby]
 //! skiff-monitor --wait-args --sync-fd N [--spare-cgroup PARENT] [--nice N]
 //! ```
 //!
@@ -58,10 +58,10 @@
 //!    runtime (runc, crun) runs as a child process, as above.
 //!    With `--standby` (builtin runtime only; not with `--start` or `--terminal`)
 //!    the container is made ahead of need: init waits, its namespaces, cgroup and
-//!    mounts ready, for its process to come with the start (`start-process` or
-//!    `start-socket` below). Such a monitor keeps its nice value (a caller makes
-//!    it at a low priority) and gives itself and init `--nice` (default 0) at the
-//!    start.
+//!    mounts ready, for its process to come with the start, which the caller
+//!    makes itself through init's sync socket (`start-socket` below). Such a
+//!    monitor keeps its nice value (a caller makes it at a low priority, and gives
+//!    it and init theirs at the start).
 //! 5. Writes one line to `--sync-fd` and closes it: `{"pid": INIT, "monitor_pid":
 //!    PID}` once the runtime succeeded, or `{"error": "MESSAGE"}` (the last error
 //!    `msg` of the runtime's log, else its stderr, else its exit status; in
@@ -108,15 +108,13 @@
 //!   `ok\n`, or `error MESSAGE\n` with the runtime's last error message. A caller
 //!   attaches its clients first and then starts, so no output is missed, without
 //!   running the runtime itself.
-//! - `start-process JSON\n` — with `--standby`, the same, giving init its process:
-//!   `{"process": OCI_PROCESS, "hostname": NAME}` on one line (up to 128 KiB; the
-//!   process's `terminal` as the spec's).
-//! - `start-socket\n` — with `--standby`, instead of the above: the answer `ok\n`
+//! - `start-socket\n` — with `--standby`, instead of `start`: the answer `ok\n`
 //!   carries init's sync socket (SCM_RIGHTS), and the caller starts the container
-//!   itself, one hop shorter: it gives the monitor and init their nice value,
-//!   sends init `start` followed by that JSON as one message, and reads init's
-//!   answer (`ready`, or `E` and the error; nothing if init ended). The monitor
-//!   lets go of the socket, and its own start is used up.
+//!   itself: it gives the monitor and init their nice value, sends init `start`
+//!   followed by the process as one message (`{"process": OCI_PROCESS,
+//!   "hostname": NAME}`, up to 128 KiB; the process's `terminal` as the spec's),
+//!   and reads init's answer (`ready`, or `E` and the error; nothing if init
+//!   ended). The monitor lets go of the socket, and its own start is used up.
 //!
 //! Anything else is answered `error MESSAGE\n` and the connection closed.
 
@@ -146,7 +144,7 @@ const USAGE: &str =
 --log FILE --exit-file FILE --socket PATH [--terminal] [--stdin] [--log-max-size BYTES] \
 [--log-max-files N] [--sync-fd N] [--pid-file FILE] [--runtime-arg ARG]... [--no-daemonize] \
 [--delete-on-exit] [--start] [--builtin-runtime | --exec-runtime] [--sync-until-exit] \
-[--standby [--nice N]] [--cgroup-mounts FILE]\n       skiff-monitor --wait-args --sync-fd N \
+[--standby] [--cgroup-mounts FILE]\n       skiff-monitor --wait-args --sync-fd N \
 [--spare-cgroup PARENT] [--nice N] [--cgroup-mounts FILE]\n";
 
 fn main() {
@@ -179,8 +177,7 @@ struct Args {
     standby: bool,
     spare_cgroup: Option<String>,
     cgroup_mounts: Option<PathBuf>,
-    /// `--nice N`: the nice value to take when used (with `--wait-args`), or at
-    /// the start (with `--standby`).
+    /// `--nice N`: the nice value to take when used (with `--wait-args`).
     nice: i32,
     /// Not an option: the spare cgroup made while waiting (see `--spare-cgroup`).
     made_spare: Option<String>,
@@ -275,8 +272,8 @@ impl Args {
         if a.spare_cgroup.is_some() {
             return Err("--spare-cgroup goes with --wait-args".into());
         }
-        if a.nice != 0 && !a.standby {
-            return Err("--nice goes with --wait-args or --standby".into());
+        if a.nice != 0 {
+            return Err("--nice goes with --wait-args".into());
         }
         if a.standby && (a.start || a.terminal) {
             return Err("--standby excludes --start and --terminal".into());
@@ -417,7 +414,7 @@ pub fn run(argv: Vec<OsString>) -> i32 {
                         // Started ahead of need at a low priority (so as not to slow
                         // the starts under way): this one is needed now, at the
                         // caller's own — unless it makes a container ahead of need
-                        // too (--standby: it takes its --nice at the start).
+                        // too (--standby: the caller gives it its own at the start).
                         if !a.standby {
                             // SAFETY: setpriority only changes this process's nice value.
                             unsafe { libc::setpriority(libc::PRIO_PROCESS, 0, args.nice) };
@@ -720,7 +717,7 @@ fn start(args: &Args) -> Result<(Monitor, libc::pid_t), String> {
         shrink_soon: true,
         exit_notify: None,
         held_ns,
-        start_nice: args.standby.then_some(args.nice),
+        standby: args.standby,
     };
     Ok((monitor, pid))
 }

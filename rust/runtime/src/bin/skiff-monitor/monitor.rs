@@ -18,9 +18,8 @@ const MAX_CLIENTS: usize = 64;
 const DRAIN_MS: i64 = 200;
 /// The nice value of the clean-up after the exit is reported.
 const CLEANUP_NICE: libc::c_int = 19;
-/// The longest command line a client may send (but `start-process`).
+/// The longest command line a client may send.
 const CMD_MAX: usize = 128;
-const START_PROCESS: &[u8] = b"start-process ";
 
 pub struct Output {
     pub fd: Option<OwnedFd>,
@@ -68,8 +67,9 @@ pub struct Monitor {
     pub exit_notify: Option<OwnedFd>,
     /// Init's mount namespace, let go after the exit is reported.
     pub held_ns: Option<OwnedFd>,
-    /// With `--standby`: the nice value the monitor and init take at the start.
-    pub start_nice: Option<i32>,
+    /// Made with `--standby`: started by whoever takes init's sync socket
+    /// (`start-socket`), never with `start`.
+    pub standby: bool,
 }
 
 pub struct Client {
@@ -270,12 +270,7 @@ impl Monitor {
             let c = &mut self.clients[i];
             let Some(nl) = data.iter().position(|&b| b == b'\n') else {
                 c.cmd.extend_from_slice(data);
-                let max = if c.cmd.starts_with(START_PROCESS) {
-                    skiff_runtime::init::DEFERRED_MAX
-                } else {
-                    CMD_MAX
-                };
-                if c.cmd.len() > max {
+                if c.cmd.len() > CMD_MAX {
                     self.reply(i, b"error command too long\n");
                 }
                 return;
@@ -312,10 +307,6 @@ impl Monitor {
 
     fn command(&mut self, i: usize, line: &[u8]) {
         let line = line.strip_suffix(b"\r").unwrap_or(line);
-        if let Some(process) = line.strip_prefix(START_PROCESS) {
-            let msg = self.start(process);
-            return self.reply(i, &msg);
-        }
         let mut words = line.split(|&b| b == b' ').filter(|w| !w.is_empty());
         match (words.next(), words.next(), words.next(), words.next()) {
             (Some(b"attach"), flags, None, None) => {
@@ -355,7 +346,7 @@ impl Monitor {
                 self.reply(i, b"ok\n");
             }
             (Some(b"start"), None, ..) => {
-                let msg = self.start(b"");
+                let msg = self.start();
                 self.reply(i, &msg);
             }
             (Some(b"start-socket"), None, ..) => self.hand_over_start(i),
@@ -363,32 +354,17 @@ impl Monitor {
         }
     }
 
-    /// The `start` and `start-process` commands: their answer.
-    fn start(&mut self, process: &[u8]) -> Vec<u8> {
+    /// The `start` command: its answer.
+    fn start(&mut self) -> Vec<u8> {
         // Refused without using up the start: a container made ahead of need never
-        // runs the process it was made with (another container's), nor is another
-        // given to one that was not.
-        match (self.start_nice.is_some(), process.is_empty()) {
-            (true, true) => {
-                return b"error a standby container starts with start-process\n".to_vec()
-            }
-            (false, false) => {
-                return b"error not a standby container: start it with start\n".to_vec()
-            }
-            _ => {}
+        // runs the process it was made with (another container's).
+        if self.standby {
+            return b"error a standby container starts with start-socket\n".to_vec();
         }
         if !std::mem::replace(&mut self.startable, false) {
             return b"error already started\n".to_vec();
         }
-        if let (Some(nice), Init::Child(pid)) = (self.start_nice, &self.init) {
-            // Made ahead of need at a low priority; needed now, at the caller's.
-            // SAFETY: setpriority changes only these two processes' nice values.
-            unsafe {
-                libc::setpriority(libc::PRIO_PROCESS, *pid as libc::id_t, nice);
-                libc::setpriority(libc::PRIO_PROCESS, 0, nice);
-            }
-        }
-        match self.runtime.start_process(process) {
+        match self.runtime.start() {
             Ok(()) => b"ok\n".to_vec(),
             Err(e) => format!("error {}\n", e.replace('\n', " ")).into_bytes(),
         }
@@ -396,11 +372,11 @@ impl Monitor {
 
     /// The `start-socket` command (`--standby` only): init's sync socket goes to
     /// the client with the answer `ok\n` (SCM_RIGHTS), which then starts the
-    /// container itself, as `start-process` would: it gives the monitor and init
-    /// their nice value, sends init `start` and the process, and reads init's
-    /// answer. The monitor's own start is used up.
+    /// container itself: it gives the monitor and init their nice value, sends
+    /// init `start` and the process, and reads init's answer. The monitor's own
+    /// start is used up.
     fn hand_over_start(&mut self, i: usize) {
-        if self.start_nice.is_none() {
+        if !self.standby {
             return self.reply(i, b"error not a standby container: start it with start\n");
         }
         if !self.startable {

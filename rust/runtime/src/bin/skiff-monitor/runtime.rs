@@ -199,23 +199,17 @@ impl Runtime {
     }
 
     /// Runs `start`: the container's process runs once this returns Ok; else the
-    /// runtime's error message.
+    /// runtime's error message. Not for a container made with `--standby`, whose
+    /// caller starts it (see `take_start_socket`).
     pub fn start(&self) -> Result<(), String> {
-        self.start_process(b"")
-    }
-
-    /// Runs `start`; with `--standby`, giving init `process` (JSON, see
-    /// skiff-runtime's init.rs; empty: the spec's own). Only with `--standby` may
-    /// `process` be given.
-    pub fn start_process(&self, process: &[u8]) -> Result<(), String> {
         if let Some(b) = &self.builtin {
+            if b.deferred {
+                return Err("a standby container starts with start-socket".into());
+            }
             let sync = b.sync.as_ref().ok_or("start: not created")?;
             return mem::scratch(|| {
-                let r = if b.deferred {
-                    start::start_deferred(sync, process)
-                } else {
-                    start::start_created(&b.global, &self.id.to_string_lossy(), sync, b.poststart)
-                };
+                let r =
+                    start::start_created(&b.global, &self.id.to_string_lossy(), sync, b.poststart);
                 skiff_runtime::cgroups::forget_cached();
                 r.map_err(|e| logged(&e))
             });

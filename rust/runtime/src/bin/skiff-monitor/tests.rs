@@ -1143,15 +1143,6 @@ fn builtin_init_is_the_monitors_child_with_clean_stdio_and_signals() {
     assert_eq!(fds, ["0", "1", "2", "socket"]);
     let mut out = f.attach("stdout,stderr");
     let mut answer = String::new();
-    // A process is given only to a container made with --standby.
-    f.connect("start-process {\"process\": {}}\n")
-        .read_to_string(&mut answer)
-        .unwrap();
-    assert_eq!(
-        answer,
-        "error not a standby container: start it with start\n"
-    );
-    answer.clear();
     f.connect("start\n").read_to_string(&mut answer).unwrap();
     assert_eq!(answer, "ok\n");
     answer.clear();
@@ -1258,7 +1249,7 @@ fn builtin_standby_container_takes_its_process_with_the_start() {
     let Some(mut f) = bundle_fixture(&["sh", "-c", "echo template; exit 9"], false) else {
         return;
     };
-    let line = f.start_builtin(&["--standby", "--nice", "3", "--delete-on-exit"]);
+    let line = f.start_builtin(&["--standby", "--delete-on-exit"]);
     let pid = json_int(&line, "\"pid\": ").unwrap_or_else(|| panic!("{line}")) as libc::pid_t;
     assert_eq!(
         ppid(pid),
@@ -1274,25 +1265,22 @@ fn builtin_standby_container_takes_its_process_with_the_start() {
     f.connect("start\n").read_to_string(&mut answer).unwrap();
     assert_eq!(
         answer,
-        "error a standby container starts with start-process\n"
+        "error a standby container starts with start-socket\n"
     );
     let process = serde_json::json!({
         "process": {
             "terminal": false,
             "user": {"uid": 1000, "gid": 1000},
-            "args": ["sh", "-c", "echo $FOO; hostname; pwd; id -u; cut -d' ' -f19 /proc/self/stat; exit 4"],
+            "args": ["sh", "-c", "echo $FOO; hostname; pwd; id -u; exit 4"],
             "env": ["PATH=/bin", "FOO=late"],
             "cwd": "/tmp",
         },
         "hostname": "given",
     });
-    let mut answer = String::new();
-    f.connect(&format!("start-process {process}\n"))
-        .read_to_string(&mut answer)
-        .unwrap();
-    assert_eq!(answer, "ok\n");
+    let sync = take_start_socket(&f);
+    skiff_runtime::container::start::start_deferred(&sync, process.to_string().as_bytes()).unwrap();
     let frames = read_frames(&mut out);
-    assert_eq!(stream(&frames, 1), "late\ngiven\n/tmp\n1000\n3\n");
+    assert_eq!(stream(&frames, 1), "late\ngiven\n/tmp\n1000\n");
     assert_eq!(f.wait(), 0);
     assert!(f.wait_file("exit.json").starts_with("{\"exit_code\": 4,"));
     f.assert_deleted();
@@ -1307,14 +1295,11 @@ fn builtin_standby_start_with_a_bad_process_fails_and_cleans_up() {
     assert!(json_int(&line, "\"pid\": ").is_some(), "{line}");
     let process =
         r#"{"process": {"args": ["/nonexistent"], "cwd": "/", "user": {"uid": 0, "gid": 0}}}"#;
-    let mut answer = String::new();
-    f.connect(&format!("start-process {process}\n"))
-        .read_to_string(&mut answer)
-        .unwrap();
-    assert!(
-        answer.starts_with("error ") && answer.contains("/nonexistent"),
-        "{answer}"
-    );
+    let sync = take_start_socket(&f);
+    let err = skiff_runtime::container::start::start_deferred(&sync, process.as_bytes())
+        .unwrap_err()
+        .to_string();
+    assert!(err.contains("/nonexistent"), "{err}");
     assert_eq!(f.wait(), 0);
     f.assert_deleted();
     // Not with a terminal, nor without the builtin runtime.
@@ -1338,14 +1323,8 @@ fn read_until(a: &mut impl Read, needle: &str) -> Vec<u8> {
     seen
 }
 
-#[test]
-fn builtin_standby_start_socket_hands_the_start_to_the_caller() {
-    let Some(mut f) = bundle_fixture(&["sh", "-c", "echo template; exit 9"], false) else {
-        return;
-    };
-    let line = f.start_builtin(&["--standby", "--delete-on-exit"]);
-    assert!(json_int(&line, "\"pid\": ").is_some(), "{line}");
-    let mut out = f.attach("stdout,stderr");
+/// Init's sync socket of a container made with `--standby` (`start-socket`).
+fn take_start_socket(f: &Fixture) -> OwnedFd {
     let s = f.connect("start-socket\n");
     let mut p = libc::pollfd {
         fd: s.as_raw_fd(),
@@ -1354,14 +1333,31 @@ fn builtin_standby_start_socket_hands_the_start_to_the_caller() {
     };
     // SAFETY: one valid pollfd.
     assert_eq!(unsafe { libc::poll(&mut p, 1, 10_000) }, 1);
-    let sync = crate::sys::recv_fd(s.as_raw_fd())
+    crate::sys::recv_fd(s.as_raw_fd())
         .unwrap()
-        .expect("init's sync socket");
-    // The monitor's own start is used up, and the socket given once.
-    for cmd in ["start-process {\"process\": {}}\n", "start-socket\n"] {
+        .expect("init's sync socket")
+}
+
+#[test]
+fn builtin_standby_start_socket_hands_the_start_to_the_caller() {
+    let Some(mut f) = bundle_fixture(&["sh", "-c", "echo template; exit 9"], false) else {
+        return;
+    };
+    let line = f.start_builtin(&["--standby", "--delete-on-exit"]);
+    assert!(json_int(&line, "\"pid\": ").is_some(), "{line}");
+    let mut out = f.attach("stdout,stderr");
+    let sync = take_start_socket(&f);
+    // The socket is given once, and never a start of the monitor's own.
+    for (cmd, want) in [
+        ("start-socket\n", "error already started\n"),
+        (
+            "start\n",
+            "error a standby container starts with start-socket\n",
+        ),
+    ] {
         let mut answer = String::new();
         f.connect(cmd).read_to_string(&mut answer).unwrap();
-        assert_eq!(answer, "error already started\n", "{cmd}");
+        assert_eq!(answer, want, "{cmd}");
     }
     let process = serde_json::json!({
         "process": {"args": ["sh", "-c", "echo given; exit 4"], "cwd": "/",
