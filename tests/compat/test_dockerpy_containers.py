@@ -10,6 +10,7 @@ import secrets
 import signal
 import socket
 import time
+from pathlib import Path
 
 import docker
 import pytest
@@ -86,6 +87,28 @@ def test_a_signal_the_kernel_has_not_is_a_bad_request(client: docker.DockerClien
         assert c.status == "running"
     finally:
         c.remove(force=True)
+
+
+def test_a_mount_on_the_container_root_is_refused_like_dockerd(
+    client: docker.DockerClient, tmp_path: Path
+) -> None:
+    """dockerd refuses a bind, mount or tmpfs whose destination is the root (the
+    runtime would mount over the root it is preparing)."""
+    api = client.api
+    for host_config in (
+        api.create_host_config(binds=[f"{tmp_path}:/"]),
+        api.create_host_config(binds=[f"{tmp_path}:/..:ro"]),
+        api.create_host_config(tmpfs={"//": ""}),
+        api.create_host_config(
+            mounts=[docker.types.Mount(target="/", source=str(tmp_path), type="bind")]
+        ),
+    ):
+        before = len(api.containers(all=True))
+        with pytest.raises(APIError) as err:
+            api.create_container("busybox", ["true"], host_config=host_config)
+        assert err.value.status_code == 400, err.value
+        assert "destination can't be '/'" in str(err.value.explanation)
+        assert len(api.containers(all=True)) == before
 
 
 def test_missing_image_is_image_not_found(client: docker.DockerClient) -> None:

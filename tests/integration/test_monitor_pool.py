@@ -29,8 +29,8 @@ def _wait_for(check, timeout: float = 10) -> None:  # type: ignore[no-untyped-de
 
 def _monitors_marked(marker: str) -> list[int]:
     """Waiting monitors started with ``marker`` in their environment: daemonized
-    ones, not the first process of one (this process's child until it leaves,
-    with the same command line and environment)."""
+    ones (each leads a session of its own), not the first process of one (which
+    has the same command line and environment until it leaves)."""
     found = []
     for entry in os.listdir("/proc"):
         if not entry.isdigit():
@@ -38,10 +38,10 @@ def _monitors_marked(marker: str) -> list[int]:
         try:
             argv = Path(f"/proc/{entry}/cmdline").read_bytes().split(b"\0")
             env = Path(f"/proc/{entry}/environ").read_bytes()
-            ppid = int(Path(f"/proc/{entry}/stat").read_text().rsplit(")", 1)[1].split()[1])
+            sid = int(Path(f"/proc/{entry}/stat").read_text().rsplit(")", 1)[1].split()[3])
         except (OSError, ValueError, IndexError):
             continue
-        if b"--wait-args" in argv and marker.encode() in env and ppid != os.getpid():
+        if b"--wait-args" in argv and marker.encode() in env and sid == int(entry):
             found.append(int(entry))
     return found
 

@@ -361,6 +361,32 @@ def test_a_container_that_took_a_standby_runs_at_the_daemons_priority(
     wait_for(lambda: gone(s, d))
 
 
+def test_monitors_are_given_the_cgroup_mounts_the_daemon_wrote(
+    engine_factory: Callable[..., RunningDaemon],
+) -> None:
+    """The daemon writes its cgroup mounts once (exec root, ``cgroup-mounts``) and
+    gives them to its monitors, pooled or not, so that none reads mountinfo."""
+    d, s = seeded(engine_factory)
+    hint = d.root / "exec" / "cgroup-mounts"
+    mountinfo = Path("/proc/self/mountinfo").read_text().splitlines(keepends=True)
+    cgroup_lines = [
+        ln for ln in mountinfo if ln.split(" - ")[1].split()[0] in ("cgroup", "cgroup2")
+    ]
+    assert hint.read_text().splitlines(keepends=True) == cgroup_lines
+
+    def given(init: int) -> bytes:
+        argv = Path(f"/proc/{mon.parent_of(init)}/cmdline").read_bytes().split(b"\0")
+        return argv[argv.index(b"--cgroup-mounts") + 1]
+
+    assert given(s.init) == os.fsencode(hint)
+    # Unlike the standby (a pids limit): made the usual way.
+    run = ("run", "-d", "--name", "plain", "--network", "none", "--pids-limit", "64")
+    docker_ok(d, *run, "busybox", "sleep", "30")
+    plain = int(docker_ok(d, "inspect", "-f", "{{.State.Pid}}", "plain"))
+    assert plain != s.init and given(plain) == os.fsencode(hint)
+    docker_ok(d, "rm", "-f", "plain")
+
+
 def test_a_start_not_yet_saved_is_adopted_by_the_next_daemon(
     engine_factory: Callable[..., RunningDaemon],
 ) -> None:

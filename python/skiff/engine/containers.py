@@ -1583,6 +1583,7 @@ def _validate_host_config(hc: dict[str, Any]) -> None:
         raise InvalidArgument("Conflicting options: Nano CPUs and CPU Period cannot both be set")
     ocispec.capabilities(hc)
     ocispec.rlimits(hc)
+    ocispec.check_mount_targets(hc)
 
 
 def _merge_config(body: dict[str, Any], image: Any) -> dict[str, Any]:

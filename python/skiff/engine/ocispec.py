@@ -283,8 +283,32 @@ def _bind_options(opts: list[str]) -> list[str]:
     return out
 
 
+def check_mount_targets(host_config: dict[str, Any]) -> None:
+    """Refuses, as dockerd does, a bind, mount or tmpfs on the container's root."""
+
+    def is_root(dst: str) -> bool:
+        return dst.startswith("/") and posixpath.normpath("/" + dst.lstrip("/")) == "/"
+
+    refused = "invalid specification: destination can't be '/'"
+    for bind in host_config.get("Binds") or []:
+        parts = bind.split(":")
+        if len(parts) in (2, 3) and is_root(parts[1]):
+            raise InvalidArgument(
+                f"invalid volume specification: '{bind}': invalid mount config for type "
+                f'"bind": {refused}'
+            )
+    for m in host_config.get("Mounts") or []:
+        if is_root(m.get("Target") or m.get("Destination") or ""):
+            kind = m.get("Type") or "volume"
+            raise InvalidArgument(f'invalid mount config for type "{kind}": {refused}')
+    for dst in host_config.get("Tmpfs") or {}:
+        if is_root(dst):
+            raise InvalidArgument(refused)
+
+
 def user_mounts(host_config: dict[str, Any], volumes_root: Path) -> list[dict[str, Any]]:
     """Binds (``src:dst[:opts]``), ``Mounts`` and ``Tmpfs`` as OCI mounts."""
+    check_mount_targets(host_config)
     mounts: list[dict[str, Any]] = []
     for bind in host_config.get("Binds") or []:
         parts = bind.split(":")

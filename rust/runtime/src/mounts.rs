@@ -255,18 +255,31 @@ pub fn secure_join(root: &Path, unsafe_path: &str) -> Result<PathBuf> {
 /// `root`: the root opened (O_PATH), when it could be: paths are looked at
 /// relative to it, so the kernel walks the path inside the root only, not the
 /// host's path to it again for each (a sixth of a monitor's CPU time was in such
-/// walks).
+/// walks). Let go before anything is mounted on the root itself: it would go on
+/// showing what that mount covers, while the mounts and files that follow go
+/// into the new one.
 #[derive(Default)]
 struct Known {
     dirs: std::cell::RefCell<std::collections::HashSet<PathBuf>>,
-    root: Option<OwnedFd>,
+    root: std::cell::RefCell<Option<OwnedFd>>,
 }
 
 impl Known {
     fn at(root: &Path) -> Known {
+        let fd = sys::open(root, libc::O_PATH | libc::O_DIRECTORY, 0).ok();
         Known {
-            root: sys::open(root, libc::O_PATH | libc::O_DIRECTORY, 0).ok(),
+            root: std::cell::RefCell::new(fd),
             ..Known::default()
+        }
+    }
+
+    /// Before a mount at `rel` (relative to the root): forgets what it covers.
+    fn covered(&self, rel: &Path) {
+        self.dirs
+            .borrow_mut()
+            .retain(|k| k.as_path() == rel || !k.starts_with(rel));
+        if rel.as_os_str().is_empty() {
+            self.root.borrow_mut().take();
         }
     }
 
@@ -280,7 +293,7 @@ impl Known {
 
     /// `lstat` of `rel` (relative to the root): (is a symlink, is a directory).
     fn lstat(&self, root: &Path, rel: &Path) -> io::Result<(bool, bool)> {
-        match &self.root {
+        match &*self.root.borrow() {
             Some(fd) => sys::lstat_kind_at(fd, rel),
             None => fs::symlink_metadata(root.join(rel))
                 .map(|m| (m.file_type().is_symlink(), m.is_dir())),
@@ -288,7 +301,7 @@ impl Known {
     }
 
     fn read_link(&self, root: &Path, rel: &Path) -> io::Result<PathBuf> {
-        match &self.root {
+        match &*self.root.borrow() {
             Some(fd) => sys::read_link_at(fd, rel),
             None => fs::read_link(root.join(rel)),
         }
@@ -585,9 +598,7 @@ impl Plan {
         // What was below the target is covered by the mount: forget it (a bind of a
         // volume may bring symlinks where directories were).
         if let Ok(rel) = target.strip_prefix(&self.rootfs) {
-            known
-                .borrow_mut()
-                .retain(|k| k.as_path() == rel || !k.starts_with(rel));
+            known.covered(rel);
         }
         if e.fstype == "cgroup" || e.fstype == "cgroup2" {
             return self.mount_cgroup(e, &target);
@@ -963,6 +974,7 @@ mod tests {
         ];
         // Looking at paths through the host's path to the root, and relative to
         // the root opened.
+        assert!(Known::at(&root).root.borrow().is_some());
         for known in [Known::default(), Known::at(&root)] {
             for _ in 0..2 {
                 for p in paths {
@@ -991,7 +1003,7 @@ mod tests {
         // must be looked at again for a later mount at /a/b/c/d.
         let root = std::env::temp_dir().join(format!("skiff-fk-{}", std::process::id()));
         fs::create_dir_all(root.join("a/b/c")).unwrap();
-        let known = Known::default();
+        let known = Known::at(&root);
         resolve(&root, "/a/b/c", Some(&known)).unwrap();
         assert!(known.borrow().contains(Path::new("a/b")));
         let plan = Plan {
@@ -1025,6 +1037,18 @@ mod tests {
         assert!(k.contains(Path::new("a")) && !k.contains(Path::new("a/b")));
         assert!(!k.contains(Path::new("a/b/c")));
         drop(k);
+        // A mount on the root itself: everything is forgotten, and the root opened
+        // too (it would go on showing what the mount covers).
+        assert!(known.root.borrow().is_some());
+        let e = Entry::from_spec(&Mount {
+            destination: "/".into(),
+            source: Some(root.join("missing").to_string_lossy().into_owned()),
+            kind: Some("none".into()),
+            options: vec!["bind".into()],
+        })
+        .unwrap();
+        assert!(plan.mount_entry(&e, &known).is_err());
+        assert!(known.borrow().is_empty() && known.root.borrow().is_none());
         fs::remove_dir_all(&root).unwrap();
     }
 

@@ -55,7 +55,8 @@ pub enum Mode {
     V2,
 }
 
-/// Reads `/proc/self/mountinfo` (once) and says which cgroup layout is in use.
+/// Says which cgroup layout is in use (from the cgroup mounts: see
+/// [`cgroup_mounts`]).
 pub fn detect() -> Result<Mode> {
     let mounts = cgroup_mounts()?;
     mode_from_mounts(&mounts)
@@ -946,6 +947,9 @@ mod tests {
         let dir = testutil::TempDir::new();
         let hint = dir.path().join("cgroup-mounts");
         let real = read_cgroup_mounts().unwrap();
+        if real.is_empty() {
+            return; // no cgroup mounts here
+        }
         let lines: Vec<String> = read_mountinfo()
             .unwrap()
             .lines()

@@ -67,9 +67,11 @@ pub fn start_created(g: &Global, id: &str, sync: &OwnedFd, poststart: bool) -> R
 }
 
 /// Starts a container created with `CreateOpts::defer_process` over the sync socket
-/// its create left: sends init "start" and `process` (JSON, see init.rs; empty: the
-/// spec's own process). Ok once init applied it and is about to exec; else init's
-/// error (it then exits).
+/// its create left: sends init "start" and `process` (JSON, see init.rs; never the
+/// spec's own, which was another container's: init refuses an empty one). Ok once
+/// init applied it and is about to exec; else init's error (it then exits). The
+/// protocol as skiffd speaks it (skiff.engine.monitor.start_standby); the
+/// monitor's tests start through it.
 pub fn start_deferred(sync: &OwnedFd, process: &[u8]) -> Result<()> {
     if process.len() + 5 > crate::init::DEFERRED_MAX {
         return Err(Error::Usage("the process to start is too large".into()));

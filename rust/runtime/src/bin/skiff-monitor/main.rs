@@ -10,14 +10,16 @@
 //!               [--log-max-size BYTES] [--log-max-files N] [--sync-fd N]
 //!               [--pid-file FILE] [--runtime-arg ARG]... [--no-daemonize]
 //!               [--delete-on-exit] [--start] [--builtin-runtime | --exec-runtime]
-//!               [--sync-until-exit] [--standby]
+//!               [--sync-until-exit] [--standby] [--cgroup-mounts FILE]
 //! skiff-monitor --wait-args --sync-fd N [--spare-cgroup PARENT] [--nice N]
+//!               [--cgroup-mounts FILE]
 //! ```
 //!
-//! Either form takes `--cgroup-mounts FILE`: the cgroup lines of mountinfo as the
-//! caller read them (skiffd, at its start), used instead of reading mountinfo,
-//! which lists every running container's root, while they still describe this
-//! process's cgroup hierarchies (skiff-runtime's cgroups::pin_mounts_from).
+//! `--cgroup-mounts FILE`: the cgroup lines of mountinfo as the caller read them
+//! (skiffd, at its start), used instead of reading mountinfo, which lists every
+//! running container's root, while they still describe this process's cgroup
+//! hierarchies (skiff-runtime's cgroups::pin_mounts_from). With the builtin
+//! runtime or `--wait-args` only (another runtime reads its own).
 //!
 //! With `--wait-args` the monitor is started ahead of need (skiffd keeps a few
 //! ready): it daemonizes, then reads its real command line from `--sync-fd` (a
@@ -104,7 +106,8 @@
 //!   the monitor hangs up.
 //! - `close-stdin\n` — closes the container's stdin (after what is pending). With a
 //!   pty only the monitor's handle is closed; the terminal stays. Answer `ok\n`.
-//! - `start\n` — runs the runtime's `start` (once; not with `--start`): answer
+//! - `start\n` — runs the runtime's `start` (once; not with `--start`, refused
+//!   with `--standby`): answer
 //!   `ok\n`, or `error MESSAGE\n` with the runtime's last error message. A caller
 //!   attaches its clients first and then starts, so no output is missed, without
 //!   running the runtime itself.
@@ -458,7 +461,8 @@ pub fn run(argv: Vec<OsString>) -> i32 {
 
 /// Removes what is left of the spare cgroup (nothing once the create took it: it
 /// did unless another runtime ran, or the create failed). In the scratch arena:
-/// it reads /proc/self/mountinfo, which grows with every running container.
+/// it may read /proc/self/mountinfo (when the mounts pinned no longer hold),
+/// which grows with every running container.
 fn remove_spare(spare: Option<&str>) {
     if let Some(spare) = spare {
         mem::scratch(|| {

@@ -51,8 +51,8 @@ struct Builtin {
     /// The `create` to run (taken by [`Runtime::create`]).
     create: Option<CreateOpts>,
     /// Init's sync socket, kept from the create: `start` goes there (no exec fifo:
-    /// nothing but this monitor starts the container), with the process under
-    /// `--standby`.
+    /// nothing but this monitor starts the container); under `--standby` it goes
+    /// to the caller (`take_start_socket`), who starts the container.
     sync: Option<OwnedFd>,
     /// The process comes with the start (`--standby`).
     deferred: bool,
