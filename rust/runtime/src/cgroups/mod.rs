@@ -271,6 +271,8 @@ pub(crate) fn join_below(base: &Path, cgroup: &str) -> PathBuf {
 /// One line of `/proc/self/mountinfo`, the fields the cgroup code needs.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub(crate) struct MountEntry {
+    /// The filesystem's device (field 3, major:minor), when the line had one.
+    pub dev: Option<(u32, u32)>,
     /// The mount's root within its filesystem (field 4).
     pub root: String,
     pub mount_point: PathBuf,
@@ -326,8 +328,10 @@ fn read_cgroup_mounts() -> Result<Vec<MountEntry>> {
 /// Reads the cgroup mounts once for the rest of the process's life (skiff-monitor,
 /// while it waits to be used: the mountinfo it would read at each of its verbs
 /// grows with every running container). Call it outside the monitor's scratch
-/// arena. Before each use they are checked to be cgroup filesystems still (a
-/// statfs each); if one is not, mountinfo is read again.
+/// arena. Before each use each is checked to be mounted still: the filesystem
+/// mountinfo named is at its mount point (a stat each: the same device; without
+/// a device, a cgroup filesystem, a statfs); if one is not, mountinfo is read
+/// again.
 pub fn pin_mounts() -> Result<()> {
     let mounts = read_cgroup_mounts()?;
     let _ = PINNED.set(mounts);
@@ -337,7 +341,7 @@ pub fn pin_mounts() -> Result<()> {
 /// Like [`pin_mounts`], from `hint` instead of mountinfo when it may: the cgroup
 /// lines of mountinfo as a caller read them before (skiffd, once at its start),
 /// used while every hierarchy of /proc/self/cgroup has a mount there (cgroup2 for
-/// the `0::` line) and each is a cgroup filesystem still. Mountinfo lists every
+/// the `0::` line) and each still mounted where it was. Mountinfo lists every
 /// running container's root: reading it was a monitor's largest single cost when
 /// many containers start at once.
 pub fn pin_mounts_from(hint: &Path) -> Result<()> {
@@ -382,13 +386,20 @@ fn covers_hierarchies(mounts: &[MountEntry], own_cgroup: &str) -> bool {
 fn still_mounted(mounts: &[MountEntry]) -> bool {
     const CGROUP_SUPER_MAGIC: i64 = 0x0027_e0eb;
     const CGROUP2_SUPER_MAGIC: i64 = 0x6367_7270;
-    mounts.iter().all(|m| {
-        let want = if m.fstype == "cgroup2" {
-            CGROUP2_SUPER_MAGIC
-        } else {
-            CGROUP_SUPER_MAGIC
-        };
-        crate::sys::statfs_type(&m.mount_point).is_ok_and(|t| t == want)
+    mounts.iter().all(|m| match m.dev {
+        // The same filesystem (the same hierarchy) still mounted there.
+        Some((major, minor)) => {
+            use std::os::unix::fs::MetadataExt;
+            fs::metadata(&m.mount_point).is_ok_and(|st| st.dev() == libc::makedev(major, minor))
+        }
+        None => {
+            let want = if m.fstype == "cgroup2" {
+                CGROUP2_SUPER_MAGIC
+            } else {
+                CGROUP_SUPER_MAGIC
+            };
+            crate::sys::statfs_type(&m.mount_point).is_ok_and(|t| t == want)
+        }
     })
 }
 
@@ -460,7 +471,11 @@ pub(crate) fn parse_mountinfo(text: &str) -> Vec<MountEntry> {
                 .filter(|o| !o.is_empty())
                 .map(str::to_string)
                 .collect();
+            let dev = pre[2]
+                .split_once(':')
+                .and_then(|(a, b)| Some((a.parse().ok()?, b.parse().ok()?)));
             Some(MountEntry {
+                dev,
                 root: unescape_octal(pre[3]),
                 mount_point: PathBuf::from(unescape_octal(pre[4])),
                 fstype,
@@ -1013,6 +1028,7 @@ mod tests {
     #[test]
     fn pinned_mounts_are_used_only_while_still_cgroup_filesystems() {
         let entry = |point: &str, fstype: &str| MountEntry {
+            dev: None,
             root: "/".into(),
             mount_point: PathBuf::from(point),
             fstype: fstype.into(),
@@ -1022,9 +1038,18 @@ mod tests {
         assert!(!still_mounted(&[entry("/proc", "cgroup")]));
         assert!(!still_mounted(&[entry("/nonexistent", "cgroup2")]));
         // What this host has mounted is.
-        if let Ok(mounts) = read_cgroup_mounts() {
+        if let Ok(mut mounts) = read_cgroup_mounts() {
             assert!(mounts.iter().all(|m| m.fstype.starts_with("cgroup")));
+            assert!(mounts.iter().all(|m| m.dev.is_some()));
             assert!(still_mounted(&mounts));
+            // Two hierarchies swapped between mount points (cgroup filesystems
+            // both) are not.
+            if mounts.len() > 1 && mounts[0].dev != mounts[1].dev {
+                let (a, b) = (mounts[0].mount_point.clone(), mounts[1].mount_point.clone());
+                mounts[0].mount_point = b;
+                mounts[1].mount_point = a;
+                assert!(!still_mounted(&mounts));
+            }
         }
     }
 
