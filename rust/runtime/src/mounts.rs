@@ -1025,14 +1025,16 @@ mod tests {
         };
         // A bind whose source is missing fails before mounting anything; what was
         // remembered below its target is gone all the same.
-        let e = Entry::from_spec(&Mount {
-            destination: "/a".into(),
-            source: Some(root.join("missing").to_string_lossy().into_owned()),
-            kind: Some("none".into()),
-            options: vec!["bind".into()],
-        })
-        .unwrap();
-        assert!(plan.mount_entry(&e, &known).is_err());
+        let missing_bind = |destination: &str| {
+            Entry::from_spec(&Mount {
+                destination: destination.into(),
+                source: Some(root.join("missing").to_string_lossy().into_owned()),
+                kind: Some("none".into()),
+                options: vec!["bind".into()],
+            })
+            .unwrap()
+        };
+        assert!(plan.mount_entry(&missing_bind("/a"), &known).is_err());
         let k = known.borrow();
         assert!(k.contains(Path::new("a")) && !k.contains(Path::new("a/b")));
         assert!(!k.contains(Path::new("a/b/c")));
@@ -1040,14 +1042,7 @@ mod tests {
         // A mount on the root itself: everything is forgotten, and the root opened
         // too (it would go on showing what the mount covers).
         assert!(known.root.borrow().is_some());
-        let e = Entry::from_spec(&Mount {
-            destination: "/".into(),
-            source: Some(root.join("missing").to_string_lossy().into_owned()),
-            kind: Some("none".into()),
-            options: vec!["bind".into()],
-        })
-        .unwrap();
-        assert!(plan.mount_entry(&e, &known).is_err());
+        assert!(plan.mount_entry(&missing_bind("/"), &known).is_err());
         assert!(known.borrow().is_empty() && known.root.borrow().is_none());
         fs::remove_dir_all(&root).unwrap();
     }
