@@ -23,14 +23,12 @@ import pytest
 
 from tests.support import images, leaks
 from tests.support.bundles import BundleFactory
-from tests.support.daemon import RunningDaemon, start_daemon
+from tests.support.daemon import CGROUP_PARENT, RunningDaemon, start_daemon
 
 if TYPE_CHECKING:
     from skiff.runtime.driver import Runtime
 
 _BEFORE: leaks.Snapshot | None = None
-#: The cgroup parent of every container the tests start.
-CGROUP_PARENT = f"skiff-test-{os.getpid()}"
 
 # A CLI run that forgets its daemon's address must fail, not start a skiffd on the
 # host's default socket that outlives the tests (the embedded daemon's own test
@@ -139,9 +137,12 @@ def daemon_factory() -> Iterator[Callable[..., RunningDaemon]]:
         return daemon
 
     yield factory
+    from tests.support.cgroups import remove_tree
+
     for daemon, root in started:
         daemon.stop()
         shutil.rmtree(root, ignore_errors=True)
+    remove_tree(CGROUP_PARENT)  # what is left empty there (spare cgroups' parent)
 
 
 @pytest.fixture(scope="session")
@@ -152,6 +153,9 @@ def skiffd() -> Iterator[RunningDaemon]:
     yield daemon
     code = daemon.stop()
     shutil.rmtree(root, ignore_errors=True)
+    from tests.support.cgroups import remove_tree
+
+    remove_tree(CGROUP_PARENT)
     assert code == 0, f"skiffd exited with {code}"
 
 

@@ -3,6 +3,7 @@
 
 from __future__ import annotations
 
+import json
 import os
 import signal
 import subprocess
@@ -13,6 +14,24 @@ from pathlib import Path
 
 from skiff.client import APIClient
 from skiff.hosts import parse_host
+
+#: The cgroup parent of every container the tests start (removed at the end of the
+#: session). No test daemon uses the host's default (/skiff): a real skiffd on the
+#: machine has its containers there, and the leak check would not see a test's
+#: cgroups under a parent that was there before.
+CGROUP_PARENT = f"skiff-test-{os.getpid()}"
+
+
+def with_cgroup_parent(config: str) -> str:
+    """``config`` (daemon.json) with :data:`CGROUP_PARENT` unless it names a cgroup
+    parent; text that is no JSON object (a test of a refusal) as written."""
+    try:
+        cfg = json.loads(config)
+    except ValueError:
+        return config
+    if not isinstance(cfg, dict) or "cgroup-parent" in cfg:
+        return config
+    return json.dumps({"cgroup-parent": CGROUP_PARENT, **cfg})
 
 
 @dataclass
@@ -87,7 +106,7 @@ def start_daemon(
     """Starts skiffd under ``root`` (with ``pass_fds`` inherited) and waits until it
     answers ``/_ping``."""
     root.mkdir(parents=True, exist_ok=True)
-    (root / "daemon.json").write_text(config)
+    (root / "daemon.json").write_text(with_cgroup_parent(config))
     log_path = root / "skiffd.log"
     with log_path.open("wb") as log:
         proc = subprocess.Popen(
