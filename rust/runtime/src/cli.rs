@@ -40,7 +40,7 @@ pub struct CreateOpts {
     /// (cgroups::make_spare) to rename into place instead of making one.
     pub spare_cgroup: Option<String>,
     /// Not a command-line option: a container made ahead of need, whose init waits
-    /// for its process with the start (see init.rs and start::start_deferred);
+    /// for its process with the start (see init.rs; skiffd sends it, skiff.engine.monitor.start_standby);
     /// implies create's run mode (no exec fifo: the caller keeps the sync socket).
     pub defer_process: bool,
 }

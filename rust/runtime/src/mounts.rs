@@ -241,7 +241,7 @@ pub fn propagation_flags(name: Option<&str>) -> Result<(libc::c_ulong, Option<li
 /// Resolves `unsafe_path` inside `root` the way the kernel would if `root` were
 /// "/": symlinks are followed but never lead outside `root`, and ".." stops at it.
 pub fn secure_join(root: &Path, unsafe_path: &str) -> Result<PathBuf> {
-    resolve(root, unsafe_path, None)
+    resolve(root, unsafe_path, &Known::default())
 }
 
 /// What [`resolve`] keeps while one root is prepared.
@@ -308,9 +308,7 @@ impl Known {
     }
 }
 
-fn resolve(root: &Path, unsafe_path: &str, known: Option<&Known>) -> Result<PathBuf> {
-    let plain = Known::default();
-    let walk = known.unwrap_or(&plain);
+fn resolve(root: &Path, unsafe_path: &str, known: &Known) -> Result<PathBuf> {
     let mut resolved = PathBuf::new();
     let mut pending: Vec<String> = components(unsafe_path);
     pending.reverse();
@@ -321,11 +319,11 @@ fn resolve(root: &Path, unsafe_path: &str, known: Option<&Known>) -> Result<Path
             continue;
         }
         let candidate = resolved.join(&part);
-        if known.is_some_and(|k| k.borrow().contains(&candidate)) {
+        if known.borrow().contains(&candidate) {
             resolved = candidate;
             continue;
         }
-        match walk.lstat(root, &candidate) {
+        match known.lstat(root, &candidate) {
             Ok((true, _)) => {
                 links += 1;
                 if links > 255 {
@@ -333,7 +331,7 @@ fn resolve(root: &Path, unsafe_path: &str, known: Option<&Known>) -> Result<Path
                         "too many symlinks resolving {unsafe_path:?}"
                     )));
                 }
-                let target = walk
+                let target = known
                     .read_link(root, &candidate)
                     .ctx(|| format!("readlink {}", root.join(&candidate).display()))?;
                 let target = target.to_string_lossy().into_owned();
@@ -345,8 +343,8 @@ fn resolve(root: &Path, unsafe_path: &str, known: Option<&Known>) -> Result<Path
                 pending.extend(more);
             }
             Ok((false, is_dir)) => {
-                if let (true, Some(k)) = (is_dir, known) {
-                    k.borrow_mut().insert(candidate.clone());
+                if is_dir {
+                    known.borrow_mut().insert(candidate.clone());
                 }
                 resolved = candidate;
             }
@@ -594,7 +592,7 @@ impl Plan {
     }
 
     fn mount_entry(&self, e: &Entry, known: &Known) -> Result<()> {
-        let target = resolve(&self.rootfs, &e.destination, Some(known))?;
+        let target = resolve(&self.rootfs, &e.destination, known)?;
         // What was below the target is covered by the mount: forget it (a bind of a
         // volume may bring symlinks where directories were).
         if let Ok(rel) = target.strip_prefix(&self.rootfs) {
@@ -717,9 +715,9 @@ impl Plan {
             };
             self.create_device(&dev, known)?;
         }
-        let dev_dir = resolve(&self.rootfs, "/dev", Some(known))?;
+        let dev_dir = resolve(&self.rootfs, "/dev", known)?;
         for (target, link) in DEV_LINKS {
-            let path = resolve(&self.rootfs, link, Some(known))?;
+            let path = resolve(&self.rootfs, link, known)?;
             if fs::symlink_metadata(&path).is_ok() {
                 continue;
             }
@@ -737,7 +735,7 @@ impl Plan {
     }
 
     fn create_device(&self, d: &Device, known: &Known) -> Result<()> {
-        let target = resolve(&self.rootfs, &d.path, Some(known))?;
+        let target = resolve(&self.rootfs, &d.path, known)?;
         let kind = match d.kind.as_str() {
             "c" | "u" => libc::S_IFCHR,
             "b" => libc::S_IFBLK,
@@ -979,7 +977,7 @@ mod tests {
             for _ in 0..2 {
                 for p in paths {
                     assert_eq!(
-                        resolve(&root, p, Some(&known)).unwrap(),
+                        resolve(&root, p, &known).unwrap(),
                         secure_join(&root, p).unwrap(),
                         "{p}"
                     );
@@ -1004,7 +1002,7 @@ mod tests {
         let root = std::env::temp_dir().join(format!("skiff-fk-{}", std::process::id()));
         fs::create_dir_all(root.join("a/b/c")).unwrap();
         let known = Known::at(&root);
-        resolve(&root, "/a/b/c", Some(&known)).unwrap();
+        resolve(&root, "/a/b/c", &known).unwrap();
         assert!(known.borrow().contains(Path::new("a/b")));
         let plan = Plan {
             rootfs: root.clone(),

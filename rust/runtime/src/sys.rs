@@ -182,16 +182,9 @@ pub fn pid_alive(pid: i32) -> bool {
     r == 0 || io::Error::last_os_error().raw_os_error() == Some(libc::EPERM)
 }
 
-/// The filesystem type (statfs `f_type`) of `path`.
-pub fn statfs_type(path: &Path) -> io::Result<i64> {
-    let c = CString::new(path.as_os_str().as_bytes())
-        .map_err(|_| io::Error::from(io::ErrorKind::InvalidInput))?;
-    // SAFETY: c is a valid C string; st is written by the kernel.
-    let mut st: libc::statfs = unsafe { std::mem::zeroed() };
-    if unsafe { libc::statfs(c.as_ptr(), &mut st) } != 0 {
-        return Err(io::Error::last_os_error());
-    }
-    Ok(st.f_type as i64)
+/// `path` as a C string for a call that reports `io::Error`s.
+pub fn io_cstr(path: &Path) -> io::Result<CString> {
+    CString::new(path.as_os_str().as_bytes()).map_err(|_| io::ErrorKind::InvalidInput.into())
 }
 
 /// Reads a small file (/proc, cgroupfs) whole: a 4 KiB buffer first, without the
@@ -248,8 +241,7 @@ pub fn exit_code(status: libc::c_int) -> i32 {
 
 /// `fstatat(dir, rel, AT_SYMLINK_NOFOLLOW)`: (is a symlink, is a directory).
 pub fn lstat_kind_at(dir: &impl AsRawFd, rel: &Path) -> io::Result<(bool, bool)> {
-    let c = CString::new(rel.as_os_str().as_bytes())
-        .map_err(|_| io::Error::from(io::ErrorKind::InvalidInput))?;
+    let c = io_cstr(rel)?;
     // SAFETY: c is a valid C string; st is written by the kernel.
     let mut st: libc::stat = unsafe { std::mem::zeroed() };
     if unsafe {
@@ -269,8 +261,7 @@ pub fn lstat_kind_at(dir: &impl AsRawFd, rel: &Path) -> io::Result<(bool, bool)>
 
 /// `readlinkat(dir, rel)`.
 pub fn read_link_at(dir: &impl AsRawFd, rel: &Path) -> io::Result<PathBuf> {
-    let c = CString::new(rel.as_os_str().as_bytes())
-        .map_err(|_| io::Error::from(io::ErrorKind::InvalidInput))?;
+    let c = io_cstr(rel)?;
     let mut buf = vec![0u8; libc::PATH_MAX as usize];
     // SAFETY: c is a valid C string; buf has buf.len() writable bytes.
     let n = unsafe {

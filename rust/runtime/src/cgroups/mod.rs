@@ -271,8 +271,8 @@ pub(crate) fn join_below(base: &Path, cgroup: &str) -> PathBuf {
 /// One line of `/proc/self/mountinfo`, the fields the cgroup code needs.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub(crate) struct MountEntry {
-    /// The filesystem's device (field 3, major:minor), when the line had one.
-    pub dev: Option<(u32, u32)>,
+    /// The filesystem's device (field 3, major:minor).
+    pub dev: (u32, u32),
     /// The mount's root within its filesystem (field 4).
     pub root: String,
     pub mount_point: PathBuf,
@@ -383,23 +383,13 @@ fn covers_hierarchies(mounts: &[MountEntry], own_cgroup: &str) -> bool {
     })
 }
 
+/// Whether each mount's filesystem (the same hierarchy) is still at its mount
+/// point: the same device.
 fn still_mounted(mounts: &[MountEntry]) -> bool {
-    const CGROUP_SUPER_MAGIC: i64 = 0x0027_e0eb;
-    const CGROUP2_SUPER_MAGIC: i64 = 0x6367_7270;
-    mounts.iter().all(|m| match m.dev {
-        // The same filesystem (the same hierarchy) still mounted there.
-        Some((major, minor)) => {
-            use std::os::unix::fs::MetadataExt;
-            fs::metadata(&m.mount_point).is_ok_and(|st| st.dev() == libc::makedev(major, minor))
-        }
-        None => {
-            let want = if m.fstype == "cgroup2" {
-                CGROUP2_SUPER_MAGIC
-            } else {
-                CGROUP_SUPER_MAGIC
-            };
-            crate::sys::statfs_type(&m.mount_point).is_ok_and(|t| t == want)
-        }
+    use std::os::unix::fs::MetadataExt;
+    mounts.iter().all(|m| {
+        let (major, minor) = m.dev;
+        fs::metadata(&m.mount_point).is_ok_and(|st| st.dev() == libc::makedev(major, minor))
     })
 }
 
@@ -471,9 +461,8 @@ pub(crate) fn parse_mountinfo(text: &str) -> Vec<MountEntry> {
                 .filter(|o| !o.is_empty())
                 .map(str::to_string)
                 .collect();
-            let dev = pre[2]
-                .split_once(':')
-                .and_then(|(a, b)| Some((a.parse().ok()?, b.parse().ok()?)));
+            let (major, minor) = pre[2].split_once(':')?;
+            let dev = (major.parse().ok()?, minor.parse().ok()?);
             Some(MountEntry {
                 dev,
                 root: unescape_octal(pre[3]),
@@ -1028,19 +1017,18 @@ mod tests {
     #[test]
     fn pinned_mounts_are_used_only_while_still_cgroup_filesystems() {
         let entry = |point: &str, fstype: &str| MountEntry {
-            dev: None,
+            dev: (0, 0),
             root: "/".into(),
             mount_point: PathBuf::from(point),
             fstype: fstype.into(),
             super_opts: Vec::new(),
         };
-        // Not a cgroup filesystem (any more): mountinfo is read again.
+        // Not the filesystem mountinfo named (any more): mountinfo is read again.
         assert!(!still_mounted(&[entry("/proc", "cgroup")]));
         assert!(!still_mounted(&[entry("/nonexistent", "cgroup2")]));
         // What this host has mounted is.
         if let Ok(mut mounts) = read_cgroup_mounts() {
             assert!(mounts.iter().all(|m| m.fstype.starts_with("cgroup")));
-            assert!(mounts.iter().all(|m| m.dev.is_some()));
             assert!(still_mounted(&mounts));
             // Two hierarchies swapped between mount points (cgroup filesystems
             // both) are not.

@@ -66,32 +66,6 @@ pub fn start_created(g: &Global, id: &str, sync: &OwnedFd, poststart: bool) -> R
     Ok(())
 }
 
-/// Starts a container created with `CreateOpts::defer_process` over the sync socket
-/// its create left: sends init "start" and `process` (JSON, see init.rs; never the
-/// spec's own, which was another container's: init refuses an empty one). Ok once
-/// init applied it and is about to exec; else init's error (it then exits). The
-/// protocol as skiffd speaks it (skiff.engine.monitor.start_standby); the
-/// monitor's tests start through it.
-pub fn start_deferred(sync: &OwnedFd, process: &[u8]) -> Result<()> {
-    if process.len() + 5 > crate::init::DEFERRED_MAX {
-        return Err(Error::Usage("the process to start is too large".into()));
-    }
-    let mut msg = Vec::with_capacity(5 + process.len());
-    msg.extend_from_slice(b"start");
-    msg.extend_from_slice(process);
-    sys::send_msg(sync, &msg).map_err(|e| Error::sys("start init", e))?;
-    let answer = sys::recv_msg(sync).map_err(|e| Error::sys("read from init", e))?;
-    match answer.as_slice() {
-        b"ready" => Ok(()),
-        [b'E', rest @ ..] => Err(Error::Init(String::from_utf8_lossy(rest).into_owned())),
-        [] => Err(Error::State("init exited before start".into())),
-        other => Err(Error::Init(format!(
-            "unexpected message {:?}",
-            String::from_utf8_lossy(other)
-        ))),
-    }
-}
-
 /// poststart hooks: a failure is logged, and the container keeps running.
 pub fn poststart(c: &Container) {
     if let Some(h) = &c.saved.hooks {

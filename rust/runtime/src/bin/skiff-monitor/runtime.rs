@@ -199,13 +199,10 @@ impl Runtime {
     }
 
     /// Runs `start`: the container's process runs once this returns Ok; else the
-    /// runtime's error message. Not for a container made with `--standby`, whose
-    /// caller starts it (see `take_start_socket`).
+    /// runtime's error message. Not for a container made with `--standby` (the
+    /// monitor refuses it): its caller starts it (see `take_start_socket`).
     pub fn start(&self) -> Result<(), String> {
         if let Some(b) = &self.builtin {
-            if b.deferred {
-                return Err("a standby container starts with start-socket".into());
-            }
             let sync = b.sync.as_ref().ok_or("start: not created")?;
             return mem::scratch(|| {
                 let r =

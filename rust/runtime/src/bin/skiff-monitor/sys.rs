@@ -2,7 +2,6 @@
 //! close-on-exec, EINTR retried. Those of the event loop (read, write, sendmsg,
 //! ppoll, clock_gettime) are made directly ([`raw`]), not through libc: see mem.rs.
 
-use std::ffi::CString;
 use std::io;
 use std::os::fd::{AsRawFd, FromRawFd, OwnedFd, RawFd};
 use std::os::unix::ffi::OsStrExt;
@@ -56,9 +55,7 @@ fn owned(fd: libc::c_int) -> io::Result<OwnedFd> {
     check(fd).map(|fd| unsafe { OwnedFd::from_raw_fd(fd) })
 }
 
-pub fn cstring(path: &Path) -> io::Result<CString> {
-    CString::new(path.as_os_str().as_bytes()).map_err(|_| io::ErrorKind::InvalidInput.into())
-}
+pub use skiff_runtime::sys::io_cstr as cstring;
 
 /// A pipe: (read end, write end), both close-on-exec.
 pub fn pipe() -> io::Result<(OwnedFd, OwnedFd)> {

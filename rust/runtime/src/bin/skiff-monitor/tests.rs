@@ -355,17 +355,11 @@ fn read_fd_until(fd: RawFd, enough: impl Fn(&[u8]) -> bool, what: &str) -> Strin
     let mut out = Vec::new();
     let t = Instant::now();
     loop {
-        let mut p = libc::pollfd {
-            fd,
-            events: libc::POLLIN,
-            revents: 0,
-        };
-        // SAFETY: one valid pollfd.
-        unsafe { libc::poll(&mut p, 1, 100) };
+        let ready = poll_in(fd, 100);
         let mut b = [0u8; 256];
         let n = crate::sys::read(fd, &mut b).unwrap_or(0);
         out.extend_from_slice(&b[..n]);
-        if n == 0 && p.revents != 0 || enough(&out) {
+        if n == 0 && ready > 0 || enough(&out) {
             return String::from_utf8(out).unwrap();
         }
         assert!(t.elapsed() < TIMEOUT, "{what}");
@@ -373,14 +367,19 @@ fn read_fd_until(fd: RawFd, enough: impl Fn(&[u8]) -> bool, what: &str) -> Strin
 }
 
 /// The fd reaches its end (soon).
-fn assert_eof(fd: RawFd) {
+/// poll(2) of `fd` for input: 1 when readable within `ms`, 0 when not.
+fn poll_in(fd: RawFd, ms: i32) -> i32 {
     let mut p = libc::pollfd {
         fd,
         events: libc::POLLIN,
         revents: 0,
     };
     // SAFETY: one valid pollfd.
-    let ready = unsafe { libc::poll(&mut p, 1, TIMEOUT.as_millis() as i32) };
+    unsafe { libc::poll(&mut p, 1, ms) }
+}
+
+fn assert_eof(fd: RawFd) {
+    let ready = poll_in(fd, TIMEOUT.as_millis() as i32);
     assert_eq!(ready, 1, "no end of file");
     let mut b = [0u8; 64];
     assert_eq!(
@@ -388,6 +387,11 @@ fn assert_eof(fd: RawFd) {
         Some(0),
         "more after the line"
     );
+}
+
+/// The pid on a successful sync line (panics with the line otherwise).
+fn sync_pid(line: &str) -> libc::pid_t {
+    json_int(line, "\"pid\": ").unwrap_or_else(|| panic!("{line}")) as libc::pid_t
 }
 
 fn json_int(line: &str, key: &str) -> Option<i64> {
@@ -440,7 +444,7 @@ fn logs_and_exit_status() {
         &["--runtime-root", "/run/x", "--runtime-arg", "--debug"],
         false,
     );
-    let pid = json_int(&line, "\"pid\": ").unwrap_or_else(|| panic!("{line}"));
+    let pid = sync_pid(&line);
     assert!(pid > 0 && line.ends_with("}\n"), "{line}");
     assert_eq!(f.wait(), 0);
     let mut entries = f.log_entries();
@@ -777,7 +781,7 @@ exit 0
 fn start_flag_starts_and_delete_on_exit_deletes_after_the_exit_is_reported() {
     let mut f = Fixture::new(VERB_RUNTIME, "echo ran; exit 4");
     let line = f.start(&["--start", "--delete-on-exit"], false);
-    assert!(json_int(&line, "\"pid\": ").is_some(), "{line}");
+    sync_pid(&line);
     assert_eq!(f.wait(), 0);
     let exit = f.wait_file("exit.json");
     assert!(exit.starts_with("{\"exit_code\": 4,"), "{exit}");
@@ -793,15 +797,9 @@ fn sync_until_exit_sends_the_exit_record_and_ends_before_the_clean_up() {
     let runtime = VERB_RUNTIME.replace("  delete) if", "  delete) sleep 1; if");
     let mut f = Fixture::new(&runtime, "while [ ! -e go ]; do sleep 0.02; done; exit 6");
     let (line, r) = f.launch(&["--start", "--delete-on-exit", "--sync-until-exit"], false);
-    assert!(json_int(&line, "\"pid\": ").is_some(), "{line}");
-    let mut p = libc::pollfd {
-        fd: r.as_raw_fd(),
-        events: libc::POLLIN,
-        revents: 0,
-    };
-    // SAFETY: one valid pollfd.
+    sync_pid(&line);
     assert_eq!(
-        unsafe { libc::poll(&mut p, 1, 300) },
+        poll_in(r.as_raw_fd(), 300),
         0,
         "sync fd ended while running"
     );
@@ -849,7 +847,7 @@ fn waiting_monitor_takes_the_nice_value_it_is_given_when_used() {
     sock.write_all(&f.framed_args(&["--start", "--sync-until-exit"]))
         .unwrap();
     let line = read_line(sock.as_raw_fd());
-    assert!(json_int(&line, "\"pid\": ").is_some(), "{line}");
+    sync_pid(&line);
     let stat = std::fs::read_to_string(format!("/proc/{pid}/stat")).unwrap();
     let nice: i32 = stat
         .rsplit(") ")
@@ -1090,7 +1088,7 @@ fn builtin_runtime_creates_starts_and_deletes_in_process() {
         return;
     };
     let line = f.start_builtin(&["--start", "--delete-on-exit"]);
-    assert!(json_int(&line, "\"pid\": ").is_some(), "{line}");
+    sync_pid(&line);
     assert_eq!(f.wait(), 0);
     let exit = f.wait_file("exit.json");
     assert!(
@@ -1118,7 +1116,7 @@ fn builtin_init_is_the_monitors_child_with_clean_stdio_and_signals() {
         return;
     };
     let line = f.start_builtin(&["--delete-on-exit"]);
-    let pid = json_int(&line, "\"pid\": ").unwrap_or_else(|| panic!("{line}")) as libc::pid_t;
+    let pid = sync_pid(&line);
     let monitor = f.child.as_ref().unwrap().id() as libc::pid_t;
     assert_eq!(ppid(pid), Some(monitor));
     assert!(f.path("rt/c1/state.json").exists());
@@ -1143,6 +1141,15 @@ fn builtin_init_is_the_monitors_child_with_clean_stdio_and_signals() {
     assert_eq!(fds, ["0", "1", "2", "socket"]);
     let mut out = f.attach("stdout,stderr");
     let mut answer = String::new();
+    // Init's sync socket is handed over only by a container made with --standby.
+    f.connect("start-socket\n")
+        .read_to_string(&mut answer)
+        .unwrap();
+    assert_eq!(
+        answer,
+        "error not a standby container: start it with start\n"
+    );
+    answer.clear();
     f.connect("start\n").read_to_string(&mut answer).unwrap();
     assert_eq!(answer, "ok\n");
     answer.clear();
@@ -1214,7 +1221,7 @@ fn builtin_joined_pid_namespace_is_left_after_create() {
         return;
     };
     let line = a.start_builtin(&["--delete-on-exit"]);
-    let a_pid = json_int(&line, "\"pid\": ").unwrap_or_else(|| panic!("{line}"));
+    let a_pid = sync_pid(&line);
     let mut b = bundle_fixture(
         &["sh", "-c", "while [ ! -e /go ]; do sleep 0.02; done"],
         false,
@@ -1225,11 +1232,13 @@ fn builtin_joined_pid_namespace_is_left_after_create() {
     config["linux"]["namespaces"][0]["path"] = format!("/proc/{a_pid}/ns/pid").into();
     std::fs::write(b.path("config.json"), config.to_string()).unwrap();
     let line = b.start_builtin(&["--start", "--delete-on-exit"]);
-    let b_pid = json_int(&line, "\"pid\": ").unwrap_or_else(|| panic!("{line}"));
-    let ns = |pid: i64, name: &str| std::fs::read_link(format!("/proc/{pid}/ns/{name}")).unwrap();
+    let b_pid = sync_pid(&line);
+    let ns = |pid: libc::pid_t, name: &str| {
+        std::fs::read_link(format!("/proc/{pid}/ns/{name}")).unwrap()
+    };
     assert_eq!(ns(b_pid, "pid"), ns(a_pid, "pid"));
     // The monitor joined A's namespace for the clone only.
-    let monitor = i64::from(b.child.as_ref().unwrap().id());
+    let monitor = b.child.as_ref().unwrap().id() as libc::pid_t;
     assert_eq!(ns(monitor, "pid_for_children"), ns(monitor, "pid"));
     assert_ne!(ns(monitor, "pid"), ns(a_pid, "pid"));
     std::fs::write(b.path("rootfs/go"), "").unwrap();
@@ -1250,7 +1259,7 @@ fn builtin_standby_container_takes_its_process_with_the_start() {
         return;
     };
     let line = f.start_builtin(&["--standby", "--delete-on-exit"]);
-    let pid = json_int(&line, "\"pid\": ").unwrap_or_else(|| panic!("{line}")) as libc::pid_t;
+    let pid = sync_pid(&line);
     assert_eq!(
         ppid(pid),
         Some(f.child.as_ref().unwrap().id() as libc::pid_t)
@@ -1278,7 +1287,13 @@ fn builtin_standby_container_takes_its_process_with_the_start() {
         "hostname": "given",
     });
     let sync = take_start_socket(&f);
-    skiff_runtime::container::start::start_deferred(&sync, process.to_string().as_bytes()).unwrap();
+    // The socket is given once: the monitor's start is used up.
+    let mut answer = String::new();
+    f.connect("start-socket\n")
+        .read_to_string(&mut answer)
+        .unwrap();
+    assert_eq!(answer, "error already started\n");
+    start_standby(&sync, process.to_string().as_bytes()).unwrap();
     let frames = read_frames(&mut out);
     assert_eq!(stream(&frames, 1), "late\ngiven\n/tmp\n1000\n");
     assert_eq!(f.wait(), 0);
@@ -1292,13 +1307,11 @@ fn builtin_standby_start_with_a_bad_process_fails_and_cleans_up() {
         return;
     };
     let line = f.start_builtin(&["--standby", "--delete-on-exit"]);
-    assert!(json_int(&line, "\"pid\": ").is_some(), "{line}");
+    sync_pid(&line);
     let process =
         r#"{"process": {"args": ["/nonexistent"], "cwd": "/", "user": {"uid": 0, "gid": 0}}}"#;
     let sync = take_start_socket(&f);
-    let err = skiff_runtime::container::start::start_deferred(&sync, process.as_bytes())
-        .unwrap_err()
-        .to_string();
+    let err = start_standby(&sync, process.as_bytes()).unwrap_err();
     assert!(err.contains("/nonexistent"), "{err}");
     assert_eq!(f.wait(), 0);
     f.assert_deleted();
@@ -1323,66 +1336,28 @@ fn read_until(a: &mut impl Read, needle: &str) -> Vec<u8> {
     seen
 }
 
+/// Starts a container made with `--standby` through init's sync socket, as skiffd
+/// does (skiff.engine.monitor.start_standby): "start" and the process (JSON) in
+/// one message; init answers "ready", or "E" and its error (then exits).
+fn start_standby(sync: &OwnedFd, process: &[u8]) -> Result<(), String> {
+    let msg = [b"start".as_slice(), process].concat();
+    skiff_runtime::sys::send_msg(sync, &msg).map_err(|e| format!("start init: {e}"))?;
+    let answer = skiff_runtime::sys::recv_msg(sync).map_err(|e| format!("read from init: {e}"))?;
+    match answer.as_slice() {
+        b"ready" => Ok(()),
+        [b'E', rest @ ..] => Err(String::from_utf8_lossy(rest).into_owned()),
+        other => Err(format!(
+            "init answered {:?}",
+            String::from_utf8_lossy(other)
+        )),
+    }
+}
+
 /// Init's sync socket of a container made with `--standby` (`start-socket`).
 fn take_start_socket(f: &Fixture) -> OwnedFd {
     let s = f.connect("start-socket\n");
-    let mut p = libc::pollfd {
-        fd: s.as_raw_fd(),
-        events: libc::POLLIN,
-        revents: 0,
-    };
-    // SAFETY: one valid pollfd.
-    assert_eq!(unsafe { libc::poll(&mut p, 1, 10_000) }, 1);
+    assert_eq!(poll_in(s.as_raw_fd(), 10_000), 1);
     crate::sys::recv_fd(s.as_raw_fd())
         .unwrap()
         .expect("init's sync socket")
-}
-
-#[test]
-fn builtin_standby_start_socket_hands_the_start_to_the_caller() {
-    let Some(mut f) = bundle_fixture(&["sh", "-c", "echo template; exit 9"], false) else {
-        return;
-    };
-    let line = f.start_builtin(&["--standby", "--delete-on-exit"]);
-    assert!(json_int(&line, "\"pid\": ").is_some(), "{line}");
-    let mut out = f.attach("stdout,stderr");
-    let sync = take_start_socket(&f);
-    // The socket is given once, and never a start of the monitor's own.
-    for (cmd, want) in [
-        ("start-socket\n", "error already started\n"),
-        (
-            "start\n",
-            "error a standby container starts with start-socket\n",
-        ),
-    ] {
-        let mut answer = String::new();
-        f.connect(cmd).read_to_string(&mut answer).unwrap();
-        assert_eq!(answer, want, "{cmd}");
-    }
-    let process = serde_json::json!({
-        "process": {"args": ["sh", "-c", "echo given; exit 4"], "cwd": "/",
-                    "user": {"uid": 0, "gid": 0}, "env": ["PATH=/bin"]},
-    });
-    skiff_runtime::container::start::start_deferred(&sync, process.to_string().as_bytes()).unwrap();
-    let frames = read_frames(&mut out);
-    assert_eq!(stream(&frames, 1), "given\n");
-    assert_eq!(f.wait(), 0);
-    assert!(f.wait_file("exit.json").starts_with("{\"exit_code\": 4,"));
-    f.assert_deleted();
-    // Not from a container made the usual way.
-    let Some(mut f) = bundle_fixture(&["sh", "-c", "exit 0"], false) else {
-        return;
-    };
-    f.start_builtin(&["--delete-on-exit"]);
-    let mut answer = String::new();
-    f.connect("start-socket\n")
-        .read_to_string(&mut answer)
-        .unwrap();
-    assert_eq!(
-        answer,
-        "error not a standby container: start it with start\n"
-    );
-    f.connect("start\n").read_to_string(&mut answer).unwrap();
-    assert_eq!(f.wait(), 0);
-    f.assert_deleted();
 }
