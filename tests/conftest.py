@@ -168,9 +168,7 @@ def engine(busybox_tar: Path, probe_tar: Path) -> Iterator[RunningDaemon]:
     from tests.support.engine import reap, start_engine
 
     root = short_tmpdir("skiffd-e-")
-    daemon = start_engine(
-        root, {"busybox:latest": busybox_tar, "probe:latest": probe_tar}, CGROUP_PARENT
-    )
+    daemon = start_engine(root, {"busybox:latest": busybox_tar, "probe:latest": probe_tar})
     yield daemon
     code = daemon.stop()
     left = reap(root, CGROUP_PARENT)
@@ -196,7 +194,6 @@ def engine_factory(busybox_tar: Path, probe_tar: Path) -> Iterator[Callable[...,
         daemon = start_engine(
             root,
             {"busybox:latest": busybox_tar, "probe:latest": probe_tar},
-            CGROUP_PARENT,
             config,
             pass_fds,
         )

@@ -29,7 +29,8 @@ from skiff.image.service import ImageService
 from skiff.runtime.bundle import write_bundle
 from skiff.runtime.driver import Runtime
 from skiff.runtime.spec import default_config
-from tests.conftest import CGROUP_PARENT, short_tmpdir
+from tests.conftest import short_tmpdir
+from tests.support.daemon import CGROUP_PARENT
 
 pytestmark = pytest.mark.root
 

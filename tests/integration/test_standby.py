@@ -19,6 +19,7 @@ from pathlib import Path
 import pytest
 
 from skiff.engine import monitor as mon
+from tests.support import cgroups
 from tests.support.daemon import RunningDaemon, start_daemon
 from tests.support.engine import DOCKER, docker, docker_ok
 
@@ -368,11 +369,7 @@ def test_monitors_are_given_the_cgroup_mounts_the_daemon_wrote(
     gives them to its monitors, pooled or not, so that none reads mountinfo."""
     d, s = seeded(engine_factory)
     hint = d.root / "exec" / "cgroup-mounts"
-    mountinfo = Path("/proc/self/mountinfo").read_text().splitlines(keepends=True)
-    cgroup_lines = [
-        ln for ln in mountinfo if ln.split(" - ")[1].split()[0] in ("cgroup", "cgroup2")
-    ]
-    assert hint.read_text().splitlines(keepends=True) == cgroup_lines
+    assert hint.read_text().splitlines(keepends=True) == cgroups.mountinfo_lines()
 
     def given(init: int) -> bytes:
         argv = Path(f"/proc/{mon.parent_of(init)}/cmdline").read_bytes().split(b"\0")

@@ -10,6 +10,12 @@ from pathlib import Path
 ROOT = Path("/sys/fs/cgroup")
 
 
+def mountinfo_lines() -> list[str]:
+    """The cgroup and cgroup2 lines of this process's mountinfo, as they are."""
+    lines = Path("/proc/self/mountinfo").read_text().splitlines(keepends=True)
+    return [ln for ln in lines if ln.split(" - ")[1].split()[0] in ("cgroup", "cgroup2")]
+
+
 def hierarchies() -> list[Path]:
     """Every mounted hierarchy: the v2 root, or each v1 controller directory."""
     if (ROOT / "cgroup.controllers").exists():

@@ -84,14 +84,13 @@ def seed_images(data_root: Path, tars: dict[str, Path]) -> dict[str, str]:
 def start_engine(
     root: Path,
     tars: dict[str, Path],
-    cgroup_parent: str,
     config: dict[str, object] | None = None,
     pass_fds: tuple[int, ...] = (),
 ) -> RunningDaemon:
     root.mkdir(parents=True, exist_ok=True)
     seed_images(root / "data", tars)
-    cfg = {"cgroup-parent": cgroup_parent, **(config or {})}
-    return start_daemon(root, config=json.dumps(cfg), pass_fds=pass_fds)
+    # Its containers under the session's cgroup parent (start_daemon's default).
+    return start_daemon(root, config=json.dumps(config or {}), pass_fds=pass_fds)
 
 
 @dataclass

@@ -302,7 +302,6 @@ class ContainerService:
             self.monitor_binary: Path | None = mon.find_monitor()
         except (StartFailed, NotFound):
             self.monitor_binary = None  # each start says what is missing
-        exec_root.mkdir(parents=True, exist_ok=True, mode=0o700)
         self.cgroup_mounts = mon.write_cgroup_mounts(exec_root / "cgroup-mounts")
         self.monitor_pool = mon.MonitorPool(
             MONITOR_POOL_SIZE,
@@ -684,7 +683,6 @@ class ContainerService:
         with ``monitor`` (taken from the pool: this closes or uses it), a container
         made ahead of need by that monitor (its init parked before its process).
         Returns the monitor's answer and the spec."""
-        standby = monitor >= 0
         netns_fd = -1
         try:
             if not os.path.ismount(c.rootfs):
@@ -732,7 +730,6 @@ class ContainerService:
                 log_max_files=max_files,
                 start=start,
                 pool=self.monitor_pool,
-                standby=standby,
                 reserved=reserved,
                 cgroup_mounts=self.cgroup_mounts,
             )

@@ -92,7 +92,6 @@ def spawn(
     monitor: Path | None = None,
     start: bool = False,
     pool: MonitorPool | None = None,
-    standby: bool = False,
     reserved: int = -1,
     cgroup_mounts: Path | None = None,
 ) -> Started:
@@ -100,12 +99,12 @@ def spawn(
     container exists, blocked before its user process — or, with ``start``, running
     it (the monitor runs the runtime's ``start`` too: one process less for callers
     with nothing to attach first); raises StartFailed with the runtime's message
-    otherwise. With ``standby`` the container is made ahead of need (the
-    monitor's ``--standby``): its process comes with :func:`start_standby`, which
-    gives the monitor and init their nice value. With ``reserved`` (a monitor taken
-    from ``pool`` with :meth:`MonitorPool.take`, now spawn's) that monitor is used,
-    and no other (work done ahead of need, at a low priority, must not start one):
-    NoMonitorReady when it is gone. ``cgroup_mounts``: see
+    otherwise. With ``reserved`` (a monitor taken from ``pool`` with
+    :meth:`MonitorPool.take`, now spawn's) the container is made ahead of need by
+    that monitor, and no other (work done ahead of need, at a low priority, must not
+    start one; NoMonitorReady when it is gone): the monitor's ``--standby``, whose
+    process comes with :func:`start_standby`, which gives the monitor and init their
+    nice value. ``cgroup_mounts``: see
     :func:`write_cgroup_mounts` (a pooled monitor has its own)."""
     try:
         _native.remove_tree(files.dir)
@@ -139,7 +138,7 @@ def spawn(
     ]
     if start:
         argv.append("--start")
-    if standby:
+    if reserved >= 0:
         argv.append("--standby")
     if terminal:
         argv.append("--terminal")
@@ -335,10 +334,10 @@ HAND_OVER_TIMEOUT = 10.0
 
 
 def start_socket(files: MonitorFiles) -> socket.socket:
-    """Init's sync socket of a container made with ``standby`` (the monitor's
+    """Init's sync socket of a container made ahead of need (the monitor's
     ``start-socket``; blocking, for a thread): whoever holds it starts the
-    container (see :func:`start_standby`). Non-blocking and close-on-exec; StartFailed when the
-    monitor refuses or is gone."""
+    container (see :func:`start_standby`). Non-blocking and close-on-exec;
+    StartFailed when the monitor refuses or is gone."""
     fds: list[int] = []
     try:
         with socket.socket(socket.AF_UNIX, socket.SOCK_STREAM) as conn:
@@ -359,7 +358,7 @@ def start_socket(files: MonitorFiles) -> socket.socket:
 
 
 async def start_standby(sync: socket.socket, process: bytes, pids: list[int], nice: int) -> None:
-    """Starts a container made with ``standby`` through init's sync socket
+    """Starts a container made ahead of need through init's sync socket
     (:func:`start_socket`; closed here): gives its init and monitor (``pids``)
     the nice value ``nice`` (they were made at a low one), sends init
     ``process`` (JSON: the process and hostname) and reads its answer. The process

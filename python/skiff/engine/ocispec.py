@@ -307,8 +307,8 @@ def check_mount_targets(host_config: dict[str, Any]) -> None:
 
 
 def user_mounts(host_config: dict[str, Any], volumes_root: Path) -> list[dict[str, Any]]:
-    """Binds (``src:dst[:opts]``), ``Mounts`` and ``Tmpfs`` as OCI mounts."""
-    check_mount_targets(host_config)
+    """Binds (``src:dst[:opts]``), ``Mounts`` and ``Tmpfs`` as OCI mounts (a
+    mount on the root was refused at create: :func:`check_mount_targets`)."""
     mounts: list[dict[str, Any]] = []
     for bind in host_config.get("Binds") or []:
         parts = bind.split(":")
