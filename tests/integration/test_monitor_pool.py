@@ -7,6 +7,7 @@ import json
 import os
 import secrets
 import shutil
+import signal
 import socket
 import subprocess
 import time
@@ -125,6 +126,69 @@ def test_each_idle_monitor_keeps_a_spare_cgroup_and_removes_it_when_unused(
     finally:
         pool.close()
         cgroups.remove_tree(parent)
+
+
+def _alive(pid: int) -> bool:
+    """Running: not gone, not a zombie."""
+    try:
+        return Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()[0] != "Z"
+    except OSError:
+        return False
+
+
+def test_idle_monitors_are_forked_by_a_server_that_leaves_with_the_pool(
+    marked_pool: tuple[MonitorPool, str],
+) -> None:
+    """The pool's monitors are made by a fork server (``--fork-server``), the
+    daemon's child, not started one by one; a start that finds the pool empty
+    gets one forked for it at once (:meth:`MonitorPool.fresh`). The servers leave,
+    reaped, when the pool closes."""
+    pool, marker = marked_pool
+    pool.hand_over([])
+    _wait_for(lambda: len(_monitors_marked(marker)) == 2)
+    for pid in _monitors_marked(marker):
+        assert b"--fork-server" in Path(f"/proc/{pid}/cmdline").read_bytes().split(b"\0")
+        # Made ahead of need: waiting at the lowest priority.
+        assert os.getpriority(os.PRIO_PROCESS, pid) == 19
+    ahead = pool._ahead.pid
+    assert ahead and _alive(ahead)
+    assert os.getpriority(os.PRIO_PROCESS, ahead) == os.getpriority(os.PRIO_PROCESS, 0)
+
+    fd = pool.fresh(["--bogus", "x"])
+    assert fd >= 0
+    try:
+        data = b""
+        while b"\n" not in data and (chunk := os.read(fd, 4096)):
+            data += chunk
+    finally:
+        os.close(fd)
+    assert json.loads(data) == {"error": "unknown option --bogus"}
+    now = pool._now.pid
+    assert now and _alive(now) and now != ahead
+
+    pool.close()
+    for server in (ahead, now):
+        with pytest.raises(ChildProcessError):  # reaped already
+            os.waitpid(server, os.WNOHANG)
+        assert not _alive(server)
+
+
+def test_a_killed_fork_server_is_started_again(marked_pool: tuple[MonitorPool, str]) -> None:
+    pool, _ = marked_pool
+    fd = pool.fresh(["--bogus", "x"])
+    assert fd >= 0
+    os.close(fd)
+    server = pool._now.pid
+    os.kill(server, signal.SIGKILL)
+    # The request it was given fails; the next one starts another server.
+    fd = pool.fresh(["--bogus", "x"])
+    if fd < 0:
+        fd = pool.fresh(["--bogus", "x"])
+    assert fd >= 0
+    os.close(fd)
+    assert pool._now.pid not in (0, server)
+    with pytest.raises(ChildProcessError):
+        os.waitpid(server, os.WNOHANG)
 
 
 def _opens_mountinfo(argv: list[str], tmp_path: Path) -> bool:

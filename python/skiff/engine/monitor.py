@@ -26,6 +26,7 @@ from pathlib import Path
 from typing import Any
 
 from skiff import _native
+from skiff.engine.forkserver import ForkServer
 from skiff.engine.stock import FdStock
 from skiff.errors import SkiffError
 from skiff.runtime.binary import find_runtime
@@ -153,8 +154,12 @@ def spawn(
             _native.remove_tree(files.dir)
             raise NoMonitorReady("the monitor taken for it is gone")
         r = reserved
+    elif pool is not None:
+        r = pool.hand_over(argv[1:])
+        if r < 0:
+            r = pool.fresh(argv[1:])
     else:
-        r = pool.hand_over(argv[1:]) if pool is not None else -1
+        r = -1
     w = -1
     try:
         if r < 0:
@@ -227,7 +232,12 @@ class MonitorPool:
     """Monitors started ahead of need (``skiff-monitor --wait-args``, see its
     main.rs): a container start hands one its command line over its sync socket
     instead of starting a process and waiting for it to daemonize. An idle monitor
-    leaves by itself when its socket closes: at :meth:`close`, or with the daemon."""
+    leaves by itself when its socket closes: at :meth:`close`, or with the daemon.
+
+    Monitors come from fork servers (forkserver.py): one for those made ahead of
+    need (by the pool's thread, at a low priority), one for those a start needs now
+    (:meth:`fresh`: no start waits behind the low-priority thread); a monitor is
+    started (executed) as before when a server cannot make one."""
 
     def __init__(
         self,
@@ -244,6 +254,8 @@ class MonitorPool:
         # Started at a low priority, a monitor takes the daemon's when used.
         self._nice = os.getpriority(os.PRIO_PROCESS, 0)
         self._stock = FdStock(size, self._start_one, "monitor-pool")
+        self._ahead = ForkServer(self._server_argv)
+        self._now = ForkServer(self._server_argv)
 
     def take(self) -> int:
         """An idle monitor's sync socket (the caller's: give it a command line with
@@ -258,20 +270,38 @@ class MonitorPool:
                 return fd
         return -1
 
+    def fresh(self, args: list[str]) -> int:
+        """Like :meth:`hand_over`, to a monitor made now for it by a fork server
+        (not one of the pool's); -1 when none could be made."""
+        fd = self._now.monitor(background=False)
+        if fd >= 0 and give_args(fd, args):
+            return fd
+        return -1
+
     def close(self) -> None:
         self._stock.close()
+        self._ahead.close()
+        self._now.close()
+
+    def _wait_args_argv(self) -> list[str]:
+        monitor = str(self._monitor or find_monitor())
+        argv = [monitor, "--wait-args", "--nice", str(self._nice)]
+        if self._cgroup_parent:
+            argv += ["--spare-cgroup", self._cgroup_parent]
+        if self._cgroup_mounts:
+            argv += ["--cgroup-mounts", str(self._cgroup_mounts)]
+        return argv
+
+    def _server_argv(self) -> list[str]:
+        return [*self._wait_args_argv(), "--fork-server"]
 
     def _start_one(self) -> int:
+        fd = self._ahead.monitor(background=True)
+        if fd >= 0:
+            return fd
         ours, theirs = socket.socketpair(socket.AF_UNIX, socket.SOCK_STREAM)
         with ours, theirs:
-            monitor = str(self._monitor or find_monitor())
-            argv = [monitor, "--wait-args", "--sync-fd", "1"]
-            if self._cgroup_parent:
-                argv += ["--spare-cgroup", self._cgroup_parent]
-            if self._cgroup_mounts:
-                argv += ["--cgroup-mounts", str(self._cgroup_mounts)]
-            if self._nice:
-                argv += ["--nice", str(self._nice)]
+            argv = [*self._wait_args_argv(), "--sync-fd", "1"]
             pid = _spawn(argv, theirs.fileno(), Path(os.devnull))
             # The first process leaves at once (the monitor daemonizes).
             _, status = os.waitpid(pid, 0)

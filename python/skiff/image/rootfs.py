@@ -62,6 +62,7 @@ class RootfsMounter:
         upper: Path | None = None,
         work: Path | None = None,
         volatile: bool = False,
+        made: bool = False,
     ) -> None:
         """Mounts the overlay at ``target``; ``lowers`` top first. A read-only view
         of a single layer is a read-only bind mount instead (overlay needs two).
@@ -71,13 +72,17 @@ class RootfsMounter:
         so unmounting does not wait for a sync of the whole data disk. The kernel
         marks such a work dir and refuses to mount it again; that mark is removed
         before every mount, so a remount (a restart, a copy into the stopped
-        container) still works."""
-        target.mkdir(parents=True, exist_ok=True)
+        container) still works.
+
+        ``made``: ``target``, ``upper`` and ``work`` exist (a container's, made with
+        it); else they are made when missing."""
+        if not made:
+            target.mkdir(parents=True, exist_ok=True)
         if upper is None and len(lowers) == 1:
             _native.bind_mount(lowers[0], target, readonly=True)
             return
         for d in (upper, work):
-            if d is not None:
+            if d is not None and not made:
                 d.mkdir(parents=True, exist_ok=True)
         short = [str(self.short_link(layer)) for layer in lowers]
         options = []

@@ -18,9 +18,13 @@ from skiff import jsontext
 
 def write_bundle(bundle: Path, config: dict[str, Any]) -> Path:
     """Writes ``config.json`` atomically into ``bundle`` (created if missing)."""
-    bundle.mkdir(parents=True, exist_ok=True, mode=0o711)
     tmp = bundle / "config.json.tmp"
-    tmp.write_bytes(jsontext.dumps(config))  # (on every container start: fast)
+    data = jsontext.dumps(config)  # (on every container start: fast)
+    try:
+        tmp.write_bytes(data)
+    except FileNotFoundError:  # (a container's bundle is there: no mkdir per start)
+        bundle.mkdir(parents=True, exist_ok=True, mode=0o711)
+        tmp.write_bytes(data)
     os.replace(tmp, bundle / "config.json")
     return bundle
 

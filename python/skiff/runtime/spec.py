@@ -8,6 +8,7 @@ does). Callers change the dict it returns; :mod:`skiff.runtime.bundle` writes it
 
 from __future__ import annotations
 
+import functools
 from pathlib import Path
 from typing import Any
 
@@ -52,7 +53,10 @@ MASKED_PATHS = [
 READONLY_PATHS = ["/proc/bus", "/proc/fs", "/proc/irq", "/proc/sys", "/proc/sysrq-trigger"]
 
 
+@functools.cache
 def cgroup_v2_host() -> bool:
+    """Whether the host's cgroups are v2 only (looked at once: a host does not
+    change its cgroup mode while a daemon runs)."""
     return Path("/sys/fs/cgroup/cgroup.controllers").exists()
 
 

@@ -12,7 +12,7 @@
 //!               [--delete-on-exit] [--start] [--builtin-runtime | --exec-runtime]
 //!               [--sync-until-exit] [--standby] [--cgroup-mounts FILE]
 //! skiff-monitor --wait-args --sync-fd N [--spare-cgroup PARENT] [--nice N]
-//!               [--cgroup-mounts FILE]
+//!               [--cgroup-mounts FILE] [--fork-server]
 //! ```
 //!
 //! `--cgroup-mounts FILE`: the cgroup lines of mountinfo as the caller read them
@@ -31,7 +31,9 @@
 //! builtin runtime's create renames into place (see skiff-runtime's
 //! cgroups::make_spare); unused, it is removed. `--sync-fd` itself is not among them: the same fd goes on serving as the
 //! sync fd. End of file before the arguments (the caller gave up on it): it exits
-//! 0 without doing anything.
+//! 0 without doing anything. With `--fork-server` too, the process does not
+//! daemonize and makes such monitors by forking itself, one per request on
+//! `--sync-fd`, until that ends (forks.rs).
 //!
 //! What it does, in order:
 //! 1. Unless `--no-daemonize`, forks; the parent exits at once (the sync fd is the
@@ -121,6 +123,7 @@
 //!
 //! Anything else is answered `error MESSAGE\n` and the connection closed.
 
+mod forks;
 mod json;
 mod logfile;
 mod mem;
@@ -148,7 +151,7 @@ const USAGE: &str =
 [--log-max-files N] [--sync-fd N] [--pid-file FILE] [--runtime-arg ARG]... [--no-daemonize] \
 [--delete-on-exit] [--start] [--builtin-runtime | --exec-runtime] [--sync-until-exit] \
 [--standby] [--cgroup-mounts FILE]\n       skiff-monitor --wait-args --sync-fd N \
-[--spare-cgroup PARENT] [--nice N] [--cgroup-mounts FILE]\n";
+[--spare-cgroup PARENT] [--nice N] [--cgroup-mounts FILE] [--fork-server]\n";
 
 fn main() {
     std::process::exit(run(std::env::args_os().skip(1).collect()));
@@ -177,6 +180,8 @@ struct Args {
     exec_runtime: bool,
     sync_until_exit: bool,
     wait_args: bool,
+    /// `--fork-server` (with `--wait-args`): see forks.rs.
+    fork_server: bool,
     standby: bool,
     spare_cgroup: Option<String>,
     cgroup_mounts: Option<PathBuf>,
@@ -215,6 +220,7 @@ impl Args {
                 "--exec-runtime" => flag(&mut a.exec_runtime)?,
                 "--sync-until-exit" => flag(&mut a.sync_until_exit)?,
                 "--wait-args" => flag(&mut a.wait_args)?,
+                "--fork-server" => flag(&mut a.fork_server)?,
                 "--standby" => flag(&mut a.standby)?,
                 _ => {
                     let value = match inline {
@@ -265,6 +271,9 @@ impl Args {
             if let Ok(cwd) = std::env::current_dir() {
                 *p = cwd.join(&*p);
             }
+        }
+        if a.fork_server && !a.wait_args {
+            return Err("--fork-server goes with --wait-args".into());
         }
         if a.wait_args {
             return match a.sync_fd {
@@ -370,7 +379,7 @@ pub fn run(argv: Vec<OsString>) -> i32 {
                 .map(std::os::fd::IntoRawFd::into_raw_fd);
         }
     }
-    if !args.no_daemonize {
+    if !args.no_daemonize && !args.fork_server {
         if let Err(e) = daemonize() {
             let msg = format!("cannot daemonize: {e}");
             send_sync(args.sync_fd, Err(&msg), false);
@@ -385,6 +394,19 @@ pub fn run(argv: Vec<OsString>) -> i32 {
             Some(hint) => skiff_runtime::cgroups::pin_mounts_from(hint),
             None => skiff_runtime::cgroups::pin_mounts(),
         };
+    }
+    if args.fork_server {
+        match forks::serve(args.sync_fd.unwrap_or(-1), args.nice) {
+            forks::Served::Exit(code) => return code,
+            // A new waiting monitor, in the forked process: on as one.
+            forks::Served::Monitor(fd, ahead) => {
+                args.sync_fd = Some(fd);
+                args.fork_server = false;
+                if !ahead {
+                    args.spare_cgroup = None;
+                }
+            }
+        }
     }
     if args.wait_args {
         let fd = args.sync_fd.unwrap_or(-1);
@@ -546,6 +568,13 @@ fn daemonize() -> io::Result<()> {
         0 => {}
         _ => unsafe { libc::_exit(0) },
     }
+    detach();
+    Ok(())
+}
+
+/// What a daemonized process does after its fork: a session of its own, in "/",
+/// stdio on /dev/null.
+pub(crate) fn detach() {
     // SAFETY: plain calls; the dup2s replace the stdio descriptors.
     unsafe {
         libc::setsid();
@@ -560,7 +589,6 @@ fn daemonize() -> io::Result<()> {
             }
         }
     }
-    Ok(())
 }
 
 /// Writes the one sync line and closes the fd, or with `keep` returns it.

@@ -848,23 +848,89 @@ fn waiting_monitor_takes_the_nice_value_it_is_given_when_used() {
         .unwrap();
     let line = read_line(sock.as_raw_fd());
     sync_pid(&line);
-    let stat = std::fs::read_to_string(format!("/proc/{pid}/stat")).unwrap();
-    let nice: i32 = stat
-        .rsplit(") ")
-        .next()
-        .unwrap()
-        .split(' ')
-        .nth(16)
-        .unwrap()
-        .parse()
-        .unwrap();
-    assert_eq!(nice, 7);
+    assert_eq!(nice_of(pid as libc::pid_t), 7);
     std::fs::write(f.path("go"), "").unwrap();
     assert_eq!(f.wait(), 0);
     // Out of range: refused.
     let mut f = Fixture::new(VERB_RUNTIME, "true");
     let _sock = f.launch_waiting_with(&["--nice", "40"]);
     assert_eq!(f.wait(), 2);
+}
+
+#[test]
+fn fork_server_makes_waiting_monitors_until_its_input_ends() {
+    let mut f = Fixture::new(VERB_RUNTIME, "echo hi; exit 3");
+    // A hint that cannot be read (mountinfo is read instead) marks this test's
+    // processes: the monitors forked have the server's command line.
+    let marker = f.path("no-such-hint").to_string_lossy().into_owned();
+    let mut server =
+        f.launch_waiting_with(&["--fork-server", "--nice", "7", "--cgroup-mounts", &marker]);
+    let server_pid = f.child.as_ref().unwrap().id() as libc::pid_t;
+    // A request it does not know is answered, and the server goes on.
+    server.write_all(b"x").unwrap();
+    assert_eq!(read_line(server.as_raw_fd()), "-unknown request 0x78\n");
+    let mut seen = vec![server_pid];
+    for (request, nice) in [(b"b", 19), (b"n", 7)] {
+        server.write_all(request).unwrap();
+        assert_eq!(poll_in(server.as_raw_fd(), TIMEOUT.as_millis() as i32), 1);
+        // (The answer's line, `+`, comes with the descriptor in one message.)
+        let sock = crate::sys::recv_fd(server.as_raw_fd())
+            .unwrap()
+            .expect("no descriptor");
+        // The new monitor: of a session of its own, nobody's child here, waiting
+        // at the priority asked for; it runs a container like any waiting monitor.
+        let waiting = new_process_with(&marker, &seen);
+        seen.push(waiting);
+        assert_eq!(nice_of(waiting), nice);
+        // SAFETY: getsid only asks.
+        assert_eq!(unsafe { libc::getsid(waiting) }, waiting);
+        assert_ne!(crate::parent_of(waiting), Some(server_pid));
+        crate::sys::write_all(
+            sock.as_raw_fd(),
+            &f.framed_args(&["--start", "--sync-until-exit"]),
+        )
+        .unwrap();
+        let all = read_to_end(sock.as_raw_fd());
+        let lines: Vec<&str> = all.lines().collect();
+        assert_eq!(lines.len(), 2, "{all}");
+        assert_eq!(
+            json_int(lines[0], "\"monitor_pid\": "),
+            Some(waiting.into()),
+            "{all}"
+        );
+        assert!(lines[1].starts_with("{\"exit_code\": 3,"), "{all}");
+        assert_eq!(f.wait_file("exit.json"), format!("{}\n", lines[1]));
+        std::fs::remove_file(f.path("exit.json")).unwrap();
+    }
+    assert_eq!(nice_of(server_pid), 7);
+    drop(server);
+    assert_eq!(f.wait(), 0);
+}
+
+/// A process, not among `seen`, whose command line has `marker`.
+fn new_process_with(marker: &str, seen: &[libc::pid_t]) -> libc::pid_t {
+    let t = Instant::now();
+    loop {
+        for entry in std::fs::read_dir("/proc").unwrap().flatten() {
+            let Ok(pid) = entry.file_name().to_string_lossy().parse::<libc::pid_t>() else {
+                continue;
+            };
+            let Ok(argv) = std::fs::read(entry.path().join("cmdline")) else {
+                continue;
+            };
+            if !seen.contains(&pid) && argv.split(|&b| b == 0).any(|a| a == marker.as_bytes()) {
+                return pid;
+            }
+        }
+        assert!(t.elapsed() < TIMEOUT, "no new process with {marker}");
+        std::thread::sleep(Duration::from_millis(10));
+    }
+}
+
+fn nice_of(pid: libc::pid_t) -> i32 {
+    let stat = std::fs::read_to_string(format!("/proc/{pid}/stat")).unwrap();
+    let fields: Vec<&str> = stat.rsplit(") ").next().unwrap().split(' ').collect();
+    fields[16].parse().unwrap()
 }
 
 #[test]
