@@ -16,6 +16,7 @@ from pathlib import Path
 
 import pytest
 
+from skiff.engine.forkserver import ForkServer
 from skiff.engine.monitor import MonitorPool, find_monitor, write_cgroup_mounts
 from tests.support import cgroups
 
@@ -189,6 +190,22 @@ def test_a_killed_fork_server_is_started_again(marked_pool: tuple[MonitorPool, s
     assert pool._now.pid not in (0, server)
     with pytest.raises(ChildProcessError):
         os.waitpid(server, os.WNOHANG)
+
+
+def test_a_program_that_is_no_fork_server_is_given_up_for_a_while(tmp_path: Path) -> None:
+    """A server that answers something else (a monitor binary without
+    ``--fork-server`` answers an error line and leaves) is stopped and reaped; it is
+    started again once at once, then only after a pause."""
+    runs = tmp_path / "runs"
+    server = ForkServer(lambda: ["/bin/sh", "-c", f"echo run >> {runs}; echo nope", "sh"])
+    try:
+        assert server.monitor(background=True) == -1
+        assert server.pid == 0  # stopped and reaped
+        assert server.monitor(background=False) == -1
+        assert server.monitor(background=False) == -1
+        assert runs.read_text() == "run\nrun\n"
+    finally:
+        server.close()
 
 
 def _opens_mountinfo(argv: list[str], tmp_path: Path) -> bool:

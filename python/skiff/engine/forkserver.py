@@ -4,8 +4,9 @@ forking itself, one per request, instead of a new process being started (execute
 for each. Each answer carries the new monitor's sync socket; the monitor is the one
 a ``--wait-args`` start would have made (daemonized, its spare cgroup made).
 
-The server is started on first use and again after it failed; it leaves when its
-socket closes (at :meth:`ForkServer.close`, or with the daemon)."""
+The server is started on first use and again after it failed (after a growing pause
+when it keeps failing: a monitor binary without ``--fork-server``, say); it leaves
+when its socket closes (at :meth:`ForkServer.close`, or with the daemon)."""
 
 from __future__ import annotations
 
@@ -22,8 +23,10 @@ from skiff import _native
 
 log = logging.getLogger(__name__)
 
-#: How long the server may take to answer (it forks twice).
-ANSWER_TIMEOUT = 10.0
+#: How long the server may take to answer (it forks twice: well under a millisecond).
+ANSWER_TIMEOUT = 2.0
+#: The longest pause before a server that keeps failing is started again.
+MAX_RETRY_DELAY = 60.0
 #: How long a server whose socket was closed may take to leave.
 EXIT_TIMEOUT = 2.0
 
@@ -37,21 +40,30 @@ class ForkServer:
         self._sock: socket.socket | None = None
         self._pid = 0
         self._closed = False
+        self._failures = 0  # in a row
+        self._retry_at = 0.0
 
     def monitor(self, *, background: bool) -> int:
         """A new waiting monitor's sync socket (the caller's, close-on-exec), or -1
         when the server cannot make one. ``background``: made ahead of need (it
         waits at the lowest priority until used)."""
         with self._lock:
-            if self._closed:
+            if self._closed or time.monotonic() < self._retry_at:
                 return -1
             try:
                 sock = self._sock or self._start()
-                return self._request(sock, b"b" if background else b"n")
+                fd = self._request(sock, b"b" if background else b"n")
             except OSError as err:
                 log.warning("skiff-monitor fork server: %s", err)
                 self._stop()
+                self._failures += 1
+                # Once at once (a server that died), then less and less often.
+                if self._failures > 1:
+                    delay = min(MAX_RETRY_DELAY, 0.5 * 2 ** (self._failures - 2))
+                    self._retry_at = time.monotonic() + delay
                 return -1
+            self._failures = 0
+            return fd
 
     def close(self) -> None:
         """Ends the server (its idle monitors stay until their own sockets close)."""
@@ -97,7 +109,10 @@ class ForkServer:
             return fds[0]
         for fd in fds:
             os.close(fd)
-        log.warning("skiff-monitor fork server: %s", data[1:].decode(errors="replace").strip())
+        text = data.decode(errors="replace").strip()
+        if not data.startswith(b"-"):  # not a fork server's answer
+            raise ConnectionError(f"unexpected answer: {text[:200]}")
+        log.warning("skiff-monitor fork server: %s", text[1:])
         return -1
 
     def _stop(self) -> None:

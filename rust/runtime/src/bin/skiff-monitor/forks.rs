@@ -35,8 +35,18 @@ pub enum Served {
 
 /// Serves requests on `sync` until its end (see the module's comment).
 pub fn serve(sync: RawFd, nice: i32) -> Served {
-    // SAFETY: setpriority only changes this process's nice value.
-    unsafe { libc::setpriority(libc::PRIO_PROCESS, 0, nice) };
+    // SAFETY: setpriority only changes this process's nice value; stdin and stdout
+    // (the caller's socket, when started with `--sync-fd 1`) go to /dev/null, so
+    // that nothing but answers reaches the socket, and no monitor inherits it there.
+    unsafe {
+        libc::setpriority(libc::PRIO_PROCESS, 0, nice);
+        let null = libc::open(c"/dev/null".as_ptr(), libc::O_RDWR | libc::O_CLOEXEC);
+        if null >= 0 {
+            libc::dup2(null, 0);
+            libc::dup2(null, 1);
+            libc::close(null);
+        }
+    }
     loop {
         let mut request = [0u8; 1];
         match sys::read(sync, &mut request) {
@@ -93,6 +103,12 @@ fn fork_monitor(sync: RawFd, background: bool) -> io::Result<Forked> {
             _ => Err(io::Error::other("the second fork failed")),
         };
     }
+    if background {
+        // Before the second fork: the monitor waits at it from its first moment,
+        // and the fork's own work is done at it.
+        // SAFETY: setpriority only changes this process's nice value.
+        unsafe { libc::setpriority(libc::PRIO_PROCESS, 0, BACKGROUND_NICE) };
+    }
     // SAFETY: as above.
     match unsafe { libc::fork() } {
         0 => {}
@@ -104,10 +120,6 @@ fn fork_monitor(sync: RawFd, background: bool) -> io::Result<Forked> {
     // close the server's.
     unsafe { libc::close(sync) };
     crate::detach();
-    if background {
-        // SAFETY: setpriority only changes this process's nice value.
-        unsafe { libc::setpriority(libc::PRIO_PROCESS, 0, BACKGROUND_NICE) };
-    }
     Ok(Forked::Monitor(theirs.into_raw_fd()))
 }
 

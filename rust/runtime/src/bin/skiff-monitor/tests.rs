@@ -882,8 +882,13 @@ fn fork_server_makes_waiting_monitors_until_its_input_ends() {
         let waiting = new_process_with(&marker, &seen);
         seen.push(waiting);
         assert_eq!(nice_of(waiting), nice);
+        // (It may be a moment before it is on its own: poll.)
+        let t = Instant::now();
         // SAFETY: getsid only asks.
-        assert_eq!(unsafe { libc::getsid(waiting) }, waiting);
+        while unsafe { libc::getsid(waiting) } != waiting {
+            assert!(t.elapsed() < TIMEOUT, "not in a session of its own");
+            std::thread::sleep(Duration::from_millis(5));
+        }
         assert_ne!(crate::parent_of(waiting), Some(server_pid));
         crate::sys::write_all(
             sock.as_raw_fd(),
