@@ -20,7 +20,7 @@ import pytest
 
 from skiff.engine import monitor as mon
 from tests.support import cgroups
-from tests.support.daemon import RunningDaemon, start_daemon
+from tests.support.daemon import CGROUP_PARENT, RunningDaemon, start_daemon
 from tests.support.engine import DOCKER, docker, docker_ok
 
 pytestmark = [
@@ -360,6 +360,31 @@ def test_a_container_that_took_a_standby_runs_at_the_daemons_priority(
     assert nice_of(pid) == nice_of(monitor) == nice_of(d.proc.pid)
     docker_ok(d, "rm", "-f", "prio")
     wait_for(lambda: gone(s, d))
+
+
+def test_a_running_containers_monitor_leaves_no_spare_cgroup(
+    engine_factory: Callable[..., RunningDaemon],
+) -> None:
+    """A pooled monitor makes a spare cgroup while it waits (cgroup v1); its
+    container's create renames it into place (the monitor does not look for it
+    again): none is left of the monitor of a container that runs, one that took a
+    standby or one made the usual way, and each has its own cgroup."""
+    if (cgroups.ROOT / "cgroup.controllers").exists():
+        pytest.skip("cgroup v2 host: no spare cgroups there")
+    d, s = seeded(engine_factory)
+    docker_ok(d, "run", "-d", "--name", "took", "--network", "none", "busybox", "sleep", "30")
+    assert container_id(d, "took") == s.id
+    run = ("run", "-d", "--name", "usual", "--network", "none", "--pids-limit", "64")
+    docker_ok(d, *run, "busybox", "sleep", "30")
+    v1 = [h for h in cgroups.hierarchies() if not (h / "cgroup.controllers").exists()]
+    for name in ("took", "usual"):
+        pid = int(docker_ok(d, "inspect", "-f", "{{.State.Pid}}", name))
+        monitor = mon.parent_of(pid)
+        for h in v1:
+            parent = h / CGROUP_PARENT
+            assert (parent / container_id(d, name)).is_dir(), (h, name)
+            assert not (parent / f".spare-{monitor}").exists(), (h, name)
+    docker_ok(d, "rm", "-f", "took", "usual")
 
 
 def test_monitors_are_given_the_cgroup_mounts_the_daemon_wrote(

@@ -189,6 +189,8 @@ struct Args {
     nice: i32,
     /// Not an option: the spare cgroup made while waiting (see `--spare-cgroup`).
     made_spare: Option<String>,
+    /// Not an option: [`Args::builtin`], once known (a readlink and two stats).
+    builtin: std::cell::OnceCell<bool>,
 }
 
 impl Args {
@@ -348,7 +350,9 @@ impl Args {
 
     /// Whether the runtime's verbs run in this process (see runtime.rs).
     fn builtin(&self) -> bool {
-        !self.exec_runtime && (self.builtin_runtime || runtime::is_ours(&self.runtime))
+        *self.builtin.get_or_init(|| {
+            !self.exec_runtime && (self.builtin_runtime || runtime::is_ours(&self.runtime))
+        })
     }
 }
 
@@ -465,7 +469,11 @@ pub fn run(argv: Vec<OsString>) -> i32 {
     match start(&args) {
         Ok((mut monitor, pid)) => {
             monitor.exit_notify = send_sync(args.sync_fd, Ok(pid), args.sync_until_exit);
-            remove_spare(args.made_spare.as_deref());
+            // The builtin create renamed the spare into place or removed it
+            // (cgroups' create_from); another runtime left it.
+            if !args.builtin() {
+                remove_spare(args.made_spare.as_deref());
+            }
             monitor.run()
         }
         Err(msg) => {
