@@ -22,3 +22,26 @@ def test_what_orjson_refuses_is_written_by_the_standard_library() -> None:
     env = {"Env": ["X=\udcff", "Y=é"]}
     assert jsontext.dumps(env) == b'{"Env":["X=\\udcff","Y=\\u00e9"]}'
     assert json.loads(jsontext.dumps(env)) == env
+
+
+def test_bodies_are_read_as_the_standard_library_reads_them() -> None:
+    cases = [
+        b'{"Image": "busybox", "Cmd": ["sleep", "30"], "Memory": 0, "F": 0.25}',
+        b'{"Memory": 123456789012345678901234567890}',  # an int, not a float
+        b'{"Memory": 18446744073709551616, "Neg": -9223372036854775809}',
+        b'{"Env": ["X=\\udcff"]}',  # a lone surrogate
+        b"[NaN, Infinity]",
+        '{"Name": "caf\u00e9"}'.encode("utf-16"),
+        b'{"a": 1, "a": 2}',
+        b"1e400",
+    ]
+    for raw in cases:
+        got, want = jsontext.loads(raw), json.loads(raw)
+        assert repr(got) == repr(want), raw
+    assert isinstance(jsontext.loads(b'{"M": 123456789012345678901234567890}')["M"], int)
+    for bad in (b"{", b'{"a": }', b"\xff"):
+        try:
+            jsontext.loads(bad)
+        except ValueError:
+            continue
+        raise AssertionError(f"{bad!r} was read")

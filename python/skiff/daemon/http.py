@@ -14,7 +14,6 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
-import json
 import logging
 from collections.abc import AsyncIterator, Awaitable, Callable
 from dataclasses import dataclass, field
@@ -133,7 +132,7 @@ class Request:
         if not raw.strip():
             return None
         try:
-            return json.loads(raw)
+            return jsontext.loads(raw)
         except ValueError as err:
             raise InvalidArgument(f"invalid JSON body: {err}") from None
 
