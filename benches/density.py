@@ -36,7 +36,7 @@ def start_many(cli: Any, clients: int) -> float:
     return time.perf_counter() - t0
 
 
-def start_many_api(host: str, clients: int) -> float:
+def start_many_api(host: str, clients: int, count: int = COUNT) -> float:
     """Like :func:`start_many`, through the API (docker-py, one client per thread):
     create + start of each container, without the docker CLI's process start-up."""
     import docker
@@ -51,7 +51,7 @@ def start_many_api(host: str, clients: int) -> float:
 
     t0 = time.perf_counter()
     with ThreadPoolExecutor(clients) as pool:
-        list(pool.map(one, range(COUNT)))
+        list(pool.map(one, range(count)))
     elapsed = time.perf_counter() - t0
     for c in pool_clients:
         c.close()
@@ -97,14 +97,21 @@ def per_container_memory(e: Engines, ours: bool) -> tuple[float, float, float]:
 
 def main(args: list[str]) -> dict[str, Any]:
     p = argparse.ArgumentParser(prog="benches/run density", description=__doc__)
-    # Three: the median of each figure is then one of its runs (of two it was the
-    # larger).
-    p.add_argument("--rounds", type=harness.count_arg(1), default=3)
+    # Five: a round's time swings by a fifth on this shared machine, the same
+    # build's (the CPU time of the same work too); an odd count keeps the median
+    # one of the runs.
+    p.add_argument("--rounds", type=harness.count_arg(1), default=5)
     opts = p.parse_args(args)
     times: dict[str, list[float]] = {}
     memory: dict[str, tuple[float, float, float]] = {}
     with engines("skiff-bench-density") as e:
         sides = {"skiffd": e.skiffd.cli, "dockerd": e.dockerd.cli}
+        # Warm-up, untimed: each daemon's first containers (code paths run for
+        # the first time, caches and pools filled).
+        for label, cli in sides.items():
+            host = e.skiffd.host if label == "skiffd" else e.dockerd.host
+            start_many_api(host, 4, count=10)
+            clear(cli)
         for _ in range(opts.rounds):
             for clients in (1, 4):
                 for label, cli in sides.items():
@@ -135,6 +142,8 @@ def main(args: list[str]) -> dict[str, Any]:
             )
             times.setdefault("clients alone api x4", []).append(start_many_api(host, 4))
     med = {k: statistics.median(v) for k, v in times.items()}
+    for k, v in times.items():
+        print(f"  {k:<22} " + harness.Stats(tuple(v)).describe())
     print(
         f"  the clients alone (a stand-in server answering at once): 4 CLI clients"
         f" {med['clients alone x4']:.2f} s, 4 API clients {med['clients alone api x4']:.2f} s"
