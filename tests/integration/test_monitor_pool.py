@@ -49,6 +49,17 @@ def _monitors_marked(marker: str) -> list[int]:
     return found
 
 
+def _sync_answer(fd: int) -> object:
+    """The line a monitor answers on its sync socket ``fd`` (closed after)."""
+    try:
+        data = b""
+        while b"\n" not in data and (chunk := os.read(fd, 4096)):
+            data += chunk
+    finally:
+        os.close(fd)
+    return json.loads(data)
+
+
 @pytest.fixture
 def marked_pool(monkeypatch: pytest.MonkeyPatch) -> Iterator[tuple[MonitorPool, str]]:
     marker = f"SKIFF_POOL_TEST={secrets.token_hex(8)}"
@@ -81,13 +92,7 @@ def test_a_handed_over_command_line_is_answered_on_the_sync_socket(
     _wait_for(lambda: len(_monitors_marked(marker)) == 2)
     fd = pool.hand_over(["--bogus", "value with spaces"])
     assert fd >= 0
-    try:
-        data = b""
-        while b"\n" not in data and (chunk := os.read(fd, 4096)):
-            data += chunk
-    finally:
-        os.close(fd)
-    assert json.loads(data) == {"error": "unknown option --bogus"}
+    assert _sync_answer(fd) == {"error": "unknown option --bogus"}
     # The pool starts another in its place.
     _wait_for(lambda: len(_monitors_marked(marker)) == 2)
 
@@ -157,13 +162,7 @@ def test_idle_monitors_are_forked_by_a_server_that_leaves_with_the_pool(
 
     fd = pool.fresh(["--bogus", "x"])
     assert fd >= 0
-    try:
-        data = b""
-        while b"\n" not in data and (chunk := os.read(fd, 4096)):
-            data += chunk
-    finally:
-        os.close(fd)
-    assert json.loads(data) == {"error": "unknown option --bogus"}
+    assert _sync_answer(fd) == {"error": "unknown option --bogus"}
     now = pool._now.pid
     assert now and _alive(now) and now != ahead
 

@@ -5,6 +5,7 @@ record in the same read; a refusal; an exit record read from the exit file."""
 from __future__ import annotations
 
 import os
+import socket
 from pathlib import Path
 
 import pytest
@@ -101,3 +102,55 @@ def test_a_monitor_spawn_makes_no_descriptor_inheritable(
     os.close(started.exit_fd)
     assert started.pid == 41
     assert during and all(fds <= before for fds in during)
+
+
+def _peer_closed(sock: socket.socket) -> bool:
+    sock.setblocking(False)
+    try:
+        return sock.recv(1 << 16) == b""
+    except BlockingIOError:
+        return False
+
+
+def test_a_reserved_monitor_has_one_owner(tmp_path: Path) -> None:
+    """Let go (its socket closed: the monitor leaves) at the end of the block unless
+    given its command line, which makes the socket the caller's."""
+    ours, monitor_end = socket.socketpair()
+    with monitor_end:
+        with mon.Reserved(ours.detach()):
+            pass
+        assert _peer_closed(monitor_end)
+
+    ours, monitor_end = socket.socketpair()
+    with monitor_end:
+        with mon.Reserved(ours.detach()) as reserved:
+            fd = reserved.give(["--id", "x"])
+        try:
+            assert monitor_end.recv(100) == b"7\n--id\0x\0"
+            assert not _peer_closed(monitor_end)  # still open: the caller's now
+            with pytest.raises(mon.NoMonitorReady):
+                reserved.give(["--id", "y"])  # given already
+        finally:
+            os.close(fd)
+
+
+def test_a_spawn_for_a_reserved_monitor_that_is_gone_fails_and_leaves_nothing(
+    tmp_path: Path,
+) -> None:
+    ours, monitor_end = socket.socketpair()
+    monitor_end.close()  # the monitor left
+    files = mon.MonitorFiles(tmp_path / "m")
+    with mon.Reserved(ours.detach()) as reserved, pytest.raises(mon.NoMonitorReady):
+        mon.spawn(
+            container_id="c1",
+            bundle=tmp_path,
+            files=files,
+            runtime=Path("/bin/true"),
+            runtime_root=str(tmp_path / "rt"),
+            log=tmp_path / "log",
+            terminal=False,
+            stdin=False,
+            monitor=Path("/bin/true"),
+            reserved=reserved,
+        )
+    assert not files.dir.exists()

@@ -678,7 +678,11 @@ class ContainerService:
         await asyncio.to_thread(self._cleanup_after_exit, c)
 
     def _create_in_runtime(
-        self, c: Container, files: mon.MonitorFiles, start: bool = False, monitor: int = -1
+        self,
+        c: Container,
+        files: mon.MonitorFiles,
+        start: bool = False,
+        reserved: mon.Reserved | None = None,
     ) -> tuple[mon.Started, dict[str, Any]]:
         """Mount the rootfs, write the bundle and start the monitor (runtime create);
         with ``monitor`` (taken from the pool: this closes or uses it), a container
@@ -717,7 +721,6 @@ class ContainerService:
                 # Left by a crash between the runtime's create and our cleanup.
                 with contextlib.suppress(SkiffError):
                     self.runtime.delete(c.id, force=True)
-            reserved, monitor = monitor, -1  # (spawn's from here)
             started = mon.spawn(
                 container_id=c.id,
                 monitor=self.monitor_binary,
@@ -737,8 +740,6 @@ class ContainerService:
             )
             return started, spec
         except BaseException:
-            if monitor >= 0:
-                os.close(monitor)
             with contextlib.suppress(OSError):
                 self.mounter.unmount(c.rootfs, detach=True)
             raise
@@ -778,32 +779,30 @@ class ContainerService:
         """A container like ``t``'s made ahead of need (in the standby thread)."""
         # Taken before anything is made: in a burst of starts, which take them too,
         # none may be left by the time it is needed.
-        monitor = self.monitor_pool.take()
-        if monitor < 0:
+        fd = self.monitor_pool.take()
+        if fd < 0:
             raise mon.NoMonitorReady("no monitor started ahead of need is ready")
-        cid = self._new_id()
-        c = Container(
-            id=cid,
-            name="",
-            created=rfc3339_nano(),
-            image_id=t.image_id,
-            config=copy.deepcopy(t.config),
-            host_config=copy.deepcopy(t.host_config),
-            path=t.path,
-            args=list(t.args),
-            root=self.root / cid,
-            lowers=list(t.lowers),
-        )
-        try:
+        # The monitor is let go on the way out unless spawn gave it its work.
+        with mon.Reserved(fd) as reserved:
+            cid = self._new_id()
+            c = Container(
+                id=cid,
+                name="",
+                created=rfc3339_nano(),
+                image_id=t.image_id,
+                config=copy.deepcopy(t.config),
+                host_config=copy.deepcopy(t.host_config),
+                path=t.path,
+                args=list(t.args),
+                root=self.root / cid,
+                lowers=list(t.lowers),
+            )
             files = self._prepare_dir(c, t.chain, row=False)
-        except BaseException:
-            os.close(monitor)
-            raise
-        try:
-            started, spec = self._create_in_runtime(c, self.monitor_files(c), monitor=monitor)
-        except BaseException:
-            self._remove_standby_files(c)
-            raise
+            try:
+                started, spec = self._create_in_runtime(c, self.monitor_files(c), reserved=reserved)
+            except BaseException:
+                self._remove_standby_files(c)
+                raise
         init_fd = mon.pidfd(started.pid)
         monitor_fd = mon.pidfd(started.monitor_pid)
         s = sb.Standby(

@@ -93,28 +93,24 @@ def spawn(
     monitor: Path | None = None,
     start: bool = False,
     pool: MonitorPool | None = None,
-    reserved: int = -1,
+    reserved: Reserved | None = None,
     cgroup_mounts: Path | None = None,
 ) -> Started:
     """Starts the monitor (which runs the runtime's ``create``) and waits until the
     container exists, blocked before its user process — or, with ``start``, running
     it (the monitor runs the runtime's ``start`` too: one process less for callers
     with nothing to attach first); raises StartFailed with the runtime's message
-    otherwise. With ``reserved`` (a monitor taken from ``pool`` with
-    :meth:`MonitorPool.take`, now spawn's) the container is made ahead of need by
-    that monitor, and no other (work done ahead of need, at a low priority, must not
-    start one; NoMonitorReady when it is gone): the monitor's ``--standby``, whose
+    otherwise. With ``reserved`` (a monitor taken from ``pool``, given its command
+    line here; the caller closes it when spawn fails before that) the container is
+    made ahead of need by that monitor, and no other (work done ahead of need, at a
+    low priority, must not start one; NoMonitorReady when it is gone): the monitor's
+    ``--standby``, whose
     process comes with :func:`start_standby`, which gives the monitor and init their
     nice value. ``cgroup_mounts``: see
     :func:`write_cgroup_mounts` (a pooled monitor has its own)."""
-    try:
-        _native.remove_tree(files.dir)
-        files.dir.mkdir(parents=True, mode=0o700)
-        binary = str(monitor or find_monitor())
-    except BaseException:
-        if reserved >= 0:
-            os.close(reserved)
-        raise
+    _native.remove_tree(files.dir)
+    files.dir.mkdir(parents=True, mode=0o700)
+    binary = str(monitor or find_monitor())
     argv = [
         binary,
         "--id",
@@ -139,7 +135,7 @@ def spawn(
     ]
     if start:
         argv.append("--start")
-    if reserved >= 0:
+    if reserved is not None:
         argv.append("--standby")
     if terminal:
         argv.append("--terminal")
@@ -149,11 +145,12 @@ def spawn(
         argv += ["--log-max-size", str(log_max_size), "--log-max-files", str(max(1, log_max_files))]
     err_file = files.dir / "monitor.err"
     pid = 0
-    if reserved >= 0:
-        if not give_args(reserved, argv[1:]):
+    if reserved is not None:
+        try:
+            r = reserved.give(argv[1:])
+        except NoMonitorReady:
             _native.remove_tree(files.dir)
-            raise NoMonitorReady("the monitor taken for it is gone")
-        r = reserved
+            raise
     elif pool is not None:
         r = pool.hand_over(argv[1:])
         if r < 0:
@@ -308,6 +305,35 @@ class MonitorPool:
             if status != 0:
                 raise StartFailed(f"skiff-monitor exited with status {status}")
             return ours.detach()
+
+
+class Reserved:
+    """A monitor taken from the pool for one container (its sync socket), with one
+    owner at a time: :meth:`give` hands it its command line and the socket to the
+    caller; until then :meth:`close` (or the end of a ``with`` block) lets it go
+    unused (it leaves)."""
+
+    def __init__(self, fd: int) -> None:
+        self._fd = fd
+
+    def give(self, args: list[str]) -> int:
+        """Gives the monitor ``args``; its sync socket, now the caller's.
+        NoMonitorReady when the monitor is gone (or was given already)."""
+        fd, self._fd = self._fd, -1
+        if fd < 0 or not give_args(fd, args):
+            raise NoMonitorReady("the monitor taken for it is gone")
+        return fd
+
+    def close(self) -> None:
+        fd, self._fd = self._fd, -1
+        if fd >= 0:
+            os.close(fd)
+
+    def __enter__(self) -> Reserved:
+        return self
+
+    def __exit__(self, *_: object) -> None:
+        self.close()
 
 
 def give_args(fd: int, args: list[str]) -> bool:
