@@ -42,9 +42,10 @@ def test_the_exit_record_read_with_the_sync_line_is_kept(
     tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     record = '{"exit_code": 7, "signal": null, "oom_killed": false, "finished_at": "x"}\n'
-    started = _spawn(tmp_path, monkeypatch, '{"pid": 41, "monitor_pid": 42}\n' + record)
+    line = '{"pid": 41, "monitor_pid": 42, "monitor_start": 9001}\n'
+    started = _spawn(tmp_path, monkeypatch, line + record)
     try:
-        assert (started.pid, started.monitor_pid) == (41, 42)
+        assert (started.pid, started.monitor_pid, started.monitor_start) == (41, 42, 9001)
         assert started.exit_data == record.encode()
         assert os.read(started.exit_fd, 100) == b""  # and then the end
         assert mon.parse_exit(started.exit_data) == {

@@ -620,7 +620,7 @@ class ContainerService:
             else:
                 if not start_now:
                     await mon.start_container(files)
-                monitor_start = mon.start_time(started.monitor_pid)
+                monitor_start = started.monitor_start or mon.start_time(started.monitor_pid)
             c.state.pid = started.pid
             c.state.monitor_pid = started.monitor_pid
             c.state.monitor_start = monitor_start
@@ -815,7 +815,7 @@ class ContainerService:
             init_fd=-1 if init_fd is None else init_fd,
             monitor_fd=-1 if monitor_fd is None else monitor_fd,
         )
-        s.monitor_start = mon.start_time(started.monitor_pid)
+        s.monitor_start = started.monitor_start or mon.start_time(started.monitor_pid)
         try:
             if init_fd is None or monitor_fd is None:
                 raise StartFailed("the container made ahead of need ended at once")

@@ -76,6 +76,8 @@ class Started:
     exit_fd: int = -1
     #: what was read past the sync line (a container that ended at once)
     exit_data: bytes = b""
+    #: the monitor's start time (see :func:`start_time`), as it sent it; 0 if not
+    monitor_start: int = 0
 
 
 def spawn(
@@ -183,7 +185,13 @@ def spawn(
         except ValueError:
             answer = {"error": line}
         if "pid" in answer:
-            started = Started(int(answer["pid"]), int(answer.get("monitor_pid", 0)), r, rest)
+            started = Started(
+                int(answer["pid"]),
+                int(answer.get("monitor_pid", 0)),
+                r,
+                rest,
+                int(answer.get("monitor_start", 0)),
+            )
             r = -1
             return started
     finally:

@@ -2,8 +2,8 @@
 
 from __future__ import annotations
 
+import random
 import re
-import secrets
 
 from skiff.errors import InvalidArgument
 
@@ -131,9 +131,14 @@ def validate(name: str) -> str:
     return name.lstrip("/")
 
 
+#: Names are no secret (dockerd draws them with math/rand): a generator seeded once
+#: from the OS, not a system call (and the interpreter lock let go) per letter pick.
+_random = random.Random()
+
+
 def generate(taken: set[str]) -> str:
     for _ in range(100):
-        name = f"{secrets.choice(_LEFT)}_{secrets.choice(_RIGHT)}"
+        name = f"{_random.choice(_LEFT)}_{_random.choice(_RIGHT)}"
         if name not in taken:
             return name
-    return f"{secrets.choice(_LEFT)}_{secrets.choice(_RIGHT)}{secrets.randbelow(100)}"
+    return f"{_random.choice(_LEFT)}_{_random.choice(_RIGHT)}{_random.randrange(100)}"

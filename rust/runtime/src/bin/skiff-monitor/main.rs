@@ -609,7 +609,14 @@ fn send_sync(fd: Option<RawFd>, result: Result<libc::pid_t, &str>, keep: bool) -
             json::push_int(&mut b, pid.into());
             b.extend_from_slice(b", \"monitor_pid\": ");
             // SAFETY: getpid cannot fail.
-            json::push_int(&mut b, unsafe { libc::getpid() }.into());
+            let me = unsafe { libc::getpid() };
+            json::push_int(&mut b, me.into());
+            // What tells this monitor from a later process with its pid: read here,
+            // off the daemon's event loop.
+            if let Some(start) = skiff_runtime::sys::pid_start_time(me) {
+                b.extend_from_slice(b", \"monitor_start\": ");
+                json::push_int(&mut b, i64::try_from(start).unwrap_or(0));
+            }
         }
         Err(msg) => {
             b.extend_from_slice(b"{\"error\": ");

@@ -849,6 +849,13 @@ fn waiting_monitor_takes_the_nice_value_it_is_given_when_used() {
     let line = read_line(sock.as_raw_fd());
     sync_pid(&line);
     assert_eq!(nice_of(pid as libc::pid_t), 7);
+    // Its start time comes with the sync line (what tells it from a later pid).
+    let start = skiff_runtime::sys::pid_start_time(pid as i32).unwrap();
+    assert_eq!(
+        json_int(&line, "\"monitor_start\": "),
+        Some(start as i64),
+        "{line}"
+    );
     std::fs::write(f.path("go"), "").unwrap();
     assert_eq!(f.wait(), 0);
     // Out of range: refused.
