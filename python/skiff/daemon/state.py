@@ -1,9 +1,13 @@
 """The running daemon: its configuration, directories, pid file and listeners.
 
 Directories it owns (see ../../DESIGN.md, "On disk"): ``data_root`` (default
-/var/lib/skiff, mode 0711) for persistent state, ``exec_root`` (default /run/skiff,
-mode 0700) for runtime state; the API socket defaults to /run/skiff/skiff.sock, mode
-0660, group ``skiff`` when that group exists.
+/var/lib/skiff, mode 0711) for persistent state, ``exec_root`` (default /run/skiff)
+for runtime state; the API socket defaults to /run/skiff/skiff.sock, mode 0660, group
+``skiff`` when that group exists. The exec root is made mode 0700 when nothing made
+it before; with the socket in it (the default), the socket's directory is made
+first, mode 0755, so that members of group ``skiff`` reach the socket. What the
+daemon keeps in it (monitors' files, the runtime's state) is in directories of
+mode 0700.
 """
 
 from __future__ import annotations
