@@ -35,10 +35,13 @@ def dumps(obj: Any) -> bytes:
 
 def loads(raw: bytes) -> Any:
     """``raw`` read as :func:`json.loads` reads it (ValueError when it is not
-    JSON), through orjson when that gives the same."""
+    JSON, or nested too deep for it), through orjson when that gives the same."""
     if not _LONG_NUMBER.search(raw):
         try:
             return orjson.loads(raw)
         except orjson.JSONDecodeError:
             pass
-    return json.loads(raw)
+    try:
+        return json.loads(raw)
+    except RecursionError:
+        raise ValueError("nested too deep") from None

@@ -140,6 +140,9 @@ def _raw(
 def test_bad_requests_answered_like_dockerd(engine: RunningDaemon) -> None:
     status, body = _raw(engine, "POST", "/v1.45/containers/create", b"{not json")
     assert status == 400 and "invalid JSON" in body["message"]
+    deep = b'{"Image":"busybox","Labels":' + b"[" * 5000 + b"]" * 5000 + b"}"
+    status, body = _raw(engine, "POST", "/v1.45/containers/create", deep)
+    assert status == 400 and "invalid JSON" in body["message"]
     status, body = _raw(engine, "POST", "/v1.45/containers/create", b"{}")
     assert status == 400
     status, body = _raw(engine, "GET", "/v1.45/containers/nope-" + secrets.token_hex(4) + "/json")

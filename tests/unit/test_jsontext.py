@@ -45,3 +45,13 @@ def test_bodies_are_read_as_the_standard_library_reads_them() -> None:
         except ValueError:
             continue
         raise AssertionError(f"{bad!r} was read")
+
+
+def test_a_body_nested_too_deep_is_a_value_error() -> None:
+    for depth in (2000, 100_000):
+        raw = b"[" * depth + b"]" * depth
+        try:
+            jsontext.loads(raw)
+        except ValueError:
+            continue
+        raise AssertionError(f"depth {depth} was read")

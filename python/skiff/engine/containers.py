@@ -685,9 +685,10 @@ class ContainerService:
         reserved: mon.Reserved | None = None,
     ) -> tuple[mon.Started, dict[str, Any]]:
         """Mount the rootfs, write the bundle and start the monitor (runtime create);
-        with ``monitor`` (taken from the pool: this closes or uses it), a container
-        made ahead of need by that monitor (its init parked before its process).
-        Returns the monitor's answer and the spec."""
+        with ``reserved`` (a monitor taken from the pool, which spawn gives its
+        command line; the caller lets it go if that never happens), a container made
+        ahead of need by that monitor (its init parked before its process). Returns
+        the monitor's answer and the spec."""
         netns_fd = -1
         try:
             if not _root_mounted(c):

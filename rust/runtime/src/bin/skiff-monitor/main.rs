@@ -612,8 +612,8 @@ fn send_sync(fd: Option<RawFd>, result: Result<libc::pid_t, &str>, keep: bool) -
             let me = unsafe { libc::getpid() };
             json::push_int(&mut b, me.into());
             // What tells this monitor from a later process with its pid: read here,
-            // off the daemon's event loop.
-            if let Some(start) = skiff_runtime::sys::pid_start_time(me) {
+            // off the daemon's event loop (in the scratch arena: the monitor lives on).
+            if let Some(start) = mem::scratch(|| skiff_runtime::sys::pid_start_time(me)) {
                 b.extend_from_slice(b", \"monitor_start\": ");
                 json::push_int(&mut b, i64::try_from(start).unwrap_or(0));
             }
