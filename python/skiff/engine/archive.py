@@ -273,7 +273,7 @@ class ArchiveService:
 
     def _mount(self, c: Container, write: bool) -> Path:
         if write:
-            if os.path.ismount(c.rootfs):  # left by a daemon killed meanwhile
+            if c.rootfs_mounted():  # left by a daemon killed meanwhile
                 self.containers.mounter.unmount(c.rootfs, detach=True)
             self.containers.mounter.mount(
                 [Path(p) for p in c.lowers], c.rootfs, upper=c.upper, work=c.work

@@ -24,6 +24,8 @@ socket, exit file and the runtime's log while it runs.
 from __future__ import annotations
 
 import copy
+import os
+import stat
 import time
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -123,6 +125,19 @@ class Container:
     @property
     def rootfs(self) -> Path:
         return self.root / "rootfs"
+
+    def rootfs_mounted(self) -> bool:
+        """Whether something is mounted on :attr:`rootfs`: os.path.ismount
+        without its walk of the real path of the parent (a stat of every
+        component), which is the container's own directory, never a link."""
+        try:
+            root = os.lstat(self.rootfs)
+            parent = os.lstat(self.root)
+        except OSError:
+            return False
+        if stat.S_ISLNK(root.st_mode):
+            return False
+        return root.st_dev != parent.st_dev or root.st_ino == parent.st_ino
 
     @property
     def upper(self) -> Path:

@@ -20,7 +20,6 @@ import secrets
 import select
 import shutil
 import signal as signals
-import stat
 import threading
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -691,7 +690,7 @@ class ContainerService:
         the monitor's answer and the spec."""
         netns_fd = -1
         try:
-            if not _root_mounted(c):
+            if not c.rootfs_mounted():
                 lowers = [Path(p) for p in c.lowers]
                 self.mounter.mount(
                     lowers,
@@ -1077,7 +1076,7 @@ class ContainerService:
         if (Path(self.runtime.root) / c.id).exists():
             with contextlib.suppress(SkiffError):
                 self.runtime.delete(c.id, force=True)
-        if _root_mounted(c):
+        if c.rootfs_mounted():
             with contextlib.suppress(OSError):
                 self.mounter.unmount(c.rootfs, detach=True)
         _rmtree(self.monitor_files(c).dir)
@@ -1740,20 +1739,6 @@ def _name_anonymous_volumes(config: dict[str, Any], host_config: dict[str, Any])
 def _log_cleanup_failure(fut: asyncio.Future[None]) -> None:
     if not fut.cancelled() and fut.exception() is not None:
         log.warning("clean-up after a container's exit failed: %s", fut.exception())
-
-
-def _root_mounted(c: Container) -> bool:
-    """Whether something is mounted on the container's root: os.path.ismount
-    without its walk of the real path of the parent (a stat of every component),
-    which is the container's own directory, never a link."""
-    try:
-        root = os.lstat(c.rootfs)
-        parent = os.lstat(c.root)
-    except OSError:
-        return False
-    if stat.S_ISLNK(root.st_mode):
-        return False
-    return root.st_dev != parent.st_dev or root.st_ino == parent.st_ino
 
 
 def _rmtree_in_background(path: Path) -> None:

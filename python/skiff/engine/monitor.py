@@ -106,9 +106,8 @@ def spawn(
     line here; the caller closes it when spawn fails before that) the container is
     made ahead of need by that monitor, and no other (work done ahead of need, at a
     low priority, must not start one; NoMonitorReady when it is gone): the monitor's
-    ``--standby``, whose
-    process comes with :func:`start_standby`, which gives the monitor and init their
-    nice value. ``cgroup_mounts``: see
+    ``--standby``, whose process comes with :func:`start_standby`, which gives the
+    monitor and init their nice value. ``cgroup_mounts``: see
     :func:`write_cgroup_mounts` (a pooled monitor has its own)."""
     _native.remove_tree(files.dir)
     files.dir.mkdir(parents=True, mode=0o700)
