@@ -438,7 +438,7 @@ fn take_deferred_process(init: &mut Init, sync: &OwnedFd) -> Result<()> {
 }
 
 /// The largest "start" message a container made ahead of need takes.
-pub const DEFERRED_MAX: usize = 128 << 10;
+const DEFERRED_MAX: usize = 128 << 10;
 
 /// Blocks until `start` opens the fifo for reading, then writes one byte.
 fn wait_on_fifo(fifo: &OwnedFd) -> Result<()> {

@@ -316,11 +316,7 @@ fn read_cgroup_mounts() -> Result<Vec<MountEntry>> {
             return Ok(mounts);
         }
         if line.contains(" - cgroup") {
-            mounts.extend(
-                parse_mountinfo(&line)
-                    .into_iter()
-                    .filter(|m| m.fstype == "cgroup" || m.fstype == "cgroup2"),
-            );
+            mounts.extend(parse_mountinfo(&line).into_iter().filter(is_cgroup_fs));
         }
     }
 }
@@ -360,7 +356,7 @@ fn hinted_mounts(hint: &Path) -> Option<Vec<MountEntry>> {
     let text = crate::sys::read_small(hint).ok()?;
     let mounts: Vec<MountEntry> = parse_mountinfo(&text)
         .into_iter()
-        .filter(|m| m.fstype == "cgroup" || m.fstype == "cgroup2")
+        .filter(is_cgroup_fs)
         .collect();
     let own = crate::sys::read_small("/proc/self/cgroup").ok()?;
     (covers_hierarchies(&mounts, &own) && still_mounted(&mounts)).then_some(mounts)
@@ -381,6 +377,10 @@ fn covers_hierarchies(mounts: &[MountEntry], own_cgroup: &str) -> bool {
                     .all(|c| m.super_opts.iter().any(|o| o == c))
         })
     })
+}
+
+fn is_cgroup_fs(m: &MountEntry) -> bool {
+    m.fstype == "cgroup" || m.fstype == "cgroup2"
 }
 
 /// Whether each mount's filesystem (the same hierarchy) is still at its mount

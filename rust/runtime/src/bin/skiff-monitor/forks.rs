@@ -17,7 +17,7 @@
 //! The server itself runs at `--nice` and ends at the end of its input.
 
 use std::io;
-use std::os::fd::{AsRawFd, FromRawFd, IntoRawFd, OwnedFd, RawFd};
+use std::os::fd::{AsRawFd, IntoRawFd, OwnedFd, RawFd};
 
 use crate::sys;
 
@@ -35,18 +35,11 @@ pub enum Served {
 
 /// Serves requests on `sync` until its end (see the module's comment).
 pub fn serve(sync: RawFd, nice: i32) -> Served {
-    // SAFETY: setpriority only changes this process's nice value; stdin and stdout
-    // (the caller's socket, when started with `--sync-fd 1`) go to /dev/null, so
-    // that nothing but answers reaches the socket, and no monitor inherits it there.
-    unsafe {
-        libc::setpriority(libc::PRIO_PROCESS, 0, nice);
-        let null = libc::open(c"/dev/null".as_ptr(), libc::O_RDWR | libc::O_CLOEXEC);
-        if null >= 0 {
-            libc::dup2(null, 0);
-            libc::dup2(null, 1);
-            libc::close(null);
-        }
-    }
+    // SAFETY: setpriority only changes this process's nice value.
+    unsafe { libc::setpriority(libc::PRIO_PROCESS, 0, nice) };
+    // Stdin and stdout (the caller's socket, when started with `--sync-fd 1`) on
+    // /dev/null: nothing but answers reaches the socket, no monitor inherits it.
+    crate::null_stdio(&[0, 1]);
     loop {
         let mut request = [0u8; 1];
         match sys::read(sync, &mut request) {
@@ -123,20 +116,8 @@ fn fork_monitor(sync: RawFd, background: bool) -> io::Result<Forked> {
     Ok(Forked::Monitor(theirs.into_raw_fd()))
 }
 
+/// A unix stream socket pair, close-on-exec (as the daemon's own pool sockets).
 fn stream_pair() -> io::Result<(OwnedFd, OwnedFd)> {
-    let mut fds = [0 as RawFd; 2];
-    // SAFETY: fds is a valid two-element array.
-    let r = unsafe {
-        libc::socketpair(
-            libc::AF_UNIX,
-            libc::SOCK_STREAM | libc::SOCK_CLOEXEC,
-            0,
-            fds.as_mut_ptr(),
-        )
-    };
-    if r != 0 {
-        return Err(io::Error::last_os_error());
-    }
-    // SAFETY: both were just made and belong to nobody else.
-    Ok(unsafe { (OwnedFd::from_raw_fd(fds[0]), OwnedFd::from_raw_fd(fds[1])) })
+    let (a, b) = std::os::unix::net::UnixStream::pair()?;
+    Ok((a.into(), b.into()))
 }

@@ -583,16 +583,25 @@ fn daemonize() -> io::Result<()> {
 /// What a daemonized process does after its fork: a session of its own, in "/",
 /// stdio on /dev/null.
 pub(crate) fn detach() {
-    // SAFETY: plain calls; the dup2s replace the stdio descriptors.
+    // SAFETY: plain calls.
     unsafe {
         libc::setsid();
         libc::chdir(c"/".as_ptr());
+    }
+    null_stdio(&[0, 1, 2]);
+}
+
+/// Points the stdio descriptors `fds` at /dev/null.
+pub(crate) fn null_stdio(fds: &[RawFd]) {
+    // SAFETY: plain calls; the dup2s replace the given descriptors, the original
+    // is closed after unless it is one of them.
+    unsafe {
         let null = libc::open(c"/dev/null".as_ptr(), libc::O_RDWR);
         if null >= 0 {
-            for fd in 0..3 {
+            for &fd in fds {
                 libc::dup2(null, fd);
             }
-            if null > 2 {
+            if !fds.contains(&null) {
                 libc::close(null);
             }
         }

@@ -896,7 +896,8 @@ fn fork_server_makes_waiting_monitors_until_its_input_ends() {
             assert!(t.elapsed() < TIMEOUT, "not in a session of its own");
             std::thread::sleep(Duration::from_millis(5));
         }
-        assert_ne!(crate::parent_of(waiting), Some(server_pid));
+        let parent = ppid(waiting).expect("the monitor is gone");
+        assert_ne!(parent, server_pid);
         crate::sys::write_all(
             sock.as_raw_fd(),
             &f.framed_args(&["--start", "--sync-until-exit"]),
@@ -940,9 +941,7 @@ fn new_process_with(marker: &str, seen: &[libc::pid_t]) -> libc::pid_t {
 }
 
 fn nice_of(pid: libc::pid_t) -> i32 {
-    let stat = std::fs::read_to_string(format!("/proc/{pid}/stat")).unwrap();
-    let fields: Vec<&str> = stat.rsplit(") ").next().unwrap().split(' ').collect();
-    fields[16].parse().unwrap()
+    stat_field(pid, 19).unwrap().parse().unwrap()
 }
 
 #[test]
@@ -1156,8 +1155,13 @@ impl Fixture {
 
 /// (pid, parent pid) from /proc/PID/stat.
 fn ppid(pid: libc::pid_t) -> Option<libc::pid_t> {
+    stat_field(pid, 4)?.parse().ok()
+}
+
+/// Field `n` (1-based, as proc(5) counts) of /proc/PID/stat; None when gone.
+fn stat_field(pid: libc::pid_t, n: usize) -> Option<String> {
     let stat = std::fs::read_to_string(format!("/proc/{pid}/stat")).ok()?;
-    stat.rsplit(") ").next()?.split(' ').nth(1)?.parse().ok()
+    Some(stat.rsplit(") ").next()?.split(' ').nth(n - 3)?.to_string())
 }
 
 #[test]
